@@ -1,0 +1,104 @@
+// The schema model of API objects: one tree of Schema nodes per named type, built from the
+// project's schema files (schema/*.schema, built-in kinds) or from a CRD's openAPIV3Schema.
+// The same model drives validation, defaulting, strategic-merge keys, apply and OpenAPI.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orch/status.h"
+
+namespace orch::api {
+
+using json = nlohmann::json;
+
+struct Schema;
+
+// One field of an object type. The description is the field's own (it differs from the
+// description of the type the field refers to).
+struct Property {
+  std::string name;
+  std::string description;
+  const Schema* schema = nullptr;  // never null once a SchemaSet is complete
+};
+
+// A node of a schema tree. Named nodes (`name` set) are the types of the schema files or of
+// OpenAPI's components; unnamed nodes are inline (primitives, arrays, maps, CRD sub-schemas).
+struct Schema {
+  enum class Type { kAny, kObject, kArray, kString, kInteger, kNumber, kBoolean };
+  enum class ListType { kNone, kAtomic, kSet, kMap };  // x-kubernetes-list-type (kNone = unset)
+
+  Type type = Type::kAny;
+  std::string name;         // full type name, e.g. io.k8s.api.core.v1.PodSpec; empty if inline
+  std::string format;       // int32, int64, double, date-time, byte, int-or-string, quantity, ...
+  std::string description;  // the type's own description
+
+  // Objects. `properties` keeps declaration order (OpenAPI output, tables, explain).
+  std::vector<Property> properties;
+  const Schema* additional_properties = nullptr;  // maps: the schema of every value
+  std::vector<std::string> required;
+  bool preserve_unknown_fields = false;  // x-kubernetes-preserve-unknown-fields / type `any`
+  bool embedded_resource = false;        // x-kubernetes-embedded-resource
+  std::string map_type;                  // x-kubernetes-map-type: "" | "atomic" | "granular"
+
+  // Arrays.
+  const Schema* items = nullptr;
+  ListType list_type = ListType::kNone;
+  std::vector<std::string> list_map_keys;  // x-kubernetes-list-map-keys
+  std::string patch_merge_key;             // x-kubernetes-patch-merge-key
+  std::string patch_strategy;              // x-kubernetes-patch-strategy: merge, retainKeys, ...
+
+  // Scalars and value constraints.
+  bool int_or_string = false;  // x-kubernetes-int-or-string (also set for format int-or-string)
+  bool nullable = false;
+  std::vector<json> enum_values;
+  std::optional<json> default_value;
+  std::optional<double> minimum, maximum;
+  bool exclusive_minimum = false, exclusive_maximum = false;
+  std::optional<int64_t> min_length, max_length, min_items, max_items, min_properties,
+      max_properties;
+  std::string pattern;
+  bool unique_items = false;
+  // Only in CRD schemas (value validation, never structural): allOf/anyOf/oneOf/not.
+  std::vector<const Schema*> all_of, any_of, one_of;
+  const Schema* not_schema = nullptr;
+
+  // Kinds this named type is the top-level schema of (x-kubernetes-group-version-kind).
+  struct GroupVersionKind {
+    std::string group, version, kind;
+  };
+  std::vector<GroupVersionKind> gvks;
+
+  const Property* FindProperty(const std::string& field) const;
+};
+
+// Owns schema nodes and indexes named types and kinds. Read-only (and so thread-safe) once
+// built; a CRD gets a SchemaSet of its own.
+class SchemaSet {
+ public:
+  SchemaSet() = default;
+  SchemaSet(const SchemaSet&) = delete;
+  SchemaSet& operator=(const SchemaSet&) = delete;
+
+  // Creates a node owned by this set.
+  Schema* New();
+  // Registers a named node (name must be set and unique). Returns it for chaining.
+  Schema* AddNamed(Schema* schema);
+
+  const Schema* Find(const std::string& full_name) const;
+  // The top-level schema of a kind, e.g. ("apps", "v1", "Deployment"); core group is "".
+  const Schema* FindKind(const std::string& group, const std::string& version,
+                         const std::string& kind) const;
+  const std::map<std::string, const Schema*>& named() const { return named_; }
+
+ private:
+  std::vector<std::unique_ptr<Schema>> nodes_;
+  std::map<std::string, const Schema*> named_;
+};
+
+}  // namespace orch::api
