@@ -126,6 +126,7 @@ class Store {
 
 // Where and how to open a store. The endpoint follows k3s's --datastore-endpoint:
 // "" or "sqlite://<path>" = embedded SQLite (default path: <data_dir>/server/db/state.db).
+// "http://host:2379" or "https://host:2379", comma-separated for several members = etcd v3.
 struct StoreOptions {
   std::string endpoint;
   std::string data_dir = "/var/lib/orch";
@@ -133,6 +134,12 @@ struct StoreOptions {
   int64_t retain_revisions = 10000;
   // ...checked this often.
   std::chrono::seconds compact_interval = std::chrono::seconds(60);
+  // TLS for https:// etcd endpoints (--datastore-cafile / --datastore-certfile /
+  // --datastore-keyfile): PEM files; an empty ca_file trusts the system roots, an empty
+  // cert_file/key_file pair means no client certificate. Unused by SQLite.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
 };
 
 // Opens the store named by `options`. Refuses (kUnavailable / kInvalidArgument with a message
