@@ -147,4 +147,15 @@ struct StoreOptions {
 // process; it never starts empty over existing data.
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
 
+// Writes a consistent copy of the embedded SQLite datastore named by `options` to `file` (written
+// to `file`.tmp, renamed when complete), while a server may be using it: writers are not blocked.
+// kInvalidArgument for an etcd endpoint (etcd has its own snapshots: etcdctl snapshot save),
+// kNotFound if there is no datastore yet.
+Status SaveSnapshot(const StoreOptions& options, const std::string& file);
+
+// Replaces the embedded SQLite datastore named by `options` with the snapshot in `file`. The
+// server must be stopped: kUnavailable while the datastore is open. kInvalidArgument if `file` is
+// not an orch snapshot; the datastore is left untouched then.
+Status RestoreSnapshot(const StoreOptions& options, const std::string& file);
+
 }  // namespace orch
