@@ -3,12 +3,14 @@
 // The same model drives validation, defaulting, strategic-merge keys, apply and OpenAPI.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "orch/status.h"
@@ -34,7 +36,12 @@ struct Schema {
   enum class ListType { kNone, kAtomic, kSet, kMap };  // x-kubernetes-list-type (kNone = unset)
 
   Type type = Type::kAny;
-  std::string name;         // full type name, e.g. io.k8s.api.core.v1.PodSpec; empty if inline
+  std::string name;  // full type name, e.g. io.k8s.api.core.v1.PodSpec; empty if inline
+  // Set on an unnamed per-field copy of the named type `ref`, made because the field adds its
+  // own attributes (default, patch strategy, nullable, ...). The copy carries everything of `ref`
+  // (properties, items, ...) so readers never need to follow it; OpenAPI writes such a field as
+  // `allOf: [{$ref}]` plus the field's attributes, as upstream does.
+  const Schema* ref = nullptr;
   std::string format;       // int32, int64, double, date-time, byte, int-or-string, quantity, ...
   std::string description;  // the type's own description
 
@@ -75,7 +82,41 @@ struct Schema {
   std::vector<GroupVersionKind> gvks;
 
   const Property* FindProperty(const std::string& field) const;
+  // The named type this node is (name) or is a per-field copy of (ref->name); "" when inline.
+  const std::string& TypeName() const { return ref != nullptr ? ref->name : name; }
+  // True when the node accepts fields it does not declare (preserve-unknown-fields, `any`).
+  bool KeepsUnknownFields() const { return preserve_unknown_fields || type == Type::kAny; }
 };
+
+// "object", "array", "string", "integer", "number", "boolean", or "" for kAny.
+const char* SchemaTypeName(Schema::Type type);
+
+// One field-level validation failure, shaped like upstream's field.Error so that the REST layer
+// can answer 422 Invalid with `details.causes` and the message kubectl prints.
+struct FieldError {
+  std::string reason;   // FieldValueInvalid, FieldValueRequired, FieldValueNotSupported, ...
+  std::string field;    // spec.replicas, spec.containers[0].name
+  std::string message;  // the body: `Invalid value: 0: spec.replicas in body should be ...`
+
+  // "spec.replicas: Invalid value: 0: ..." (upstream's Error()).
+  std::string ToString() const { return field.empty() ? message : field + ": " + message; }
+  // {"reason":..., "message":..., "field":...} for Status.details.causes.
+  json ToCause() const { return {{"reason", reason}, {"message", message}, {"field", field}}; }
+};
+
+// Builders of FieldErrors with upstream's wording (k8s.io/apimachinery/pkg/util/validation/field).
+// Values print as Go prints them: strings quoted, numbers bare, objects as compact JSON.
+FieldError FieldRequired(std::string field, const std::string& detail = "");
+FieldError FieldForbidden(std::string field, const std::string& detail);
+FieldError FieldInvalid(std::string field, const json& value, const std::string& detail);
+FieldError FieldTypeInvalid(std::string field, const json& value, const std::string& detail);
+FieldError FieldNotSupported(std::string field, const json& value,
+                             const std::vector<std::string>& supported);
+FieldError FieldTooMany(std::string field, int64_t actual, int64_t max);
+FieldError FieldTooLong(std::string field, int64_t max_length);
+// Go's strconv.Quote ("a\"b" for a"b) and fmt's %v of a JSON value (1, 1.5, 1e+21, "x" unquoted).
+std::string GoQuote(std::string_view s);
+std::string GoFormat(const json& value);
 
 // Owns schema nodes and indexes named types and kinds. Read-only (and so thread-safe) once
 // built; a CRD gets a SchemaSet of its own.
@@ -87,7 +128,8 @@ class SchemaSet {
 
   // Creates a node owned by this set.
   Schema* New();
-  // Registers a named node (name must be set and unique). Returns it for chaining.
+  // Registers a named node (name must be set and unique) and indexes its gvks, which must be
+  // set before. Returns it for chaining.
   Schema* AddNamed(Schema* schema);
 
   const Schema* Find(const std::string& full_name) const;
@@ -95,10 +137,13 @@ class SchemaSet {
   const Schema* FindKind(const std::string& group, const std::string& version,
                          const std::string& kind) const;
   const std::map<std::string, const Schema*>& named() const { return named_; }
+  size_t node_count() const { return nodes_.size(); }
 
  private:
+  using GvkKey = std::tuple<std::string, std::string, std::string>;
   std::vector<std::unique_ptr<Schema>> nodes_;
   std::map<std::string, const Schema*> named_;
+  std::map<GvkKey, const Schema*> kinds_;  // (group, version, kind) -> top-level schema
 };
 
 }  // namespace orch::api

@@ -1,0 +1,803 @@
+// Parser of the schema file format (schema/README.md) into a SchemaSet, in passes: declare every
+// type, resolve field types, then fill per-field copies of named types and derive List kinds.
+#include "schema_loader.h"
+
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+namespace orch::api {
+
+// The embedded schema files, generated at build time by embed_schemas.cmake.
+struct EmbeddedSchemaFile {
+  const char* name;
+  const char* text;
+  size_t size;
+};
+extern const EmbeddedSchemaFile kEmbeddedSchemaFiles[];
+extern const size_t kEmbeddedSchemaFileCount;
+
+namespace {
+
+constexpr size_t kMaxErrors = 20;
+constexpr std::string_view kMetaPackage = "io.k8s.apimachinery.pkg.apis.meta.v1";
+// Where unqualified names are looked up after the current package (README: type references).
+constexpr std::string_view kFallbackPackages[] = {
+    kMetaPackage, "io.k8s.apimachinery.pkg.api.resource", "io.k8s.apimachinery.pkg.util.intstr",
+    "io.k8s.apimachinery.pkg.runtime"};
+constexpr std::string_view kQuantityType = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+constexpr std::string_view kIntOrStringType = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+constexpr std::string_view kListMetaType = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+
+struct Location {
+  const std::string* file = nullptr;
+  int line = 0;
+  std::string ToString() const { return *file + ":" + std::to_string(line); }
+};
+
+// Attributes of a field line (or of an alias). Everything but `required` changes the schema
+// node of the field.
+struct Attributes {
+  bool required = false;
+  bool nullable = false;
+  std::optional<json> default_value;
+  std::vector<json> enum_values;
+  std::string format, merge_key, patch_strategy, list_type, map_type;
+  std::vector<std::string> map_keys;
+  std::optional<double> minimum, maximum;
+
+  bool AffectsSchema() const {
+    return nullable || default_value || !enum_values.empty() || !format.empty() ||
+           !merge_key.empty() || !patch_strategy.empty() || !list_type.empty() ||
+           !map_type.empty() || !map_keys.empty() || minimum || maximum;
+  }
+};
+
+struct FieldDecl {
+  std::string name;
+  std::string type_expr;
+  Attributes attrs;
+  Location loc;
+};
+
+struct TypeDecl {
+  Schema* node = nullptr;
+  std::string package;
+  Location loc;
+  bool alias = false;
+  std::string alias_expr;
+  Attributes alias_attrs;
+  std::vector<FieldDecl> fields;
+  int alias_state = 0;  // alias-of-named fill: 0 pending, 1 in progress, 2 done
+  const Schema* alias_target = nullptr;
+};
+
+struct Token {
+  std::string_view text;
+  bool quoted = false;  // a "description"
+};
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  explicit Loader(SchemaSet& set) : set_(set) {}
+
+  Status Load(const std::vector<SchemaFile>& files) {
+    for (const SchemaFile& f : files) {
+      file_names_.push_back(std::make_unique<std::string>(f.name));
+      ParseFile(*file_names_.back(), f.text);
+    }
+    if (!errors_.empty()) return Failure();
+    for (TypeDecl& t : types_) ResolveType(t);
+    if (!errors_.empty()) return Failure();
+    for (TypeDecl& t : types_) {
+      if (t.alias_target != nullptr) FillAlias(t);
+    }
+    for (const DeferredCopy& d : deferred_) FillCopy(d);
+    if (!errors_.empty()) return Failure();
+    for (TypeDecl& t : types_) set_.AddNamed(t.node);
+    DeriveLists();
+    return Status::Ok();
+  }
+
+ private:
+  // A field whose named type gets per-field attributes: filled once every named type is.
+  struct DeferredCopy {
+    Schema* copy;
+    const Schema* target;
+    Attributes attrs;
+    Location loc;
+  };
+
+  Status Failure() {
+    std::string msg;
+    for (size_t i = 0; i < errors_.size(); ++i) {
+      if (i > 0) msg += "\n";
+      msg += errors_[i];
+    }
+    if (dropped_errors_ > 0) msg += "\n(" + std::to_string(dropped_errors_) + " more errors)";
+    return InvalidArgument(msg);
+  }
+
+  void Error(const Location& loc, const std::string& what) {
+    if (errors_.size() >= kMaxErrors) {
+      ++dropped_errors_;
+      return;
+    }
+    errors_.push_back(loc.ToString() + ": " + what);
+  }
+
+  // ---- pass 1: lines to declarations ----
+
+  void ParseFile(const std::string& name, std::string_view text) {
+    std::string package;
+    TypeDecl* current = nullptr;  // the object type whose fields follow
+    Location loc{&name, 0};
+    std::vector<Token> tokens;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t eol = text.find('\n', pos);
+      if (eol == std::string_view::npos) eol = text.size();
+      std::string_view line = text.substr(pos, eol - pos);
+      pos = eol + 1;
+      ++loc.line;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      size_t indent = 0;
+      while (indent < line.size() && line[indent] == ' ') ++indent;
+      if (indent < line.size() && line[indent] == '\t') {
+        Error(loc, "tab in indentation (use two spaces)");
+        continue;
+      }
+      if (!Tokenize(line.substr(indent), loc, tokens) || tokens.empty()) continue;
+      if (indent == 0) {
+        current = nullptr;
+        if (tokens[0].text == "package" && !tokens[0].quoted) {
+          if (tokens.size() != 2 || tokens[1].quoted || !IsIdentifier(tokens[1].text)) {
+            Error(loc, "expected `package <name>`");
+            continue;
+          }
+          package = std::string(tokens[1].text);
+        } else if (tokens[0].text == "type" && !tokens[0].quoted) {
+          current = ParseTypeLine(tokens, package, loc);
+        } else {
+          Error(loc, "expected `package` or `type`, got \"" + std::string(tokens[0].text) + "\"");
+        }
+      } else if (indent == 2) {
+        if (current == nullptr) {
+          Error(loc, "field line outside of an object type");
+          continue;
+        }
+        ParseFieldLine(tokens, *current, loc);
+      } else {
+        Error(loc, "bad indentation: " + std::to_string(indent) +
+                       " spaces (types start at column 1, fields are indented by two)");
+      }
+    }
+  }
+
+  // Splits a line into tokens: whitespace separates, except inside quotes or {} [] (JSON of
+  // default=, []T, map[T]); '#' outside quotes starts a comment. False on a syntax error.
+  bool Tokenize(std::string_view line, const Location& loc, std::vector<Token>& out) {
+    out.clear();
+    size_t i = 0;
+    while (i < line.size()) {
+      char c = line[i];
+      if (c == ' ' || c == '\t') {
+        ++i;
+        continue;
+      }
+      if (c == '#') break;
+      size_t start = i;
+      bool quoted = c == '"';
+      bool in_quotes = false;
+      int depth = 0;
+      for (; i < line.size(); ++i) {
+        char d = line[i];
+        if (in_quotes) {
+          if (d == '\\') {
+            ++i;
+          } else if (d == '"') {
+            in_quotes = false;
+            if (quoted) {
+              ++i;
+              break;
+            }
+          }
+          continue;
+        }
+        if (d == '"') {
+          in_quotes = true;
+        } else if (d == '{' || d == '[') {
+          ++depth;
+        } else if (d == '}' || d == ']') {
+          --depth;
+        } else if ((d == ' ' || d == '\t' || d == '#') && depth <= 0) {
+          break;
+        }
+      }
+      if (in_quotes) {
+        Error(loc, "unterminated quoted string");
+        return false;
+      }
+      out.push_back(Token{line.substr(start, i - start), quoted});
+    }
+    return true;
+  }
+
+  static std::string Unquote(std::string_view q) {
+    std::string out;
+    out.reserve(q.size());
+    for (size_t i = 1; i + 1 < q.size(); ++i) {
+      char c = q[i];
+      if (c == '\\' && i + 2 < q.size()) {
+        char n = q[++i];
+        out += n == 'n' ? '\n' : n == 't' ? '\t' : n;
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  }
+
+  // Takes a trailing "description" off `tokens`; a quoted token anywhere else is an error.
+  bool TakeDescription(std::vector<Token>& tokens, const Location& loc, std::string& desc) {
+    if (!tokens.empty() && tokens.back().quoted) {
+      desc = Unquote(tokens.back().text);
+      tokens.pop_back();
+    }
+    for (const Token& t : tokens) {
+      if (t.quoted) {
+        Error(loc, "the description must be the last item of the line");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  TypeDecl* ParseTypeLine(std::vector<Token>& tokens, const std::string& package,
+                          const Location& loc) {
+    std::string desc;
+    if (!TakeDescription(tokens, loc, desc)) return nullptr;
+    if (package.empty()) {
+      Error(loc, "type declared before any `package` line");
+      return nullptr;
+    }
+    if (tokens.size() < 2 || tokens[1].text.find('.') != std::string_view::npos ||
+        !IsIdentifier(tokens[1].text)) {
+      Error(loc, "expected `type <Name> ...` with a simple name");
+      return nullptr;
+    }
+    std::string full = package + "." + std::string(tokens[1].text);
+    auto [it, inserted] = type_index_.emplace(full, types_.size());
+    if (!inserted) {
+      Error(loc, "duplicate type " + full + " (first declared at " +
+                     types_[it->second].loc.ToString() + ")");
+      // Its fields still parse (and report their own errors) into a declaration nobody uses.
+      sink_.fields.clear();
+      sink_.node = set_.New();
+      return &sink_;
+    }
+    TypeDecl decl;
+    decl.node = set_.New();
+    decl.node->name = full;
+    decl.node->description = std::move(desc);
+    decl.package = package;
+    decl.loc = loc;
+    if (tokens.size() >= 3 && tokens[2].text == "=") {
+      if (tokens.size() < 4) {
+        Error(loc, "expected a type after `=`");
+        type_index_.erase(it);
+        return nullptr;
+      }
+      decl.alias = true;
+      decl.alias_expr = std::string(tokens[3].text);
+      for (size_t i = 4; i < tokens.size(); ++i) {
+        ParseAttribute(tokens[i].text, decl.alias_attrs, loc);
+      }
+      if (decl.alias_attrs.required) Error(loc, "`required` is for fields, not types");
+    } else {
+      decl.node->type = Schema::Type::kObject;
+      for (size_t i = 2; i < tokens.size(); ++i) ParseTypeAttribute(tokens[i].text, decl, loc);
+    }
+    types_.push_back(std::move(decl));
+    return types_.back().alias ? nullptr : &types_.back();
+  }
+
+  void ParseTypeAttribute(std::string_view tok, TypeDecl& decl, const Location& loc) {
+    if (tok.substr(0, 4) == "gvk=") {
+      std::string_view v = tok.substr(4);
+      size_t a = v.find('/');
+      size_t b = v.rfind('/');
+      Schema::GroupVersionKind gvk;
+      if (a == std::string_view::npos) {
+        Error(loc, "bad gvk \"" + std::string(v) + "\" (want group/version/Kind or v1/Kind)");
+        return;
+      }
+      if (a == b) {
+        gvk.version = std::string(v.substr(0, a));
+      } else {
+        gvk.group = std::string(v.substr(0, a));
+        gvk.version = std::string(v.substr(a + 1, b - a - 1));
+      }
+      gvk.kind = std::string(v.substr(b + 1));
+      if (gvk.version.empty() || gvk.kind.empty() || gvk.version.find('/') != std::string::npos) {
+        Error(loc, "bad gvk \"" + std::string(v) + "\" (want group/version/Kind or v1/Kind)");
+        return;
+      }
+      auto [it, inserted] = gvk_owner_.emplace(std::string(v), decl.node->name);
+      if (!inserted) {
+        Error(loc, "duplicate gvk " + std::string(v) + " (also on " + it->second + ")");
+        return;
+      }
+      decl.node->gvks.push_back(std::move(gvk));
+    } else if (tok.substr(0, 8) == "maptype=") {
+      std::string v(tok.substr(8));
+      if (v != "atomic" && v != "granular") {
+        Error(loc, "bad maptype \"" + v + "\" (atomic or granular)");
+        return;
+      }
+      decl.node->map_type = v;
+    } else {
+      Error(loc, "bad type attribute \"" + std::string(tok) + "\" (gvk= or maptype=)");
+    }
+  }
+
+  void ParseFieldLine(std::vector<Token>& tokens, TypeDecl& owner, const Location& loc) {
+    std::string desc;
+    if (!TakeDescription(tokens, loc, desc)) return;
+    if (tokens.size() < 2) {
+      Error(loc, "expected `<field> <type> [attribute]... [\"description\"]`");
+      return;
+    }
+    std::string name(tokens[0].text);
+    if (!IsIdentifier(name) && name != "$ref" && name != "$schema") {
+      Error(loc, "bad field name \"" + name + "\"");
+      return;
+    }
+    for (const FieldDecl& f : owner.fields) {
+      if (f.name == name) {
+        Error(loc, "duplicate field \"" + name + "\" in " + owner.node->name + " (first at " +
+                       f.loc.ToString() + ")");
+        return;
+      }
+    }
+    FieldDecl field;
+    field.name = name;
+    field.type_expr = std::string(tokens[1].text);
+    field.loc = loc;
+    for (size_t i = 2; i < tokens.size(); ++i) ParseAttribute(tokens[i].text, field.attrs, loc);
+    owner.node->properties.push_back(Property{name, std::move(desc), nullptr});
+    owner.fields.push_back(std::move(field));
+  }
+
+  std::optional<double> ParseNumber(std::string_view v, const Location& loc,
+                                    std::string_view attr) {
+    double d = 0;
+    auto res = std::from_chars(v.data(), v.data() + v.size(), d);
+    if (res.ec != std::errc() || res.ptr != v.data() + v.size()) {
+      Error(loc, "bad number in " + std::string(attr) + "=\"" + std::string(v) + "\"");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  void ParseAttribute(std::string_view tok, Attributes& a, const Location& loc) {
+    if (tok == "required") {
+      a.required = true;
+      return;
+    }
+    if (tok == "nullable") {
+      a.nullable = true;
+      return;
+    }
+    size_t eq = tok.find('=');
+    if (eq == std::string_view::npos || eq == 0 || eq + 1 == tok.size()) {
+      Error(loc, "bad attribute \"" + std::string(tok) + "\"");
+      return;
+    }
+    std::string_view key = tok.substr(0, eq);
+    std::string_view v = tok.substr(eq + 1);
+    if (key == "default") {
+      json parsed = json::parse(v.begin(), v.end(), nullptr, false);
+      if (parsed.is_discarded()) {
+        Error(loc, "default is not valid JSON: " + std::string(v));
+        return;
+      }
+      a.default_value = std::move(parsed);
+    } else if (key == "enum") {
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t bar = v.find('|', start);
+        if (bar == std::string_view::npos) bar = v.size();
+        a.enum_values.emplace_back(std::string(v.substr(start, bar - start)));
+        start = bar + 1;
+      }
+    } else if (key == "format") {
+      a.format = std::string(v);
+    } else if (key == "merge") {
+      a.merge_key = std::string(v);
+    } else if (key == "patch") {
+      a.patch_strategy = std::string(v);
+    } else if (key == "keys") {
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t comma = v.find(',', start);
+        if (comma == std::string_view::npos) comma = v.size();
+        if (comma > start) a.map_keys.emplace_back(v.substr(start, comma - start));
+        start = comma + 1;
+      }
+    } else if (key == "list") {
+      if (v != "atomic" && v != "set" && v != "map") {
+        Error(loc, "bad list \"" + std::string(v) + "\" (atomic, set or map)");
+        return;
+      }
+      a.list_type = std::string(v);
+    } else if (key == "maptype") {
+      if (v != "atomic" && v != "granular") {
+        Error(loc, "bad maptype \"" + std::string(v) + "\" (atomic or granular)");
+        return;
+      }
+      a.map_type = std::string(v);
+    } else if (key == "min") {
+      a.minimum = ParseNumber(v, loc, key);
+    } else if (key == "max") {
+      a.maximum = ParseNumber(v, loc, key);
+    } else {
+      Error(loc, "bad attribute \"" + std::string(tok) +
+                     "\" (known: required default= enum= format= merge= patch= keys= list= "
+                     "maptype= nullable min= max=)");
+    }
+  }
+
+  // ---- pass 2: type expressions to nodes ----
+
+  // A primitive of the format, or nullptr. Shared nodes: they carry no per-field attributes.
+  const Schema* Primitive(std::string_view expr) {
+    auto it = interned_.find(std::string(expr));
+    if (it != interned_.end()) return it->second;
+    Schema* s = nullptr;
+    auto make = [&](Schema::Type type, const char* format) {
+      s = set_.New();
+      s->type = type;
+      s->format = format;
+    };
+    if (expr == "string") {
+      make(Schema::Type::kString, "");
+    } else if (expr == "boolean") {
+      make(Schema::Type::kBoolean, "");
+    } else if (expr == "int32") {
+      make(Schema::Type::kInteger, "int32");
+    } else if (expr == "int64") {
+      make(Schema::Type::kInteger, "int64");
+    } else if (expr == "number") {
+      make(Schema::Type::kNumber, "double");
+    } else if (expr == "bytes") {
+      make(Schema::Type::kString, "byte");
+    } else if (expr == "time") {
+      make(Schema::Type::kString, "date-time");
+    } else if (expr == "quantity") {
+      make(Schema::Type::kString, "quantity");
+    } else if (expr == "int-or-string") {
+      make(Schema::Type::kAny, "int-or-string");
+      s->int_or_string = true;
+    } else if (expr == "any") {
+      make(Schema::Type::kAny, "");
+      s->preserve_unknown_fields = true;
+    } else {
+      return nullptr;
+    }
+    interned_.emplace(std::string(expr), s);
+    return s;
+  }
+
+  const Schema* FindNamed(std::string_view name, const std::string& package) {
+    auto lookup = [&](const std::string& full) -> const Schema* {
+      auto it = type_index_.find(full);
+      return it == type_index_.end() ? nullptr : types_[it->second].node;
+    };
+    if (name.find('.') != std::string_view::npos) return lookup(std::string(name));
+    if (const Schema* s = lookup(package + "." + std::string(name))) return s;
+    for (std::string_view pkg : kFallbackPackages) {
+      if (const Schema* s = lookup(std::string(pkg) + "." + std::string(name))) return s;
+    }
+    return nullptr;
+  }
+
+  // The node of a type expression without attributes; nullptr (error recorded) if unknown.
+  // `for_alias` keeps quantity and int-or-string primitive (their named types are aliases).
+  const Schema* Resolve(std::string_view expr, const std::string& package, const Location& loc,
+                        bool for_alias) {
+    if (expr.substr(0, 2) == "[]") {
+      const Schema* elem = Resolve(expr.substr(2), package, loc, false);
+      if (elem == nullptr) return nullptr;
+      return Container("[]", elem, [&](Schema* s) {
+        s->type = Schema::Type::kArray;
+        s->items = elem;
+      });
+    }
+    if (expr.substr(0, 4) == "map[" && expr.back() == ']') {
+      const Schema* value = Resolve(expr.substr(4, expr.size() - 5), package, loc, false);
+      if (value == nullptr) return nullptr;
+      return Container("map", value, [&](Schema* s) {
+        s->type = Schema::Type::kObject;
+        s->additional_properties = value;
+      });
+    }
+    if (!for_alias && (expr == "quantity" || expr == "int-or-string")) {
+      auto it =
+          type_index_.find(std::string(expr == "quantity" ? kQuantityType : kIntOrStringType));
+      if (it != type_index_.end()) return types_[it->second].node;
+    }
+    if (const Schema* p = Primitive(expr)) return p;
+    if (!IsIdentifier(expr)) {
+      Error(loc, "bad type \"" + std::string(expr) + "\"");
+      return nullptr;
+    }
+    if (const Schema* named = FindNamed(expr, package)) return named;
+    Error(loc, "unknown type \"" + std::string(expr) + "\"");
+    return nullptr;
+  }
+
+  template <typename Init>
+  const Schema* Container(const char* kind, const Schema* inner, Init init) {
+    std::string key = std::string(kind) + "@" + std::to_string(reinterpret_cast<uintptr_t>(inner));
+    auto it = interned_.find(key);
+    if (it != interned_.end()) return it->second;
+    Schema* s = set_.New();
+    init(s);
+    interned_.emplace(std::move(key), s);
+    return s;
+  }
+
+  // Checks that attributes fit the node they land on; authors get told at load time.
+  void CheckAttributes(const Schema& s, const Attributes& a, const Location& loc) {
+    bool is_array = s.type == Schema::Type::kArray;
+    if ((!a.merge_key.empty() || !a.list_type.empty() || !a.map_keys.empty()) && !is_array) {
+      Error(loc, "merge=, keys= and list= need a list type ([]T)");
+    }
+    if (!a.map_type.empty() && s.type != Schema::Type::kObject) {
+      Error(loc, "maptype= needs an object or map type");
+    }
+    if ((a.minimum || a.maximum) && s.type != Schema::Type::kInteger &&
+        s.type != Schema::Type::kNumber) {
+      Error(loc, "min= and max= need a numeric type");
+    }
+    if (!a.enum_values.empty() && s.type != Schema::Type::kString) {
+      Error(loc, "enum= needs a string type");
+    }
+    if (a.default_value) {
+      const json& d = *a.default_value;
+      bool ok = true;
+      switch (s.type) {
+        case Schema::Type::kObject:
+          ok = d.is_object();
+          break;
+        case Schema::Type::kArray:
+          ok = d.is_array();
+          break;
+        case Schema::Type::kString:
+          ok = d.is_string() || (s.format == "quantity" && d.is_number());
+          break;
+        case Schema::Type::kInteger:
+          ok = d.is_number_integer();
+          break;
+        case Schema::Type::kNumber:
+          ok = d.is_number();
+          break;
+        case Schema::Type::kBoolean:
+          ok = d.is_boolean();
+          break;
+        case Schema::Type::kAny:
+          ok = !s.int_or_string || d.is_string() || d.is_number_integer();
+          break;
+      }
+      if (!ok) Error(loc, "default " + d.dump() + " does not fit the field's type");
+    }
+  }
+
+  static void ApplyAttributes(Schema& s, const Attributes& a) {
+    if (a.nullable) s.nullable = true;
+    if (a.default_value) s.default_value = a.default_value;
+    if (!a.enum_values.empty()) s.enum_values = a.enum_values;
+    if (!a.format.empty()) {
+      s.format = a.format;
+      if (a.format == "int-or-string") s.int_or_string = true;
+    }
+    if (!a.merge_key.empty()) {
+      s.patch_merge_key = a.merge_key;
+      s.patch_strategy = "merge";
+    }
+    if (!a.patch_strategy.empty()) s.patch_strategy = a.patch_strategy;
+    if (!a.map_keys.empty()) {
+      s.list_type = Schema::ListType::kMap;
+      s.list_map_keys = a.map_keys;
+    }
+    if (a.list_type == "atomic") s.list_type = Schema::ListType::kAtomic;
+    if (a.list_type == "set") s.list_type = Schema::ListType::kSet;
+    if (a.list_type == "map") s.list_type = Schema::ListType::kMap;
+    if (!a.map_type.empty()) s.map_type = a.map_type;
+    if (a.minimum) s.minimum = a.minimum;
+    if (a.maximum) s.maximum = a.maximum;
+  }
+
+  // The node a field with these attributes refers to: `base` itself when nothing changes it.
+  const Schema* WithAttributes(const Schema* base, const Attributes& a, const Location& loc) {
+    if (!a.AffectsSchema()) return base;
+    Schema* copy = set_.New();
+    if (!base->name.empty()) {
+      // Named types may still be incomplete here: fill the copy in pass 3.
+      deferred_.push_back(DeferredCopy{copy, base, a, loc});
+      return copy;
+    }
+    *copy = *base;
+    CheckAttributes(*copy, a, loc);
+    ApplyAttributes(*copy, a);
+    return copy;
+  }
+
+  void ResolveType(TypeDecl& t) {
+    if (t.alias) {
+      const Schema* body = Resolve(t.alias_expr, t.package, t.loc, true);
+      if (body == nullptr) return;
+      if (body == t.node) {
+        Error(t.loc, "type " + t.node->name + " is an alias of itself");
+        return;
+      }
+      if (!body->name.empty()) {
+        t.alias_target = body;  // filled in pass 3, once the target is complete
+        return;
+      }
+      CopyContent(*t.node, *body);
+      CheckAttributes(*t.node, t.alias_attrs, t.loc);
+      ApplyAttributes(*t.node, t.alias_attrs);
+      return;
+    }
+    for (size_t i = 0; i < t.fields.size(); ++i) {
+      const FieldDecl& f = t.fields[i];
+      const Schema* base = Resolve(f.type_expr, t.package, f.loc, false);
+      if (base == nullptr) continue;
+      t.node->properties[i].schema = WithAttributes(base, f.attrs, f.loc);
+      if (f.attrs.required) t.node->required.push_back(f.name);
+    }
+  }
+
+  // Copies what a node is (type, fields, constraints) but not who it is (name, description,
+  // gvks).
+  static void CopyContent(Schema& to, const Schema& from) {
+    std::string name = std::move(to.name);
+    std::string description = std::move(to.description);
+    auto gvks = std::move(to.gvks);
+    to = from;
+    to.name = std::move(name);
+    to.description = std::move(description);
+    to.gvks = std::move(gvks);
+    to.ref = nullptr;
+  }
+
+  // ---- pass 3: fill copies of named types ----
+
+  void FillAlias(TypeDecl& t) {
+    if (t.alias_state == 2) return;
+    if (t.alias_state == 1) {
+      Error(t.loc, "alias cycle through " + t.node->name);
+      t.alias_state = 2;
+      return;
+    }
+    t.alias_state = 1;
+    auto it = type_index_.find(t.alias_target->name);
+    TypeDecl& target = types_[it->second];
+    if (target.alias_target != nullptr) FillAlias(target);
+    CopyContent(*t.node, *t.alias_target);
+    CheckAttributes(*t.node, t.alias_attrs, t.loc);
+    ApplyAttributes(*t.node, t.alias_attrs);
+    t.alias_state = 2;
+  }
+
+  void FillCopy(const DeferredCopy& d) {
+    *d.copy = *d.target;
+    d.copy->name.clear();
+    d.copy->gvks.clear();
+    d.copy->ref = d.target;
+    CheckAttributes(*d.copy, d.attrs, d.loc);
+    ApplyAttributes(*d.copy, d.attrs);
+  }
+
+  // ---- List kinds ----
+
+  void DeriveLists() {
+    const Schema* list_meta = set_.Find(std::string(kListMetaType));
+    const Schema* str = Primitive("string");
+    for (const TypeDecl& t : types_) {
+      const Schema* kind_schema = t.node;
+      if (kind_schema->gvks.empty() || kind_schema->FindProperty("metadata") == nullptr) continue;
+      std::map<std::string, Schema*> made;  // list type name -> node
+      for (const auto& gvk : kind_schema->gvks) {
+        if (gvk.kind.size() > 4 && gvk.kind.compare(gvk.kind.size() - 4, 4, "List") == 0) {
+          continue;
+        }
+        std::string list_name = t.package + "." + gvk.kind + "List";
+        Schema::GroupVersionKind list_gvk{gvk.group, gvk.version, gvk.kind + "List"};
+        if (set_.FindKind(list_gvk.group, list_gvk.version, list_gvk.kind) != nullptr) continue;
+        auto it = made.find(list_name);
+        if (it != made.end()) {
+          it->second->gvks.push_back(list_gvk);
+          continue;
+        }
+        if (set_.Find(list_name) != nullptr) continue;  // written by hand
+        Schema* list = set_.New();
+        list->type = Schema::Type::kObject;
+        list->name = list_name;
+        list->description = gvk.kind + "List is a list of " + gvk.kind + " objects.";
+        Schema* items = set_.New();
+        items->type = Schema::Type::kArray;
+        items->items = kind_schema;
+        const Schema* meta = list_meta;
+        if (meta == nullptr) meta = Primitive("any");
+        list->properties = {
+            {"apiVersion",
+             "APIVersion defines the versioned schema of this representation of an object.", str},
+            {"items", "List of " + gvk.kind + " objects.", items},
+            {"kind",
+             "Kind is a string value representing the REST resource this object represents.", str},
+            {"metadata", "Standard list metadata.", meta},
+        };
+        list->required = {"items"};
+        list->gvks.push_back(list_gvk);
+        made.emplace(list_name, list);
+      }
+      for (auto& [name, list] : made) set_.AddNamed(list);
+    }
+  }
+
+  SchemaSet& set_;
+  std::vector<std::unique_ptr<std::string>> file_names_;  // stable addresses for Location
+  std::vector<TypeDecl> types_;
+  TypeDecl sink_;                                           // fields of duplicate types land here
+  std::unordered_map<std::string, std::string> gvk_owner_;  // "g/v/K" -> type name
+  std::unordered_map<std::string, size_t> type_index_;      // full name -> types_ index
+  std::unordered_map<std::string, const Schema*> interned_;
+  std::vector<DeferredCopy> deferred_;
+  std::vector<std::string> errors_;
+  size_t dropped_errors_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SchemaSet>> LoadSchemas(const std::vector<SchemaFile>& files) {
+  auto set = std::make_unique<SchemaSet>();
+  try {
+    Loader loader(*set);
+    Status st = loader.Load(files);
+    if (!st.ok()) return st;
+  } catch (const std::exception& e) {  // allocation failures, json internals: never escape
+    return Internal(std::string("loading schemas: ") + e.what());
+  }
+  return set;
+}
+
+std::vector<SchemaFile> BuiltinSchemaFiles() {
+  std::vector<SchemaFile> files;
+  files.reserve(kEmbeddedSchemaFileCount);
+  for (size_t i = 0; i < kEmbeddedSchemaFileCount; ++i) {
+    const EmbeddedSchemaFile& f = kEmbeddedSchemaFiles[i];
+    files.push_back(SchemaFile{f.name, std::string_view(f.text, f.size)});
+  }
+  return files;
+}
+
+Result<std::unique_ptr<SchemaSet>> LoadBuiltinSchemas() {
+  return LoadSchemas(BuiltinSchemaFiles());
+}
+
+}  // namespace orch::api
