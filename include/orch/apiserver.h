@@ -1,0 +1,48 @@
+// The Kubernetes API server of orch as one object: HTTPS front, REST storage over the
+// datastore, watch cache, discovery and OpenAPI. The server role starts it after the datastore.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "orch/status.h"
+#include "orch/store.h"
+
+namespace orch {
+
+struct ApiServerOptions {
+  std::string bind_address = "0.0.0.0";
+  int port = 6443;
+  std::string advertise_address;  // host clients should use (discovery's serverAddress)
+  std::string cert_file;          // serving certificate and key (PEM)
+  std::string key_file;
+  std::string client_ca_file;      // CA that signs client certificates
+  std::string ca_bundle_pem;       // served at /cacerts for joining agents
+  std::string encryption_key_file;  // AES key for Secrets at rest
+  std::string service_cidr = "10.43.0.0/16";
+  std::string manifests_dir;       // auto-deploy folder; empty = none
+  // Bearer tokens accepted, with the user each stands for.
+  struct Token {
+    std::string token;
+    std::string user;
+    std::vector<std::string> groups;
+  };
+  std::vector<Token> tokens;
+  int worker_threads = 16;
+};
+
+class ApiServer {
+ public:
+  // Loads the schemas, starts the watch cache and the HTTPS listener, and creates the
+  // namespaces every cluster has. `store` must outlive the server.
+  static Result<std::unique_ptr<ApiServer>> Start(const ApiServerOptions& options, Store& store);
+  virtual ~ApiServer() = default;
+
+  // The port actually bound.
+  virtual int port() const = 0;
+  // Stops listening, ends every watch, joins the threads. Idempotent.
+  virtual void Stop() = 0;
+};
+
+}  // namespace orch

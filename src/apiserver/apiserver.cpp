@@ -1,0 +1,178 @@
+// Wiring of the API server (include/orch/apiserver.h): schemas, resources, REST storage,
+// admission, watch cache, handler and the HTTPS front, started in that order.
+#include "orch/apiserver.h"
+
+#include "admission.h"
+#include "api_handler.h"
+#include "encryption.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "openapi_service.h"
+#include "orch/log.h"
+#include "schema_loader.h"
+#include "service_allocator.h"
+
+namespace orch {
+namespace {
+
+using api::json;
+
+class ApiServerImpl : public ApiServer {
+ public:
+  ~ApiServerImpl() override { Stop(); }
+
+  Status Init(const ApiServerOptions& options, Store& raw_store) {
+    auto schemas = api::LoadBuiltinSchemas();
+    if (!schemas.ok()) return Internal("built-in schemas: " + schemas.status().message());
+    schemas_ = std::move(*schemas);
+    registry_ = std::make_unique<api::ResourceRegistry>(api::BuiltinResources(schemas_.get()));
+    store_ = api::InstrumentStore(raw_store, metrics_);
+
+    auto box = api::SecretBox::Open(options.encryption_key_file);
+    if (!box.ok()) return box.status();
+    secrets_ = std::make_unique<api::SecretBox>(std::move(*box));
+
+    auto resources = registry_->Current();
+    namespace_lifecycle_ = std::make_unique<api::NamespaceLifecycle>(
+        *store_, *resources->Find("", "v1", "namespaces"));
+    auto cidr = Cidr::Parse(options.service_cidr);
+    if (!cidr.ok()) return InvalidArgument("service CIDR: " + cidr.status().message());
+    service_allocator_ = std::make_unique<api::ServiceAllocator>(*store_, *cidr);
+    rest_ = std::make_unique<api::Rest>(
+        *store_, secrets_.get(),
+        std::vector<api::AdmissionPlugin*>{namespace_lifecycle_.get(), service_allocator_.get()});
+    if (Status s = Bootstrap(options, *cidr); !s.ok()) return s;
+
+    auto cache = api::WatchCache::Start(*rest_, *registry_);
+    if (!cache.ok()) return cache.status();
+    cache_ = std::move(*cache);
+
+    for (const auto& t : options.tokens) {
+      authenticator_.AddToken(t.token, {t.user, t.groups});
+    }
+    openapi_ = api::NewOpenApiService(*registry_, schemas_.get());
+    api::ApiHandlerOptions handler_options;
+    handler_options.server_address =
+        options.advertise_address + ":" + std::to_string(options.port);
+    handler_options.ca_bundle_pem = options.ca_bundle_pem;
+    handler_ = std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
+                                                 authenticator_, authorizer_, openapi_.get(),
+                                                 metrics_);
+    api::HttpServerOptions http;
+    http.bind_address = options.bind_address;
+    http.port = options.port;
+    http.cert_file = options.cert_file;
+    http.key_file = options.key_file;
+    http.client_ca_file = options.client_ca_file;
+    http.worker_threads = options.worker_threads;
+    auto server = api::HttpServer::Start(http, *handler_);
+    if (!server.ok()) return server.status();
+    http_ = std::move(*server);
+    handler_->SetReady(true);
+    log::Info("apiserver", "serving on https://{}:{}", options.bind_address, http_->port());
+    return Status::Ok();
+  }
+
+  int port() const override { return http_ ? http_->port() : 0; }
+
+  void Stop() override {
+    if (stopped_) return;
+    stopped_ = true;
+    if (handler_) handler_->SetReady(false);
+    if (cache_) cache_->Stop();  // ends watches so streams close before the listener goes
+    if (http_) http_->Stop();
+  }
+
+ private:
+  // What every cluster has: its namespaces, and the `kubernetes` Service on the first service
+  // address pointing at this API server. Allocations without a Service are released.
+  Status Bootstrap(const ApiServerOptions& options, const Cidr& service_cidr) {
+    auto resources = registry_->Current();
+    const api::ResourceType* namespaces = resources->Find("", "v1", "namespaces");
+    const api::ResourceType* services = resources->Find("", "v1", "services");
+    const api::ResourceType* endpoints = resources->Find("", "v1", "endpoints");
+    for (const char* name : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}};
+      api::WriteOptions write;
+      write.field_manager = "orch";
+      auto created = rest_->Create(*namespaces, "", ns, write);
+      if (!created.ok() && created.error().code != 409) {
+        return Unavailable("create namespace " + std::string(name) + ": " +
+                           created.error().message);
+      }
+    }
+    auto listed = rest_->List(*services, "", {});
+    if (!listed.ok()) return Unavailable("list services: " + listed.error().message);
+    std::vector<std::string> owners;
+    for (const json& svc : listed->items) owners.push_back(api::Namespace(svc) + "/" + api::Name(svc));
+    service_allocator_->Repair(owners);
+
+    api::WriteOptions write;
+    write.field_manager = "orch";
+    auto first_ip = service_cidr.AddressAt(1);
+    if (!first_ip.ok()) return first_ip.status();
+    json kubernetes = {
+        {"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata",
+         {{"name", "kubernetes"},
+          {"namespace", "default"},
+          {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+        {"spec",
+         {{"type", "ClusterIP"},
+          {"clusterIP", first_ip->ToString()},
+          {"ports",
+           {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", options.port}}}}}}};
+    if (!rest_->Get(*services, "default", "kubernetes").ok()) {
+      auto created = rest_->Create(*services, "default", kubernetes, write);
+      if (!created.ok() && created.error().code != 409) {
+        return Unavailable("create the kubernetes service: " + created.error().message);
+      }
+    }
+    json address = {{"ip", options.advertise_address}};
+    json subsets = {{{"addresses", {address}},
+                     {"ports", {{{"name", "https"}, {"port", options.port}, {"protocol", "TCP"}}}}}};
+    json ep = {{"apiVersion", "v1"},
+               {"kind", "Endpoints"},
+               {"metadata", {{"name", "kubernetes"}, {"namespace", "default"}}},
+               {"subsets", subsets}};
+    auto existing = rest_->Get(*endpoints, "default", "kubernetes");
+    if (!existing.ok()) {
+      auto made = rest_->Create(*endpoints, "default", ep, write);
+      if (!made.ok() && made.error().code != 409) {
+        return Unavailable("create the kubernetes endpoints: " + made.error().message);
+      }
+    } else if ((*existing)["subsets"] != subsets) {
+      auto updated = rest_->Update(*endpoints, "default", "kubernetes", ep, "", write);
+      if (!updated.ok()) return Unavailable("update the kubernetes endpoints: " + updated.error().message);
+    }
+    return Status::Ok();
+  }
+
+  std::unique_ptr<api::SchemaSet> schemas_;
+  std::unique_ptr<api::ResourceRegistry> registry_;
+  api::Metrics metrics_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<api::SecretBox> secrets_;
+  std::unique_ptr<api::NamespaceLifecycle> namespace_lifecycle_;
+  std::unique_ptr<api::ServiceAllocator> service_allocator_;
+  std::unique_ptr<api::Rest> rest_;
+  std::unique_ptr<api::WatchCache> cache_;
+  api::Authenticator authenticator_;
+  api::AllowAllAuthorizer authorizer_;
+  std::unique_ptr<api::OpenApiService> openapi_;
+  std::unique_ptr<api::ApiHandler> handler_;
+  std::unique_ptr<api::HttpServer> http_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
+                                                    Store& store) {
+  auto server = std::make_unique<ApiServerImpl>();
+  if (Status s = server->Init(options, store); !s.ok()) return s;
+  return std::unique_ptr<ApiServer>(std::move(server));
+}
+
+}  // namespace orch

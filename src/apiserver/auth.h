@@ -1,0 +1,54 @@
+// Who is calling (authentication) and whether they may (authorization). Client certificates
+// signed by the cluster CA and bearer tokens authenticate; authorization is a seam that allows
+// every authenticated user today and takes RBAC later.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http.h"
+
+namespace orch::api {
+
+struct UserInfo {
+  std::string name;
+  std::vector<std::string> groups;
+};
+
+// What a request wants to do, in RBAC's terms.
+struct RequestAttributes {
+  std::string verb;  // get list watch create update patch delete deletecollection
+  std::string group, version, resource, subresource, ns, name;
+  std::string path;  // for non-resource requests (/healthz, /version, ...)
+  bool resource_request = false;
+};
+
+class Authenticator {
+ public:
+  // Static bearer tokens (the node join token, ...) mapped to users.
+  void AddToken(const std::string& token, UserInfo user);
+  // The user behind `request`, or nullopt when it carries no credentials we accept.
+  std::optional<UserInfo> Authenticate(const Request& request) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, UserInfo> tokens_;  // guarded by mu_
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // An empty string allows; otherwise the reason for a 403.
+  virtual std::string Authorize(const UserInfo& user, const RequestAttributes& attributes) const = 0;
+};
+
+// Every authenticated user may do everything (the cluster admin model of a fresh k3s).
+class AllowAllAuthorizer : public Authorizer {
+ public:
+  std::string Authorize(const UserInfo&, const RequestAttributes&) const override { return ""; }
+};
+
+}  // namespace orch::api

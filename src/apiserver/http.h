@@ -1,0 +1,105 @@
+// The HTTP vocabulary between the network front (http_server.cpp) and the API handlers:
+// a parsed request, a response, and a writer that also carries streams (watch, logs).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace orch::api {
+
+// Query parameters, decoded. A name may repeat (e.g. `command` of exec).
+class Query {
+ public:
+  Query() = default;
+  // Parses "a=1&b=x%20y&a=2".
+  static Query Parse(std::string_view raw);
+
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  // The first value of `name`, or `fallback`.
+  std::string Get(const std::string& name, const std::string& fallback = "") const;
+  std::vector<std::string> GetAll(const std::string& name) const;
+  void Set(const std::string& name, std::string value);
+
+ private:
+  std::multimap<std::string, std::string> values_;
+};
+
+// Header names are stored lower-case.
+class Headers {
+ public:
+  void Add(std::string name, std::string value);
+  // The first value of `name` (any case), or "".
+  std::string Get(std::string_view name) const;
+  const std::vector<std::pair<std::string, std::string>>& all() const { return values_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> values_;
+};
+
+// Identity of the client after TLS: the verified client certificate's subject, if any.
+struct PeerCertificate {
+  std::string common_name;
+  std::vector<std::string> organizations;
+};
+
+struct Request {
+  std::string method;  // GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS
+  std::string target;  // raw request target, e.g. /api/v1/pods?limit=500
+  std::string path;    // percent-decoded path without the query
+  Query query;
+  Headers headers;
+  std::string body;
+  std::optional<PeerCertificate> peer;  // set when the client presented a certificate we trust
+  std::string remote_address;
+};
+
+// Percent-decoding of one path or query component ('+' is a space only in queries).
+std::string PercentDecode(std::string_view in, bool plus_is_space);
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// How a handler answers. Implementations are thread-safe: a handler may answer from any
+// thread, later than Serve returns (a watch answers as events arrive).
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+
+  // Sends one complete response. Call at most once, and not after StartStream.
+  virtual void Send(Response response) = 0;
+
+  // Starts a chunked response; then Write any number of chunks and End.
+  virtual void StartStream(int status, std::string content_type,
+                           std::vector<std::pair<std::string, std::string>> headers = {}) = 0;
+
+  // Queues one chunk. Never blocks. Returns false when the client is gone or has fallen too
+  // far behind (its queue is over the bound): the connection is then closed, and the caller
+  // stops writing. A slow client is dropped, never allowed to grow memory without bound.
+  virtual bool Write(std::string chunk) = 0;
+
+  // Ends the stream (the connection stays open for the next request).
+  virtual void End() = 0;
+
+  // `callback` runs once, on any thread, when the client disconnects or the response ends,
+  // whichever comes first; at once if that already happened. For releasing watch resources.
+  virtual void OnClose(std::function<void()> callback) = 0;
+};
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  // Serves one request. Runs on a worker thread that may block briefly (datastore calls).
+  virtual void Serve(Request request, std::shared_ptr<ResponseWriter> writer) = 0;
+};
+
+}  // namespace orch::api

@@ -1,0 +1,67 @@
+// Small helpers on API objects held as JSON: metadata access, uids, timestamps, and the
+// ApiResult type of the REST layer.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <variant>
+
+#include "errors.h"
+
+namespace orch::api {
+
+using json = nlohmann::json;
+
+// A value or the API error that explains why there is none.
+template <typename T>
+class [[nodiscard]] ApiResult {
+ public:
+  ApiResult(T value) : v_(std::move(value)) {}           // NOLINT
+  ApiResult(ApiError error) : v_(std::move(error)) {}    // NOLINT
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  T& value() & { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  const T& value() const& { return std::get<T>(v_); }
+  T* operator->() { return &value(); }
+  T& operator*() & { return value(); }
+  const ApiError& error() const { return std::get<ApiError>(v_); }
+
+ private:
+  std::variant<T, ApiError> v_;
+};
+
+// metadata.<field> as a string, "" when absent or not a string.
+std::string MetaString(const json& obj, const char* field);
+inline std::string Name(const json& obj) { return MetaString(obj, "name"); }
+inline std::string Namespace(const json& obj) { return MetaString(obj, "namespace"); }
+inline std::string Uid(const json& obj) { return MetaString(obj, "uid"); }
+int64_t ResourceVersion(const json& obj);  // 0 when absent or malformed
+void SetResourceVersion(json& obj, int64_t revision);
+
+// True when metadata.deletionTimestamp is set.
+bool IsDeleting(const json& obj);
+
+// A random RFC 4122 version 4 UUID.
+std::string NewUid();
+// RFC 3339 in UTC with seconds precision, as metav1.Time serializes ("2026-11-27T05:10:00Z").
+std::string FormatTime(std::chrono::system_clock::time_point t);
+std::string NowTime();
+// Parses FormatTime's output (and fractional seconds); false if malformed.
+bool ParseTime(const std::string& text, std::chrono::system_clock::time_point* out);
+// RFC 3339 with microseconds (metav1.MicroTime).
+std::string NowMicroTime();
+
+// Five random characters from upstream's generateName alphabet.
+std::string RandomSuffix();
+
+// Parses JSON or YAML (by content type; JSON also when the type is empty). Errors are
+// BadRequest with the parser's message. Depth is limited so hostile bodies cannot recurse
+// without bound.
+ApiResult<json> ParseBody(const std::string& body, const std::string& content_type);
+
+// True for application/yaml-ish content types.
+bool IsYaml(const std::string& content_type);
+
+}  // namespace orch::api

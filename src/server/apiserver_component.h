@@ -1,0 +1,29 @@
+// The API server as a server component: credentials first (CA, certificates, token,
+// kubeconfig), then the API server on the datastore. Ready when it answers HTTPS.
+#pragma once
+
+#include <memory>
+
+#include "datastore_component.h"
+#include "orch/apiserver.h"
+#include "orch/component.h"
+#include "orch/config.h"
+
+namespace orch {
+
+class ApiServerComponent : public Component {
+ public:
+  ApiServerComponent(const ServerConfig& config, DatastoreComponent& datastore)
+      : config_(config), datastore_(datastore) {}
+
+  std::string_view Name() const override { return "apiserver"; }
+  Status Start() override;
+  void Stop() override;
+
+ private:
+  const ServerConfig& config_;
+  DatastoreComponent& datastore_;
+  std::unique_ptr<ApiServer> server_;
+};
+
+}  // namespace orch
