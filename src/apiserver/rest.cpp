@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "apply.h"
+#include "validation.h"
 #include "orch/base64.h"
 #include "orch/log.h"
 #include "patch.h"
@@ -228,28 +229,19 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
 
   // Unknown fields and wrong types, as the decoder would find them.
   if (type.schema != nullptr) {
-    ValidationMode mode = options.field_validation == "Strict"  ? ValidationMode::kStrict
-                          : options.field_validation == "Ignore" ? ValidationMode::kIgnore
-                                                                 : ValidationMode::kWarn;
-    FieldCheck check = CheckFields(obj, *type.schema, mode);
+    auto mode = ParseValidationMode(options.field_validation);
+    if (!mode.ok()) return ApiError::BadRequest(mode.status().message());
+    FieldCheckOptions check_options;
+    check_options.custom_resource = type.crd;
+    FieldCheck check = ValidateFields(obj, *type.schema, *mode, check_options);
     if (!check.type_errors.empty()) {
       return ApiError::BadRequest(CannotHandle(type, check.type_errors.front()));
     }
-    if (!check.unknown_fields.empty()) {
-      if (mode == ValidationMode::kStrict) {
-        std::string list;
-        for (const auto& f : check.unknown_fields) {
-          list += (list.empty() ? "" : ", ") + fmt::format("unknown field \"{}\"", f);
-        }
-        return ApiError::BadRequest(CannotHandle(type, "strict decoding error: " + list));
-      }
-      if (mode == ValidationMode::kWarn) {
-        for (const auto& f : check.unknown_fields) {
-          warnings.push_back(fmt::format("unknown field \"{}\"", f));
-        }
-      }
+    if (std::string strict = check.StrictError(); !strict.empty()) {
+      return ApiError::BadRequest(CannotHandle(type, strict));
     }
-    if (type.crd) PruneUnknownFields(obj, *type.schema);
+    warnings.insert(warnings.end(), check.warnings.begin(), check.warnings.end());
+    if (type.crd) Prune(obj, *type.schema);
   }
 
   json& meta = obj["metadata"];
@@ -466,28 +458,26 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
                                     const std::string& name, const std::string& content_type,
                                     const std::string& patch, const std::string& subresource,
                                     const WriteOptions& options) {
-  const bool apply = content_type.find("apply-patch") != std::string::npos;
-  const bool json_patch = content_type.find("json-patch") != std::string::npos;
-  const bool strategic = content_type.find("strategic-merge-patch") != std::string::npos;
-  const bool merge = content_type.find("merge-patch") != std::string::npos && !strategic;
-  if (!apply && !json_patch && !strategic && !merge) {
-    return ApiError::UnsupportedMediaType(fmt::format(
-        "the body of the request was in an unknown format - accepted media types include: "
-        "application/json-patch+json, application/merge-patch+json, "
-        "application/apply-patch+yaml{}",
-        type.crd ? "" : ", application/strategic-merge-patch+json"));
+  auto patch_type = PatchTypeFromContentType(content_type);
+  if (!patch_type) {
+    return ApiError::UnsupportedMediaType(UnsupportedPatchTypeMessage(type.crd));
   }
-  if (strategic && (type.crd || type.schema == nullptr)) {
-    return ApiError::UnsupportedMediaType(
-        "the body of the request was in an unknown format - accepted media types include: "
-        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
+  if (Status supported = CheckPatchTypeSupported(*patch_type, type.crd || type.schema == nullptr);
+      !supported.ok()) {
+    return ApiError::UnsupportedMediaType(supported.message());
   }
+  const bool apply = *patch_type == PatchType::kApplyPatch;
   auto parsed = ParseBody(patch, apply ? "application/apply-patch+yaml" : "application/json");
   if (!parsed.ok()) return parsed.error();
   json patch_doc = std::move(*parsed);
-  if (json_patch ? !patch_doc.is_array() : !patch_doc.is_object()) {
-    return ApiError::BadRequest(json_patch ? "json patch must be a list of operations"
-                                           : "the patch must be a JSON object");
+  std::optional<JsonPatch> operations;
+  if (*patch_type == PatchType::kJsonPatch) {
+    auto decoded = DecodeJsonPatch(patch_doc);
+    if (!decoded.ok()) return ApiError::BadRequest(decoded.status().message());
+    operations = std::move(*decoded);
+  } else if (!patch_doc.is_object()) {
+    return ApiError::BadRequest(apply ? "the apply configuration must be an object"
+                                      : "the patch must be a JSON object");
   }
 
   if (apply) {
@@ -518,16 +508,19 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
           if (!applied.ok()) return applied.error();
           result = std::move(*applied);
         } else {
-          Result<json> patched = json_patch ? ApplyJsonPatch(current, patch_doc)
-                                 : strategic
-                                     ? ApplyStrategicMergePatch(current, patch_doc, type.schema)
-                                     : ApplyMergePatch(current, patch_doc);
+          Result<json> patched =
+              *patch_type == PatchType::kJsonPatch     ? ApplyJsonPatch(current, *operations)
+              : *patch_type == PatchType::kMergePatch ? MergePatch(current, patch_doc)
+                                                      : StrategicMergePatch(current, patch_doc,
+                                                                            type.schema);
           if (!patched.ok()) {
-            if (patched.status().code() == StatusCode::kConflict) {
-              return ApiError::FromStatus(patched.status(), type.QualifiedPlural(), name);
+            const Status& st = patched.status();
+            if (st.code() == StatusCode::kConflict) {
+              return ApiError::FromStatus(st, type.QualifiedPlural(), name);
             }
-            return json_patch ? ApiError{422, "Invalid", patched.status().message(), json()}
-                              : ApiError::BadRequest(patched.status().message());
+            if (st.code() == StatusCode::kInternal) return ApiError::Internal(st.message());
+            if (IsUnprocessablePatchError(st)) return ApiError{422, "Invalid", st.message(), json()};
+            return ApiError::BadRequest(st.message());
           }
           result = std::move(*patched);
         }
