@@ -38,16 +38,11 @@ constexpr int64_t kSchemaVersion = 1;
 constexpr size_t kMaxBatchOps = 1024;
 constexpr size_t kMaxBatchBytes = 32 * 1024 * 1024;
 
-// The in-memory window of recent events that live watchers are served from.
-constexpr size_t kRingMaxEvents = 10000;
-constexpr size_t kRingMaxBytes = 64 * 1024 * 1024;
 // A watcher gets at most this many events per Next, and reads history in slices this wide, so
 // neither a reply nor a read transaction grows without bound.
 constexpr size_t kMaxWatchBatch = 1000;
 constexpr int64_t kHistorySliceRevisions = 10000;
 
-// Compaction looks at this many revisions per transaction: a few milliseconds of write lock.
-constexpr int64_t kCompactSliceRevisions = 2000;
 // Free pages returned to the file system per incremental_vacuum step.
 constexpr int kVacuumStepPages = 512;
 
@@ -279,9 +274,10 @@ size_t EventBytes(const Event& e) {
 // measured against. Held by shared_ptr, so a watcher that outlives the store stays safe (its Next
 // returns kCancelled).
 struct Hub {
-  explicit Hub(std::string path) : readers(std::move(path)) {}
+  Hub(std::string path, const SqliteTuning& knobs) : readers(std::move(path)), tuning(knobs) {}
 
   ConnPool readers;
+  const SqliteTuning tuning;
 
   std::mutex mu;
   // Signalled after each commit, when the store closes, and by Watcher::Cancel.
@@ -302,7 +298,8 @@ struct Hub {
       }
       committed = revision;
       compacted = std::max(compacted, compacted_revision);
-      while (!ring.empty() && (ring.size() > kRingMaxEvents || ring_bytes > kRingMaxBytes)) {
+      while (!ring.empty() &&
+             (ring.size() > tuning.ring_max_events || ring_bytes > tuning.ring_max_bytes)) {
         ring_bytes -= EventBytes(ring.front());
         ring.pop_front();
         ++ring_first;
@@ -496,13 +493,13 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, const StoreOptions& options, SqliteDbLock lock,
               std::unique_ptr<Conn> writer, std::unique_ptr<Conn> checkpointer, int64_t revision,
-              int64_t compacted, int64_t compact_cursor)
+              int64_t compacted, int64_t compact_cursor, const SqliteTuning& tuning)
       : path_(std::move(path)),
         options_(options),
         lock_(std::move(lock)),
         writer_(std::move(writer)),
         checkpointer_(std::move(checkpointer)),
-        hub_(std::make_shared<Hub>(path_)),
+        hub_(std::make_shared<Hub>(path_, tuning)),
         rev_(revision),
         compact_target_(compacted),
         compact_cursor_(compact_cursor) {
@@ -811,7 +808,10 @@ class SqliteStore final : public Store {
 
   // --- The writer thread: owns writer_, rev_, and the compaction state. ---
 
-  bool HousekeepingPending() const { return compact_cursor_ < compact_target_ || vacuum_pending_; }
+  bool CompactionPending() const {
+    return compact_cursor_ <= compact_target_ && Clock::now() >= compact_retry_at_;
+  }
+  bool HousekeepingPending() const { return CompactionPending() || vacuum_pending_; }
 
   void WriterLoop() {
     std::vector<std::unique_ptr<WriteOp>> batch;
@@ -851,11 +851,12 @@ class SqliteStore final : public Store {
     events.reserve(batch->size());
     int64_t rev = rev_;
     int64_t compact_to = compact_target_;
+    int64_t cursor = compact_cursor_;
     int64_t min_expiry = kNever;
     Status failed = writer_->Exec("BEGIN IMMEDIATE");
     for (size_t i = 0; failed.ok() && i < batch->size(); ++i) {
       WriteOp& op = *(*batch)[i];
-      failed = Apply(&op, &rev, &compact_to, &outcomes[i]);
+      failed = Apply(&op, &rev, &compact_to, &cursor, &outcomes[i]);
       if (failed.ok() && outcomes[i].status.ok() && op.kind != OpKind::kCompact) {
         events.push_back(outcomes[i].event);
         if (op.expires_at > 0) min_expiry = std::min(min_expiry, op.expires_at);
@@ -870,6 +871,7 @@ class SqliteStore final : public Store {
     }
     rev_ = rev;
     compact_target_ = compact_to;
+    compact_cursor_ = cursor;
     // Publish before acknowledging: a caller that wrote and then watches from "now" must not
     // see its own write as a future event.
     hub_->Publish(&events, rev_, compact_target_);
@@ -880,14 +882,13 @@ class SqliteStore final : public Store {
   // Applies one operation inside the batch transaction. A refused operation (CAS lost, key
   // exists or is absent) sets out->status and takes no revision; a returned error comes from
   // SQLite and aborts the whole batch.
-  Status Apply(WriteOp* op, int64_t* rev, int64_t* compact_to, WriteOutcome* out) {
+  Status Apply(WriteOp* op, int64_t* rev, int64_t* compact_to, int64_t* cursor, WriteOutcome* out) {
     if (op->kind == OpKind::kCompact) {
       if (op->expected > *rev) {
         out->status = InvalidArgument(
             fmt::format("cannot compact to future revision {} (current {})", op->expected, *rev));
       } else if (op->expected > *compact_to) {
-        if (Status s = SetMeta("compacted", op->expected); !s.ok()) return s;
-        *compact_to = op->expected;
+        return RaiseCompactTarget(op->expected, compact_to, cursor);
       }
       return Status();
     }
@@ -964,6 +965,17 @@ class SqliteStore final : public Store {
     return Status();
   }
 
+  // Moves the compaction target up, inside the current transaction. A finished compaction left
+  // the row at its target alone (it was the target itself), so the cursor goes back to it.
+  Status RaiseCompactTarget(int64_t target, int64_t* compact_to, int64_t* cursor) {
+    const int64_t new_cursor = std::min(*cursor, *compact_to);
+    if (Status s = SetMeta("compacted", target); !s.ok()) return s;
+    if (Status s = SetMeta("compact_cursor", new_cursor); !s.ok()) return s;
+    *compact_to = target;
+    *cursor = new_cursor;
+    return Status();
+  }
+
   Status SetMeta(const char* name, int64_t value) {
     auto stmt = writer_->Prepare("UPDATE meta SET value = ?2 WHERE name = ?1");
     if (!stmt.ok()) return stmt.status();
@@ -994,24 +1006,27 @@ class SqliteStore final : public Store {
     next_auto_compact_ = now + options_.compact_interval;
     const int64_t target = rev_ - std::max<int64_t>(options_.retain_revisions, 0);
     if (target <= compact_target_) return;
-    Status s = HousekeepingTxn([&] { return SetMeta("compacted", target); });
+    int64_t compact_to = compact_target_;
+    int64_t cursor = compact_cursor_;
+    Status s = HousekeepingTxn([&] { return RaiseCompactTarget(target, &compact_to, &cursor); });
     if (!s.ok()) {
       log::Warn(kLog, "automatic compaction to revision {}: {}", target, s.ToString());
       return;
     }
-    compact_target_ = target;
+    compact_target_ = compact_to;
+    compact_cursor_ = cursor;
     std::vector<Event> none;
     hub_->Publish(&none, rev_, compact_target_);
   }
 
   // One bounded slice of work: a compaction slice, else an incremental vacuum step.
   void HousekeepingStep() {
-    if (compact_cursor_ < compact_target_) {
+    if (CompactionPending()) {
       Status s = CompactSlice();
       if (!s.ok()) {
         log::Warn(kLog, "compaction to revision {}: {}", compact_target_, s.ToString());
-        // Retry at the next automatic compaction rather than spin on a failing disk.
-        compact_target_ = compact_cursor_;
+        // Retry later rather than spin on a failing disk.
+        compact_retry_at_ = Clock::now() + std::chrono::seconds(10);
       }
       return;
     }
@@ -1026,11 +1041,12 @@ class SqliteStore final : public Store {
   // Looks at the log rows of revisions [cursor, end] and deletes what they make obsolete below the
   // target: the version each row superseded (its prev_rev), and deletion rows themselves. Every row
   // still needed at the target is the latest of its key there, so nothing readable is lost.
+  // Rows below the cursor are done; the compaction is complete once the cursor passes the target.
   Status CompactSlice() {
     const int64_t target = compact_target_;
-    const int64_t end = std::min(compact_cursor_ + kCompactSliceRevisions - 1, target);
-    // The row at the target itself stays; revisiting it next time is harmless.
-    const int64_t next_cursor = end == target ? target : end + 1;
+    const int64_t end =
+        std::min(compact_cursor_ + hub_->tuning.compact_slice_revisions - 1, target);
+    const int64_t next_cursor = end + 1;
     size_t deleted = 0;
     Status s = HousekeepingTxn([&]() -> Status {
       std::vector<int64_t> doomed;
@@ -1065,7 +1081,7 @@ class SqliteStore final : public Store {
     if (!s.ok()) return s;
     compact_cursor_ = next_cursor;
     compacted_rows_ += deleted;
-    if (compact_cursor_ >= compact_target_) {
+    if (compact_cursor_ > compact_target_) {
       log::Debug(kLog, "compacted to revision {}: {} history rows removed", compact_target_,
                  compacted_rows_);
       compacted_rows_ = 0;
@@ -1222,8 +1238,9 @@ class SqliteStore final : public Store {
 
   // Writer thread state.
   int64_t rev_;
-  int64_t compact_target_;  // the compacted revision
-  int64_t compact_cursor_;  // compaction has handled the log rows below this revision
+  int64_t compact_target_;              // the compacted revision
+  int64_t compact_cursor_;              // compaction has handled the log rows below this revision
+  Clock::time_point compact_retry_at_;  // after a failed slice, the next try waits until then
   size_t compacted_rows_ = 0;
   bool vacuum_pending_ = false;
   Clock::time_point next_auto_compact_;
@@ -1283,7 +1300,7 @@ Status InitSchema(Conn* conn) {
       " value BLOB NOT NULL, create_rev INTEGER NOT NULL, prev_rev INTEGER NOT NULL);"
       "CREATE INDEX log_by_key ON log(key, rev);"
       "INSERT INTO meta(name, value) VALUES('schema_version', {1}), ('compacted', 0),"
-      " ('compact_cursor', 0);"
+      " ('compact_cursor', 1);"
       "PRAGMA application_id={0};"
       "PRAGMA user_version={1};"
       "COMMIT;",
@@ -1433,8 +1450,8 @@ Result<std::string> SqliteDbPath(const StoreOptions& options) {
   return path;
 }
 
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
-                                               const StoreOptions& options) {
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options,
+                                               const SqliteTuning& tuning) {
   if (sqlite3_threadsafe() == 0) return Internal("SQLite was built without thread support");
   const size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
@@ -1497,7 +1514,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
 
   auto store = std::make_unique<SqliteStore>(path, options, std::move(*lock), std::move(*writer),
                                              std::move(*checkpointer), head->current,
-                                             head->compacted, *cursor);
+                                             head->compacted, *cursor, tuning);
   store->Start();
   log::Info(kLog, "opened {} at revision {} with {} keys (compacted at {})", path, head->current,
             *keys, head->compacted);

@@ -18,6 +18,17 @@ namespace orch {
 inline constexpr size_t kSqliteMaxKeyBytes = 64 * 1024;
 inline constexpr size_t kSqliteMaxValueBytes = 16 * 1024 * 1024;
 
+// Knobs that users never need and tests do; the defaults are what `orch server` runs with.
+struct SqliteTuning {
+  // The in-memory window of recent events that watchers are served from; a watcher behind it
+  // reads the log table instead (slower, never wrong).
+  size_t ring_max_events = 10000;
+  size_t ring_max_bytes = 64 * 1024 * 1024;
+  // Compaction removes the history of this many revisions per transaction, between write
+  // batches: the longest a write waits for it.
+  int64_t compact_slice_revisions = 500;
+};
+
 // True for the endpoints served by the embedded SQLite store: "" and "sqlite://<path>".
 bool IsSqliteEndpoint(const std::string& endpoint);
 
@@ -28,8 +39,8 @@ Result<std::string> SqliteDbPath(const StoreOptions& options);
 // Opens (creating it and its folders, mode 0700, when absent) the orch database at `path`.
 // Refuses with a one-line message a file that is unreadable, corrupt, not an orch database, or
 // already open in another process (see LockSqliteDb).
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
-                                               const StoreOptions& options);
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options,
+                                               const SqliteTuning& tuning = {});
 
 // An exclusive flock(2) on "<db>.lock": held by whoever owns the database files (a running store, a
 // restore), released when this object dies. The kernel drops it if the process dies, so a crash

@@ -1,6 +1,8 @@
 // Tests of the embedded SQLite store (storage/sqlite_store.cpp) through the store contract:
 // CAS, revisions, consistent pagination, TTL, watch, compaction, opening checks, snapshots,
 // crashes.
+#include "../../storage/sqlite_store.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -17,8 +19,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -67,6 +71,31 @@ std::unique_ptr<Store> MustOpen(const StoreOptions& options) {
   INFO(store.status().ToString());
   REQUIRE(store.ok());
   return std::move(*store);
+}
+
+// The store with test-sized internals (a tiny event window, small compaction slices).
+std::unique_ptr<Store> MustOpenTuned(const TempDir& dir, const StoreOptions& options,
+                                     const SqliteTuning& tuning) {
+  auto store = OpenSqliteStore(DbPath(dir), options, tuning);
+  INFO(store.status().ToString());
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+// Runs `fn(thread, i)` for i in [0, n) spread over `threads` threads (writes then share group
+// commits); returns how many calls returned false.
+int Parallel(int threads, int n, const std::function<bool(int, int)>& fn) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = t; i < n; i += threads) {
+        if (!fn(t, i)) ++failures;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  return failures;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -410,6 +439,55 @@ TEST_CASE("sqlite store: watch resumes from a revision: history, then live, no g
   CHECK(next[0].kv.value == "after");
 }
 
+TEST_CASE("sqlite store: a slow watcher falls out of the event window and catches up from the log",
+          "[sqlite]") {
+  TempDir dir;
+  SqliteTuning tuning;
+  tuning.ring_max_events = 16;
+  auto store = MustOpenTuned(dir, Options(dir), tuning);
+  auto w = store->Watch("/e/", 1);
+  REQUIRE(w.ok());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Every other write is outside the watched prefix.
+        std::string key = fmt::format("/{}/{}/{}", i % 2 ? "e" : "x", t, i);
+        if (!store->Create(key, key).ok()) ++failures;
+        if (i % 10 == 0) std::this_thread::sleep_for(milliseconds(1));
+      }
+    });
+  }
+  // Consume slowly while the writers run: the cursor moves between log table and window.
+  std::vector<Event> events;
+  const int64_t total = kThreads * kPerThread;
+  auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (events.size() < static_cast<size_t>(total / 2)) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    auto batch = (*w)->Next(milliseconds(200));
+    REQUIRE(batch.ok());
+    events.insert(events.end(), batch->begin(), batch->end());
+    std::this_thread::sleep_for(milliseconds(3));
+  }
+  for (auto& t : writers) t.join();
+  REQUIRE(failures == 0);
+  REQUIRE(events.size() == static_cast<size_t>(total / 2));
+  std::set<std::string> keys;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i > 0) CHECK(events[i].kv.mod_revision > events[i - 1].kv.mod_revision);
+    CHECK(events[i].kv.key.rfind("/e/", 0) == 0);
+    CHECK(events[i].kv.value == events[i].kv.key);
+    keys.insert(events[i].kv.key);
+  }
+  CHECK(keys.size() == events.size());
+  auto more = (*w)->Next(milliseconds(20));
+  REQUIRE(more.ok());
+  CHECK(more->empty());
+}
+
 TEST_CASE("sqlite store: Cancel and close wake a blocked Next", "[sqlite]") {
   TempDir dir;
   auto store = MustOpen(Options(dir));
@@ -439,7 +517,9 @@ TEST_CASE("sqlite store: Cancel and close wake a blocked Next", "[sqlite]") {
 TEST_CASE("sqlite store: compaction", "[sqlite]") {
   TempDir dir;
   auto options = Options(dir);
-  auto store = MustOpen(options);
+  SqliteTuning tuning;
+  tuning.compact_slice_revisions = 2;  // many slices, each resuming where the last stopped
+  auto store = MustOpenTuned(dir, options, tuning);
   auto early = store->Watch("/", 1);
   REQUIRE(early.ok());
   REQUIRE(store->Create("/a", "a1").ok());     // 1
@@ -497,14 +577,19 @@ TEST_CASE("sqlite store: compaction", "[sqlite]") {
   // Reopened, with no events in memory: the same answers from the log table.
   early->reset();
   store.reset();
-  store = MustOpen(options);
+  store = MustOpenTuned(dir, options, tuning);
   check_reads(*store);
 
-  // Compact to the latest revision: the delete at 9 stays (it is the revision itself).
+  // Compact to the latest revision: the delete at 9 stays (it is the revision itself). Closed
+  // right away, the compaction resumes after the reopen.
   REQUIRE(store->Compact(9).ok());
   store.reset();
-  CHECK(CountLogRows(DbPath(dir)) == 3);  // a4, c1, delete of d (closing finishes pending work)
-  store = MustOpen(options);
+  store = MustOpenTuned(dir, options, tuning);
+  deadline = std::chrono::steady_clock::now() + seconds(5);
+  while (CountLogRows(DbPath(dir)) != 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  CHECK(CountLogRows(DbPath(dir)) == 3);  // a4, c1, the delete of d
   CHECK(*store->CompactedRevision() == 9);
   CHECK(*store->CurrentRevision() == 9);
   CHECK(store->Get("/a", 9)->value == "a4");
@@ -518,9 +603,10 @@ TEST_CASE("sqlite store: automatic compaction keeps the history bounded", "[sqli
   options.compact_interval = seconds(1);
   auto store = MustOpen(options);
   for (int i = 0; i < 10; ++i) REQUIRE(store->Create(fmt::format("/k/{}", i), "0").ok());
-  for (int round = 0; round < 100; ++round) {
-    for (int i = 0; i < 10; ++i) REQUIRE(store->Update(fmt::format("/k/{}", i), "x", 0).ok());
-  }
+  // Each of 10 threads updates its own key 100 times.
+  REQUIRE(Parallel(10, 1000, [&](int t, int) {
+            return store->Update(fmt::format("/k/{}", t), "x", 0).ok();
+          }) == 0);
   const int64_t last = *store->CurrentRevision();
   auto deadline = std::chrono::steady_clock::now() + seconds(5);
   while (*store->CompactedRevision() != last - 100 && std::chrono::steady_clock::now() < deadline) {
@@ -532,6 +618,158 @@ TEST_CASE("sqlite store: automatic compaction keeps the history bounded", "[sqli
   }
   CHECK(CountLogRows(DbPath(dir)) <= 110);
   CHECK(*store->Count("/k/") == 10);
+}
+
+// Random CAS writes from 8 threads on 24 shared keys; the acknowledged results, ordered by
+// revision, are the model. Every read at every revision (Get, paginated List, Watch with prev
+// values) must match it: live, during a compaction done in tiny slices, and after a reopen.
+TEST_CASE("sqlite store: random concurrent writes match a model at every revision", "[sqlite]") {
+  TempDir dir;
+  auto options = Options(dir);
+  SqliteTuning tuning;
+  tuning.compact_slice_revisions = 3;
+  tuning.ring_max_events = 64;
+  auto store = MustOpenTuned(dir, options, tuning);
+
+  struct Change {
+    std::string key;
+    bool deleted = false;
+    std::string value;
+  };
+  std::mutex mu;
+  std::map<int64_t, Change> history;  // guarded by mu
+  constexpr int kKeys = 24;
+  REQUIRE(Parallel(8, 8 * 70, [&](int t, int i) {
+            std::mt19937 rng(static_cast<unsigned>(t * 7919 + i));
+            const std::string key = fmt::format("/m/{:02}", rng() % kKeys);
+            const std::string value = fmt::format("{}-{}", t, i);
+            auto cur = store->Get(key);
+            // A stale or random expected revision now and then: those must fail, taking no
+            // revision.
+            const int64_t expected = rng() % 4 == 0 ? int64_t(rng() % 50) : 0;
+            const int64_t seen = cur.ok() ? cur->mod_revision : 0;
+            auto record = [&](int64_t rev, Change c) {
+              std::lock_guard lock(mu);
+              history[rev] = std::move(c);
+            };
+            switch (rng() % 3) {
+              case 0: {
+                auto kv = store->Create(key, value);
+                if (kv.ok()) record(kv->mod_revision, {key, false, value});
+                return kv.ok() || kv.status().code() == StatusCode::kAlreadyExists;
+              }
+              case 1: {
+                auto kv = store->Update(key, value, expected ? expected : seen);
+                if (kv.ok()) record(kv->mod_revision, {key, false, value});
+                return kv.ok() || kv.status().code() == StatusCode::kConflict ||
+                       kv.status().code() == StatusCode::kNotFound;
+              }
+              default: {
+                auto e = store->Delete(key, expected);
+                if (e.ok()) record(e->kv.mod_revision, {key, true, ""});
+                return e.ok() || e.status().code() == StatusCode::kConflict ||
+                       e.status().code() == StatusCode::kNotFound;
+              }
+            }
+          }) == 0);
+  const int64_t last = *store->CurrentRevision();
+  REQUIRE(last > 100);
+  // Dense revisions: every successful write took exactly the next one, failures none.
+  REQUIRE(history.size() == static_cast<size_t>(last));
+  REQUIRE(history.begin()->first == 1);
+
+  // The model: the state after every revision.
+  std::vector<std::map<std::string, KeyValue>> states(last + 1);
+  for (int64_t r = 1; r <= last; ++r) {
+    states[r] = states[r - 1];
+    const Change& c = history[r];
+    if (c.deleted) {
+      states[r].erase(c.key);
+    } else {
+      auto it = states[r - 1].find(c.key);
+      int64_t create = it == states[r - 1].end() ? r : it->second.create_revision;
+      states[r][c.key] = KeyValue{c.key, c.value, create, r};
+    }
+  }
+
+  auto check_at = [&](Store& s, int64_t r) {
+    INFO("revision " << r);
+    // Paginated list at r, 5 keys a page.
+    std::vector<KeyValue> got;
+    ListOptions o{"/m/", "", 5, r};
+    while (true) {
+      auto page = s.List(o);
+      REQUIRE(page.ok());
+      got.insert(got.end(), page->kvs.begin(), page->kvs.end());
+      if (!page->more) break;
+      REQUIRE(page->kvs.size() == 5);
+      o.start_after = page->kvs.back().key;
+    }
+    REQUIRE(got.size() == states[r].size());
+    size_t i = 0;
+    for (const auto& [key, kv] : states[r]) {
+      CHECK(got[i].key == key);
+      CHECK(got[i].value == kv.value);
+      CHECK(got[i].mod_revision == kv.mod_revision);
+      CHECK(got[i].create_revision == kv.create_revision);
+      ++i;
+    }
+    for (int k = 0; k < kKeys; k += 5) {
+      const std::string key = fmt::format("/m/{:02}", k);
+      auto kv = s.Get(key, r);
+      auto it = states[r].find(key);
+      if (it == states[r].end()) {
+        CHECK(kv.status().code() == StatusCode::kNotFound);
+      } else {
+        REQUIRE(kv.ok());
+        CHECK(kv->value == it->second.value);
+        CHECK(kv->mod_revision == it->second.mod_revision);
+      }
+    }
+  };
+  auto check_watch = [&](Store& s, int64_t from, int64_t compacted) {
+    auto w = s.Watch("/m/", from);
+    REQUIRE(w.ok());
+    auto events = CollectUntil(**w, last);
+    REQUIRE(events.size() == static_cast<size_t>(last - from + 1));
+    for (const Event& e : events) {
+      const int64_t r = e.kv.mod_revision;
+      INFO("event at revision " << r);
+      const Change& c = history[r];
+      CHECK(e.kv.key == c.key);
+      CHECK(e.type == (c.deleted ? Event::Type::kDelete : Event::Type::kPut));
+      CHECK(e.kv.value == c.value);
+      auto before = states[r - 1].find(c.key);
+      if (before == states[r - 1].end()) {
+        CHECK_FALSE(e.prev);
+        continue;
+      }
+      // The version replaced is gone only if compaction removed it (it was superseded by this
+      // very event at or below the compacted revision); deletes always carry it.
+      if (c.deleted || r > compacted) REQUIRE(e.prev);
+      if (e.prev) {
+        CHECK(e.prev->value == before->second.value);
+        CHECK(e.prev->mod_revision == before->second.mod_revision);
+      }
+    }
+  };
+
+  for (int64_t r = 1; r <= last; ++r) check_at(*store, r);
+  check_watch(*store, 1, 0);
+
+  // Compact to the middle; reads stay right while the slices run and after.
+  const int64_t mid = last / 2;
+  REQUIRE(store->Compact(mid).ok());
+  for (int64_t r = mid; r <= last; ++r) check_at(*store, r);
+  CHECK(store->Get("/m/00", mid - 1).status().code() == StatusCode::kCompacted);
+  check_watch(*store, mid, mid);
+
+  // From the log table alone.
+  store.reset();
+  store = MustOpenTuned(dir, options, tuning);
+  for (int64_t r = mid; r <= last; r += 3) check_at(*store, r);
+  check_watch(*store, mid, mid);
+  check_watch(*store, last - 10, mid);
 }
 
 TEST_CASE("sqlite store: reopen keeps the data and the revision", "[sqlite]") {
@@ -594,9 +832,9 @@ TEST_CASE("sqlite store: corrupt, foreign and unreadable files are refused, neve
   SECTION("a damaged orch database") {
     {
       auto store = MustOpen(Options(dir));
-      for (int i = 0; i < 500; ++i) {
-        REQUIRE(store->Create(fmt::format("/k/{}", i), std::string(200, 'v')).ok());
-      }
+      REQUIRE(Parallel(8, 500, [&](int, int i) {
+                return store->Create(fmt::format("/k/{}", i), std::string(200, 'v')).ok();
+              }) == 0);
     }
     std::string bytes = ReadFile(db);
     REQUIRE(bytes.size() > 5 * 4096);
@@ -661,10 +899,13 @@ TEST_CASE("sqlite store: snapshot save while writing, and restore", "[sqlite]") 
   auto store = MustOpen(options);
   std::mutex mu;
   std::map<std::string, int64_t> revs;
-  for (int i = 0; i < 200; ++i) {
-    auto kv = store->Create(fmt::format("/s/{}", i), "v");
-    revs[kv->key] = kv->mod_revision;
-  }
+  REQUIRE(Parallel(8, 200, [&](int, int i) {
+            auto kv = store->Create(fmt::format("/s/{}", i), "v");
+            if (!kv.ok()) return false;
+            std::lock_guard lock(mu);
+            revs[kv->key] = kv->mod_revision;
+            return true;
+          }) == 0);
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
   std::thread writer([&] {

@@ -1,0 +1,339 @@
+// Label and field selectors and name/label syntax: parsing, matching and every error, compared
+// with the strings k8s.io/apimachinery and the API server produce for the same input.
+#include "selector.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using orch::api::FieldSelector;
+using orch::api::json;
+using orch::api::LabelSelector;
+
+namespace {
+
+LabelSelector ParseLabels(const std::string& text) {
+  orch::Result<LabelSelector> s = LabelSelector::Parse(text);
+  INFO(text << ": " << s.status().ToString());
+  REQUIRE(s.ok());
+  return *s;
+}
+
+std::string LabelError(const std::string& text) {
+  orch::Result<LabelSelector> s = LabelSelector::Parse(text);
+  INFO(text);
+  REQUIRE_FALSE(s.ok());
+  REQUIRE(s.status().code() == orch::StatusCode::kInvalidArgument);
+  return s.status().message();
+}
+
+FieldSelector ParseFields(const std::string& text, const std::string& group,
+                          const std::string& resource) {
+  orch::Result<FieldSelector> s =
+      FieldSelector::Parse(text, orch::api::BuiltinFieldRules(group, resource));
+  INFO(text << ": " << s.status().ToString());
+  REQUIRE(s.ok());
+  return *s;
+}
+
+std::string FieldError(const std::string& text, const std::string& group = "",
+                       const std::string& resource = "pods") {
+  orch::Result<FieldSelector> s =
+      FieldSelector::Parse(text, orch::api::BuiltinFieldRules(group, resource));
+  INFO(text);
+  REQUIRE_FALSE(s.ok());
+  REQUIRE(s.status().code() == orch::StatusCode::kInvalidArgument);
+  return s.status().message();
+}
+
+const std::string kQualifiedNameRegex =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const std::string kLabelValueRegex =
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const std::string kSubdomainRegex =
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+}  // namespace
+
+TEST_CASE("Label selectors parse every operator into canonical requirements") {
+  LabelSelector s = ParseLabels("a=b,c!=d,e in (y,x),f notin (z),g,!h,i==j,k>3,l<10");
+  CHECK(s.String() == "a=b,c!=d,e in (x,y),f notin (z),g,!h,i==j,k>3,l<10");
+  CHECK(s.requirements().size() == 9);
+
+  CHECK(ParseLabels("").Empty());
+  CHECK(ParseLabels("  ").Empty());
+  CHECK(ParseLabels("z=1, a = 2").String() == "a=2,z=1");       // sorted by key, spaces skipped
+  CHECK(ParseLabels("x in (foo,,baz),y,z notin ()").String() == "x in (,baz,foo),y,z notin ()");
+  CHECK(ParseLabels("x in (in)").String() == "x in (in)");      // keywords are values here
+  CHECK(ParseLabels("x=").String() == "x=");
+  CHECK(ParseLabels("example.com/app=web").String() == "example.com/app=web");
+}
+
+TEST_CASE("Label selectors match like upstream") {
+  const json labels = {{"app", "web"}, {"tier", "front"}, {"n", "5"}};
+  auto matches = [&](const std::string& sel) { return ParseLabels(sel).Matches(labels); };
+  CHECK(matches(""));
+  CHECK(matches("app=web"));
+  CHECK(matches("app==web"));
+  CHECK_FALSE(matches("app=db"));
+  CHECK(matches("app!=db"));
+  CHECK(matches("missing!=x"));  // != matches when the key is absent
+  CHECK(matches("app in (db,web)"));
+  CHECK_FALSE(matches("app notin (web)"));
+  CHECK(matches("missing notin (web)"));
+  CHECK(matches("tier"));
+  CHECK_FALSE(matches("!tier"));
+  CHECK(matches("!missing"));
+  CHECK(matches("n>4"));
+  CHECK_FALSE(matches("n>5"));
+  CHECK(matches("n<6"));
+  CHECK_FALSE(matches("app>1"));  // not an integer label value
+  CHECK(matches("app=web,tier=front"));
+  CHECK_FALSE(matches("app=web,tier=back"));
+  CHECK(ParseLabels("x!=y").Matches(nullptr));
+  CHECK_FALSE(LabelSelector::Nothing().Matches(labels));
+  CHECK(LabelSelector().Matches(labels));
+}
+
+TEST_CASE("Label selector syntax errors use upstream's words") {
+  CHECK(LabelError("a b") ==
+        "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt");
+  CHECK(LabelError("x in a") == "unable to parse requirement: found 'a' expected: '('");
+  CHECK(LabelError("x in (a b)") ==
+        "unable to parse requirement: found 'b', expected: ',' or ')'");
+  CHECK(LabelError("x in (a") == "unable to parse requirement: found '', expected: ',' or ')'");
+  CHECK(LabelError("x in (=)") ==
+        "unable to parse requirement: found '=', expected: ',', ')' or identifier");
+  CHECK(LabelError("x=(") == "unable to parse requirement: found '(', expected: identifier");
+  CHECK(LabelError("!=a") == "found '!=', expected: !, identifier, or 'end of string'");
+  CHECK(LabelError("! =a") == "unable to parse requirement: found '=', expected: identifier");
+  CHECK(LabelError("a=b c") == "found 'c', expected: ',' or 'end of string'");
+  CHECK(LabelError("a=b,") == "found '', expected: identifier after ','");
+  CHECK(LabelError(",a") == "found ',', expected: !, identifier, or 'end of string'");
+  CHECK(LabelError("!a=b") == "found '=', expected: ',' or 'end of string'");
+}
+
+TEST_CASE("Label selector key and value errors use upstream's words") {
+  CHECK(LabelError("a_/b=c") ==
+        "unable to parse requirement: <nil>: Invalid value: \"a_/b\": prefix part " +
+            kSubdomainRegex);
+  CHECK(LabelError("-x=c") ==
+        "unable to parse requirement: <nil>: Invalid value: \"-x\": name part " +
+            kQualifiedNameRegex);
+  CHECK(LabelError("/x") ==
+        "unable to parse requirement: <nil>: Invalid value: \"/x\": prefix part must be "
+        "non-empty");
+  CHECK(LabelError("a/b/c") ==
+        "unable to parse requirement: <nil>: Invalid value: \"a/b/c\": a qualified name " +
+            kQualifiedNameRegex +
+            " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
+  CHECK(LabelError(std::string(64, 'k') + "=v") ==
+        "unable to parse requirement: <nil>: Invalid value: \"" + std::string(64, 'k') +
+            "\": name part must be no more than 63 characters");
+  CHECK(LabelError("app=-bad") ==
+        "unable to parse requirement: values[0][app]: Invalid value: \"-bad\": " +
+            kLabelValueRegex);
+  CHECK(LabelError("app=" + std::string(64, 'v')) ==
+        "unable to parse requirement: values[0][app]: Invalid value: \"" + std::string(64, 'v') +
+            "\": must be no more than 63 characters");
+  CHECK(LabelError("n>x1") ==
+        "unable to parse requirement: values[0]: Invalid value: \"x1\": for 'Gt', 'Lt' "
+        "operators, the value must be an integer");
+  CHECK(LabelError("n>-a") ==
+        "unable to parse requirement: [values[0]: Invalid value: \"-a\": for 'Gt', 'Lt' "
+        "operators, the value must be an integer, values[0][n]: Invalid value: \"-a\": " +
+            kLabelValueRegex + "]");
+}
+
+TEST_CASE("LabelSelector objects convert like LabelSelectorAsSelector") {
+  json sel = {{"matchLabels", {{"app", "web"}}},
+              {"matchExpressions",
+               {{{"key", "tier"}, {"operator", "In"}, {"values", {"front", "back"}}},
+                {{"key", "canary"}, {"operator", "DoesNotExist"}}}}};
+  orch::Result<LabelSelector> s = LabelSelector::FromJson(sel);
+  REQUIRE(s.ok());
+  CHECK(s->String() == "app=web,!canary,tier in (back,front)");
+  CHECK(s->Matches({{"app", "web"}, {"tier", "front"}}));
+  CHECK_FALSE(s->Matches({{"app", "web"}, {"tier", "front"}, {"canary", "1"}}));
+
+  CHECK(LabelSelector::FromJson(json::object())->Empty());
+  CHECK(LabelSelector::FromJson(nullptr)->IsNothing());
+  CHECK(LabelSelector::FromMap({{"b", "2"}, {"a", "1"}}).String() == "a=1,b=2");
+
+  auto error = [](const json& j) {
+    orch::Result<LabelSelector> r = LabelSelector::FromJson(j);
+    REQUIRE_FALSE(r.ok());
+    return r.status().message();
+  };
+  CHECK(error({{"matchExpressions", {{{"key", "a"}, {"operator", "Foo"}}}}}) ==
+        "\"Foo\" is not a valid label selector operator");
+  CHECK(error({{"matchExpressions", {{{"key", "a"}, {"operator", "In"}}}}}) ==
+        "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't "
+        "be empty");
+  CHECK(error({{"matchExpressions", {{{"key", "a"}, {"operator", "Exists"}, {"values", {"x"}}}}}}) ==
+        "values: Invalid value: []string{\"x\"}: values set must be empty for exists and does not "
+        "exist");
+  CHECK(error({{"matchLabels", {{"a", "-x"}}}}) ==
+        "values[0][a]: Invalid value: \"-x\": " + kLabelValueRegex);
+  CHECK(error({{"matchLabels", {{"-a", "x"}}}}) ==
+        "key: Invalid value: \"-a\": name part " + kQualifiedNameRegex);
+
+  CHECK(orch::api::FormatLabelSelector(nullptr) == "<none>");
+  CHECK(orch::api::FormatLabelSelector(json::object()) == "<none>");
+  CHECK(orch::api::FormatLabelSelector({{"matchLabels", {{"app", "web"}}}}) == "app=web");
+  CHECK(orch::api::FormatLabelSelector({{"matchExpressions", {{{"operator", "X"}}}}}) ==
+        "<error>");
+  CHECK(orch::api::FormatLabels(json::object()) == "<none>");
+  CHECK(orch::api::FormatLabels({{"run", "x"}, {"app", "y"}}) == "app=y,run=x");
+}
+
+TEST_CASE("LabelSelector validation reports upstream's field errors") {
+  json sel = {{"matchLabels", {{"app", "-x"}}},
+              {"matchExpressions",
+               {{{"key", "a"}, {"operator", "In"}},
+                {{"key", "b"}, {"operator", "Exists"}, {"values", {"v"}}},
+                {{"key", "c!"}, {"operator", "Equals"}, {"values", {"ok"}}}}}};
+  auto errors = orch::api::ValidateLabelSelector(sel, "spec.selector");
+  REQUIRE(errors.size() == 5);
+  CHECK(errors[0].ToString() == "spec.selector.matchLabels: Invalid value: \"-x\": " +
+                                    kLabelValueRegex);
+  CHECK(errors[1].ToString() ==
+        "spec.selector.matchExpressions[0].values: Required value: must be specified when "
+        "`operator` is 'In' or 'NotIn'");
+  CHECK(errors[2].ToString() ==
+        "spec.selector.matchExpressions[1].values: Forbidden: may not be specified when "
+        "`operator` is 'Exists' or 'DoesNotExist'");
+  CHECK(errors[3].ToString() ==
+        "spec.selector.matchExpressions[2].operator: Invalid value: \"Equals\": not a valid "
+        "selector operator");
+  CHECK(errors[4].ToString() ==
+        "spec.selector.matchExpressions[2].key: Invalid value: \"c!\": name part " +
+            kQualifiedNameRegex);
+  CHECK(orch::api::ValidateLabelSelector(nullptr, "spec.selector").empty());
+  CHECK(orch::api::ValidateLabels({{"ok", "fine"}}, "metadata.labels").empty());
+}
+
+TEST_CASE("Name validators give upstream's messages") {
+  using orch::api::IsDns1035Label;
+  using orch::api::IsDns1123Label;
+  using orch::api::IsDns1123Subdomain;
+  CHECK(IsDns1123Subdomain("example.com").empty());
+  CHECK(IsDns1123Subdomain("Example.com") == std::vector<std::string>{kSubdomainRegex});
+  CHECK(IsDns1123Subdomain("a..b").size() == 1);
+  CHECK(IsDns1123Subdomain(std::string(254, 'a')) ==
+        std::vector<std::string>{"must be no more than 253 characters"});
+  CHECK(IsDns1123Label("my-name").empty());
+  CHECK(IsDns1123Label("a.b") == std::vector<std::string>{"must not contain dots"});
+  CHECK(IsDns1123Label("A") ==
+        std::vector<std::string>{
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+            "'-', and must start and end with an alphanumeric character (e.g. 'my-name',  or "
+            "'123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"});
+  CHECK(IsDns1123Label(std::string(64, 'a')) ==
+        std::vector<std::string>{"must be no more than 63 characters"});
+  CHECK(IsDns1035Label("1abc") ==
+        std::vector<std::string>{
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+            "with an alphabetic character, and end with an alphanumeric character (e.g. "
+            "'my-name',  or 'abc-123', regex used for validation is "
+            "'[a-z]([-a-z0-9]*[a-z0-9])?')"});
+  CHECK(orch::api::IsQualifiedName("").size() == 2);  // non-empty and the regex
+  CHECK(orch::api::IsValidLabelValue("").empty());
+}
+
+TEST_CASE("Field selectors parse, unescape and match pods") {
+  json pod = {{"metadata", {{"name", "web-1"}, {"namespace", "default"}}},
+              {"spec", {{"nodeName", "node-a"}, {"restartPolicy", "Always"}}},
+              {"status", {{"phase", "Running"}, {"podIPs", {{{"ip", "10.42.0.5"}}}}}}};
+  auto matches = [&](const std::string& sel) { return ParseFields(sel, "", "pods").Matches(pod); };
+  CHECK(matches(""));
+  CHECK(matches("metadata.name=web-1"));
+  CHECK(matches("metadata.name==web-1,metadata.namespace!=kube-system"));
+  CHECK_FALSE(matches("metadata.namespace=kube-system"));
+  CHECK(matches("spec.nodeName=node-a,status.phase!=Succeeded,status.phase!=Failed"));
+  CHECK(matches("spec.host=node-a"));  // legacy alias of spec.nodeName
+  CHECK(matches("spec.hostNetwork=false"));
+  CHECK(matches("spec.restartPolicy=Always"));
+  CHECK(matches("spec.schedulerName="));
+  CHECK(matches("status.podIP=10.42.0.5"));
+  CHECK_FALSE(matches("status.podIPs=10.42.0.5"));  // accepted, never set upstream
+  CHECK(matches("status.nominatedNodeName="));
+
+  FieldSelector s = ParseFields("metadata.name=a\\,b\\=c\\\\d", "", "pods");
+  CHECK(s.requirements()[0].value == "a,b=c\\d");
+  CHECK(s.RequiresExactMatch("metadata.name") == std::optional<std::string>("a,b=c\\d"));
+  CHECK(orch::api::EscapeFieldValue("a,b=c\\d") == "a\\,b\\=c\\\\d");
+}
+
+TEST_CASE("Field selector errors use upstream's words") {
+  CHECK(FieldError("foo=bar") == "field label not supported: foo");
+  CHECK(FieldError("metadata.name") ==
+        "invalid selector: 'metadata.name'; can't understand 'metadata.name'");
+  CHECK(FieldError("metadata.name=a\\b") ==
+        "invalid field selector: invalid escape sequence: \\b");
+  CHECK(FieldError("metadata.name=a\\") == "invalid field selector: invalid escape sequence: \\");
+  CHECK(FieldError("metadata.name=a=b") ==
+        "invalid field selector: unescaped character in value: 61");
+  // Terms are checked in sorted order.
+  CHECK(FieldError("zzz=1,aaa=2") == "field label not supported: aaa");
+  CHECK(FieldError("status.replicas=1", "apps", "deployments") ==
+        "\"status.replicas\" is not a known field selector: only \"metadata.name\", "
+        "\"metadata.namespace\"");
+  CHECK(FieldError("status.phase=x", "batch", "jobs") ==
+        "field label \"status.phase\" not supported for batchv1.Job");
+  CHECK(FieldError("metadata.namespace=x", "", "nodes") ==
+        "field label not supported: metadata.namespace");
+}
+
+TEST_CASE("Field selectors know every built-in kind's fields") {
+  json node = {{"metadata", {{"name", "n1"}}}, {"spec", {{"unschedulable", true}}}};
+  CHECK(ParseFields("spec.unschedulable=true", "", "nodes").Matches(node));
+  CHECK(ParseFields("spec.unschedulable=false", "", "nodes").Matches({{"metadata", {{"name", "x"}}}}));
+
+  json event = {{"metadata", {{"name", "e"}, {"namespace", "default"}}},
+                {"involvedObject",
+                 {{"kind", "Pod"}, {"name", "web"}, {"namespace", "default"}, {"uid", "u1"}}},
+                {"reason", "Pulled"},
+                {"type", "Normal"},
+                {"reportingComponent", "kubelet"}};
+  CHECK(ParseFields("involvedObject.kind=Pod,involvedObject.name=web,involvedObject.namespace="
+                    "default,involvedObject.uid=u1",
+                    "", "events")
+            .Matches(event));
+  CHECK(ParseFields("reason=Pulled,type=Normal,source=kubelet,reportingComponent=kubelet", "",
+                    "events")
+            .Matches(event));
+
+  json new_event = {{"metadata", {{"name", "e"}}},
+                    {"regarding", {{"kind", "Pod"}, {"name", "web"}}},
+                    {"reportingController", "kubelet"}};
+  CHECK(ParseFields("regarding.kind=Pod,reportingController=kubelet", "events.k8s.io", "events")
+            .Matches(new_event));
+
+  CHECK(ParseFields("type=kubernetes.io/tls", "", "secrets")
+            .Matches({{"type", "kubernetes.io/tls"}}));
+  CHECK(ParseFields("status.phase=Active", "", "namespaces")
+            .Matches({{"status", {{"phase", "Active"}}}}));
+  CHECK(ParseFields("status.replicas=0", "", "replicationcontrollers").Matches(json::object()));
+  CHECK(ParseFields("status.successful=1", "batch", "jobs")
+            .Matches({{"status", {{"succeeded", 1}}}}));
+  CHECK(ParseFields("spec.type=NodePort,spec.clusterIP=10.43.0.9", "", "services")
+            .Matches({{"spec", {{"type", "NodePort"}, {"clusterIP", "10.43.0.9"}}}}));
+  CHECK(ParseFields("metadata.namespace=a", "apps", "deployments")
+            .Matches({{"metadata", {{"namespace", "a"}}}}));
+
+  auto crd = orch::api::CustomResourceFieldRules(false, {".spec.color", ".spec.size"});
+  orch::Result<FieldSelector> c = FieldSelector::Parse("spec.color=red,spec.size=3", crd);
+  REQUIRE(c.ok());
+  CHECK(c->Matches({{"spec", {{"color", "red"}, {"size", 3}}}}));
+  orch::Result<FieldSelector> bad = FieldSelector::Parse("metadata.namespace=x", crd);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "field label not supported: metadata.namespace");
+}
