@@ -2,10 +2,9 @@
 // arithmetic of k8s.io/apimachinery/pkg/api/resource, for the API server, scheduler and agent.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <compare>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -62,14 +61,12 @@ class Quantity {
   // Numeric comparison; the format plays no part ("1Gi" == "1073741824").
   int Cmp(const Quantity& other) const;
   bool operator==(const Quantity& other) const { return nanos_ == other.nanos_; }
-  std::strong_ordering operator<=>(const Quantity& other) const {
-    return nanos_ <=> other.nanos_;
-  }
+  std::strong_ordering operator<=>(const Quantity& other) const { return nanos_ <=> other.nanos_; }
 
  private:
   __int128 nanos_ = 0;  // the value times 10^9
   Format format_ = Format::kDecimalSI;
-  std::string text_;    // the parsed text when upstream would print it verbatim, else empty
+  std::string text_;  // the parsed text when upstream would print it verbatim, else empty
 };
 
 }  // namespace orch

@@ -62,8 +62,12 @@ std::string MaxLenError(size_t length) {
   return fmt::format("must be no more than {} characters", length);
 }
 
-bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool IsAlnum(char c) { return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
+bool IsLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+bool IsAlnum(char c) {
+  return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z');
+}
 
 // ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], any length.
 bool MatchesQualifiedName(std::string_view s) {
@@ -100,11 +104,21 @@ std::string GoQuoted(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
@@ -285,13 +299,27 @@ std::string RequirementString(const Requirement& r) {
   if (r.op == Op::kDoesNotExist) out += "!";
   out += r.key;
   switch (r.op) {
-    case Op::kEquals: out += "="; break;
-    case Op::kDoubleEquals: out += "=="; break;
-    case Op::kNotEquals: out += "!="; break;
-    case Op::kIn: out += " in "; break;
-    case Op::kNotIn: out += " notin "; break;
-    case Op::kGreaterThan: out += ">"; break;
-    case Op::kLessThan: out += "<"; break;
+    case Op::kEquals:
+      out += "=";
+      break;
+    case Op::kDoubleEquals:
+      out += "==";
+      break;
+    case Op::kNotEquals:
+      out += "!=";
+      break;
+    case Op::kIn:
+      out += " in ";
+      break;
+    case Op::kNotIn:
+      out += " notin ";
+      break;
+    case Op::kGreaterThan:
+      out += ">";
+      break;
+    case Op::kLessThan:
+      out += "<";
+      break;
     case Op::kExists:
     case Op::kDoesNotExist:
       return out;
@@ -309,16 +337,28 @@ std::string RequirementString(const Requirement& r) {
 // The label selector lexer and parser (labels.Lexer / labels.Parser).
 
 enum class Token {
-  kError, kEndOfString, kClosedPar, kComma, kDoesNotExist, kDoubleEquals, kEquals,
-  kGreaterThan, kIdentifier, kIn, kLessThan, kNotEquals, kNotIn, kOpenPar,
+  kError,
+  kEndOfString,
+  kClosedPar,
+  kComma,
+  kDoesNotExist,
+  kDoubleEquals,
+  kEquals,
+  kGreaterThan,
+  kIdentifier,
+  kIn,
+  kLessThan,
+  kNotEquals,
+  kNotIn,
+  kOpenPar,
 };
 
 std::optional<Token> KeywordToken(std::string_view s) {
   static constexpr std::pair<std::string_view, Token> kTokens[] = {
-      {")", Token::kClosedPar},   {",", Token::kComma},        {"!", Token::kDoesNotExist},
-      {"==", Token::kDoubleEquals}, {"=", Token::kEquals},     {">", Token::kGreaterThan},
-      {"in", Token::kIn},         {"<", Token::kLessThan},     {"!=", Token::kNotEquals},
-      {"notin", Token::kNotIn},   {"(", Token::kOpenPar},
+      {")", Token::kClosedPar},     {",", Token::kComma},    {"!", Token::kDoesNotExist},
+      {"==", Token::kDoubleEquals}, {"=", Token::kEquals},   {">", Token::kGreaterThan},
+      {"in", Token::kIn},           {"<", Token::kLessThan}, {"!=", Token::kNotEquals},
+      {"notin", Token::kNotIn},     {"(", Token::kOpenPar},
   };
   for (const auto& [text, token] : kTokens) {
     if (text == s) return token;
@@ -326,7 +366,9 @@ std::optional<Token> KeywordToken(std::string_view s) {
   return std::nullopt;
 }
 
-bool IsWhitespace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool IsWhitespace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 bool IsSpecialSymbol(char c) {
   return c == '=' || c == '!' || c == '(' || c == ')' || c == ',' || c == '>' || c == '<';
 }
@@ -443,20 +485,33 @@ class Parser {
     Item op_item = Consume(kKeyAndOperator);
     Op op;
     switch (op_item.token) {
-      case Token::kIn: op = Op::kIn; break;
-      case Token::kEquals: op = Op::kEquals; break;
-      case Token::kDoubleEquals: op = Op::kDoubleEquals; break;
-      case Token::kGreaterThan: op = Op::kGreaterThan; break;
-      case Token::kLessThan: op = Op::kLessThan; break;
-      case Token::kNotIn: op = Op::kNotIn; break;
-      case Token::kNotEquals: op = Op::kNotEquals; break;
+      case Token::kIn:
+        op = Op::kIn;
+        break;
+      case Token::kEquals:
+        op = Op::kEquals;
+        break;
+      case Token::kDoubleEquals:
+        op = Op::kDoubleEquals;
+        break;
+      case Token::kGreaterThan:
+        op = Op::kGreaterThan;
+        break;
+      case Token::kLessThan:
+        op = Op::kLessThan;
+        break;
+      case Token::kNotIn:
+        op = Op::kNotIn;
+        break;
+      case Token::kNotEquals:
+        op = Op::kNotEquals;
+        break;
       default:
         return InvalidArgument("found '" + op_item.literal +
                                "', expected: in, notin, =, ==, !=, gt, lt");
     }
-    Result<std::set<std::string>> values = (op == Op::kIn || op == Op::kNotIn)
-                                               ? ParseValues()
-                                               : ParseExactValue();
+    Result<std::set<std::string>> values =
+        (op == Op::kIn || op == Op::kNotIn) ? ParseValues() : ParseExactValue();
     if (!values.ok()) return values.status();
     return NewRequirement(key.literal, op, {values->begin(), values->end()}, false);
   }
@@ -617,7 +672,8 @@ std::string ScalarString(const json* v) {
   if (v->is_number_integer()) return v->dump();
   if (v->is_number_float()) {
     double d = v->get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return std::to_string(static_cast<int64_t>(d));
+    if (d == static_cast<double>(static_cast<int64_t>(d)))
+      return std::to_string(static_cast<int64_t>(d));
     return v->dump();
   }
   return "";
@@ -651,7 +707,9 @@ FieldRules::Extractor PathOr(std::string path, std::string absent) {
   };
 }
 
-std::string NotSupported(const std::string& label) { return "field label not supported: " + label; }
+std::string NotSupported(const std::string& label) {
+  return "field label not supported: " + label;
+}
 
 // Rules with metadata.name, and metadata.namespace for namespaced kinds.
 FieldRules MetadataRules(bool namespaced) {
@@ -678,7 +736,8 @@ std::shared_ptr<const FieldRules> DefaultRules() {
   return Share(std::move(rules));
 }
 
-std::map<std::pair<std::string, std::string>, std::shared_ptr<const FieldRules>> MakeBuiltinRules() {
+std::map<std::pair<std::string, std::string>, std::shared_ptr<const FieldRules>>
+MakeBuiltinRules() {
   std::map<std::pair<std::string, std::string>, std::shared_ptr<const FieldRules>> all;
 
   // pkg/apis/core/v1/conversion.go + pkg/registry/core/pod/strategy.go (ToSelectableFields).
@@ -712,8 +771,8 @@ std::map<std::pair<std::string, std::string>, std::shared_ptr<const FieldRules>>
   all[{"", "replicationcontrollers"}] = Share(std::move(rcs));
 
   FieldRules events = MetadataRules(true);
-  for (const char* f : {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
-                        "fieldPath"}) {
+  for (const char* f :
+       {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"}) {
     std::string label = std::string("involvedObject.") + f;
     events.Accept(label, Path(label));
   }
@@ -729,8 +788,8 @@ std::map<std::pair<std::string, std::string>, std::shared_ptr<const FieldRules>>
 
   // pkg/apis/events/v1/conversion.go: the same storage, spelled as events.k8s.io spells it.
   FieldRules new_events = MetadataRules(true);
-  for (const char* f : {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
-                        "fieldPath"}) {
+  for (const char* f :
+       {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"}) {
     new_events.Accept(std::string("regarding.") + f, std::string("involvedObject.") + f,
                       Path(std::string("regarding.") + f));
   }
@@ -785,10 +844,10 @@ std::vector<std::string> IsQualifiedName(std::string_view value) {
       for (const std::string& m : IsDns1123Subdomain(prefix)) errs.push_back("prefix part " + m);
     }
   } else {
-    errs.push_back("a qualified name " +
-                   RegexError(kQualifiedNameErrMsg, kQualifiedNameFmt,
-                              {"MyName", "my.name", "123-abc"}) +
-                   " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
+    errs.push_back(
+        "a qualified name " +
+        RegexError(kQualifiedNameErrMsg, kQualifiedNameFmt, {"MyName", "my.name", "123-abc"}) +
+        " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
     return errs;
   }
   if (name.empty()) {
@@ -848,11 +907,15 @@ std::vector<std::string> IsDns1035Label(std::string_view value) {
 std::string SelectorFieldError::ToString() const {
   std::string out = field + ": ";
   switch (type) {
-    case Type::kRequired: out += "Required value"; break;
-    case Type::kForbidden: out += "Forbidden"; break;
+    case Type::kRequired:
+      out += "Required value";
+      break;
+    case Type::kForbidden:
+      out += "Forbidden";
+      break;
     case Type::kInvalid:
-      out += "Invalid value: " + (value.is_string() ? GoQuoted(value.get<std::string>())
-                                                     : value.dump());
+      out += "Invalid value: " +
+             (value.is_string() ? GoQuoted(value.get<std::string>()) : value.dump());
       break;
   }
   if (!detail.empty()) out += ": " + detail;
@@ -874,8 +937,7 @@ std::vector<SelectorFieldError> ValidateLabels(const json& labels, const std::st
   return errors;
 }
 
-std::vector<SelectorFieldError> ValidateLabelSelector(const json& selector,
-                                                      const std::string& path,
+std::vector<SelectorFieldError> ValidateLabelSelector(const json& selector, const std::string& path,
                                                       bool allow_invalid_label_value) {
   using Type = SelectorFieldError::Type;
   std::vector<SelectorFieldError> errors;
@@ -947,8 +1009,8 @@ Result<LabelSelector> LabelSelector::FromJson(const json& selector) {
   if (!selector.is_object()) return InvalidArgument("a label selector must be an object");
   const json labels = selector.value("matchLabels", json());
   const json exprs = selector.value("matchExpressions", json());
-  const size_t count = (labels.is_object() ? labels.size() : 0) +
-                       (exprs.is_array() ? exprs.size() : 0);
+  const size_t count =
+      (labels.is_object() ? labels.size() : 0) + (exprs.is_array() ? exprs.size() : 0);
   LabelSelector s;
   if (count == 0) return s;
   if (labels.is_object()) {
@@ -1056,7 +1118,7 @@ std::string FieldRules::Value(const json& object, const std::string& canonical) 
 }
 
 std::shared_ptr<const FieldRules> BuiltinFieldRules(std::string_view group,
-                                                   std::string_view resource) {
+                                                    std::string_view resource) {
   // Built once, then only read: safe to share between request threads.
   static const auto* const kRules = new auto(MakeBuiltinRules());
   static const std::shared_ptr<const FieldRules> kDefault = DefaultRules();
@@ -1093,13 +1155,14 @@ Result<FieldSelector> FieldSelector::Parse(std::string_view text,
       }
     }
     if (!split) {
-      return InvalidArgument(fmt::format("invalid selector: '{}'; can't understand '{}'", text, part));
+      return InvalidArgument(
+          fmt::format("invalid selector: '{}'; can't understand '{}'", text, part));
     }
     const auto [at, op] = *split;
     Result<std::string> value = UnescapeValue(std::string_view(part).substr(at + op.size()));
     if (!value.ok()) return value.status();
-    s.requirements_.push_back({part.substr(0, at), op == "!=" ? Op::kNotEquals : Op::kEquals,
-                               std::move(*value)});
+    s.requirements_.push_back(
+        {part.substr(0, at), op == "!=" ? Op::kNotEquals : Op::kEquals, std::move(*value)});
   }
   // The kind's conversion, term by term in sorted order: the first unsupported label fails.
   if (s.rules_ != nullptr) {
@@ -1114,8 +1177,8 @@ Result<FieldSelector> FieldSelector::Parse(std::string_view text,
 
 bool FieldSelector::Matches(const json& object) const {
   for (const Requirement& r : requirements_) {
-    std::string have = rules_ != nullptr ? rules_->Value(object, r.field)
-                                         : ScalarString(Find(object, r.field));
+    std::string have =
+        rules_ != nullptr ? rules_->Value(object, r.field) : ScalarString(Find(object, r.field));
     if ((have == r.value) != (r.op == Op::kEquals)) return false;
   }
   return true;

@@ -3,11 +3,10 @@
 // the semantics and error wording of k8s.io/apimachinery.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,8 +50,7 @@ struct SelectorFieldError {
 std::vector<SelectorFieldError> ValidateLabels(const json& labels, const std::string& path);
 // metav1/validation.ValidateLabelSelector for a LabelSelector object (matchLabels and
 // matchExpressions) at `path`. A null selector is valid.
-std::vector<SelectorFieldError> ValidateLabelSelector(const json& selector,
-                                                      const std::string& path,
+std::vector<SelectorFieldError> ValidateLabelSelector(const json& selector, const std::string& path,
                                                       bool allow_invalid_label_value = false);
 
 // ---------------------------------------------------------------------------------------------
@@ -63,8 +61,17 @@ std::vector<SelectorFieldError> ValidateLabelSelector(const json& selector,
 // thread-safe once built.
 class LabelSelector {
  public:
-  enum class Op { kIn, kNotIn, kEquals, kDoubleEquals, kNotEquals, kExists, kDoesNotExist,
-                  kGreaterThan, kLessThan };
+  enum class Op {
+    kIn,
+    kNotIn,
+    kEquals,
+    kDoubleEquals,
+    kNotEquals,
+    kExists,
+    kDoesNotExist,
+    kGreaterThan,
+    kLessThan
+  };
   struct Requirement {
     std::string key;
     Op op = Op::kExists;
@@ -136,8 +143,8 @@ class FieldRules {
   std::string Value(const json& object, const std::string& canonical) const;
 
  private:
-  std::map<std::string, std::string> aliases_;     // accepted label → canonical
-  std::map<std::string, Extractor> extractors_;    // canonical → value
+  std::map<std::string, std::string> aliases_;   // accepted label → canonical
+  std::map<std::string, Extractor> extractors_;  // canonical → value
   std::function<std::string(const std::string&)> reject_;
 };
 
@@ -146,7 +153,7 @@ class FieldRules {
 // metadata.namespace with upstream's `"foo" is not a known field selector: only
 // "metadata.name", "metadata.namespace"`. The returned rules live for the whole process.
 std::shared_ptr<const FieldRules> BuiltinFieldRules(std::string_view group,
-                                                   std::string_view resource);
+                                                    std::string_view resource);
 // The rules of a custom resource: metadata.name, metadata.namespace when namespaced, and the
 // CRD version's selectableFields (JSONPaths such as ".spec.color"), with upstream's
 // "field label not supported: foo".
@@ -171,7 +178,8 @@ class FieldSelector {
   // to ?fieldSelector=. Errors (InvalidArgument, answered 400) in upstream's words:
   // "invalid selector: 'a'; can't understand 'a'", "invalid field selector: invalid escape
   // sequence: \x", "field label not supported: foo", ...
-  static Result<FieldSelector> Parse(std::string_view text, std::shared_ptr<const FieldRules> rules);
+  static Result<FieldSelector> Parse(std::string_view text,
+                                     std::shared_ptr<const FieldRules> rules);
 
   bool Matches(const json& object) const;
   bool Empty() const { return requirements_.empty(); }

@@ -32,10 +32,16 @@ Status FormatWrong() {
   return InvalidArgument("quantities must match the regular expression '" +
                          std::string(kSplitRegex) + "'");
 }
-Status SuffixWrong() { return InvalidArgument("unable to parse quantity's suffix"); }
-Status TooLargeValue() { return InvalidArgument("quantity is too large"); }
+Status SuffixWrong() {
+  return InvalidArgument("unable to parse quantity's suffix");
+}
+Status TooLargeValue() {
+  return InvalidArgument("quantity is too large");
+}
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // The pieces of a quantity string, as upstream's parseQuantityString splits them: the sign, the
 // integer digits without leading zeros ("0" when none), the fraction digits and the suffix.
@@ -209,8 +215,8 @@ class BigUint {
 std::string Int128ToString(int128 v) {
   if (v == 0) return "0";
   bool neg = v < 0;
-  unsigned __int128 u = neg ? static_cast<unsigned __int128>(-(v + 1)) + 1
-                            : static_cast<unsigned __int128>(v);
+  unsigned __int128 u =
+      neg ? static_cast<unsigned __int128>(-(v + 1)) + 1 : static_cast<unsigned __int128>(v);
   std::string out;
   while (u != 0) {
     out.push_back(static_cast<char>('0' + static_cast<int>(u % 10)));
@@ -221,7 +227,9 @@ std::string Int128ToString(int128 v) {
   return out;
 }
 
-int128 Saturate(int128 v) { return std::clamp(v, -kMaxNanos, kMaxNanos); }
+int128 Saturate(int128 v) {
+  return std::clamp(v, -kMaxNanos, kMaxNanos);
+}
 
 int64_t SaturateInt64(int128 v) {
   constexpr int128 kMax = std::numeric_limits<int64_t>::max();
@@ -384,9 +392,13 @@ std::string Quantity::String() const {
   return sign + Int128ToString(mantissa) + std::string(kDecimal[(exponent + 9) / 3]);
 }
 
-int64_t Quantity::Value() const { return SaturateInt64(DivAwayFromZero(nanos_, kNanosPerUnit)); }
+int64_t Quantity::Value() const {
+  return SaturateInt64(DivAwayFromZero(nanos_, kNanosPerUnit));
+}
 
-int64_t Quantity::MilliValue() const { return SaturateInt64(DivAwayFromZero(nanos_, 1'000'000)); }
+int64_t Quantity::MilliValue() const {
+  return SaturateInt64(DivAwayFromZero(nanos_, 1'000'000));
+}
 
 Quantity& Quantity::Add(const Quantity& other) {
   if (nanos_ == 0) format_ = other.format_;

@@ -3,7 +3,6 @@
 #include "orch/quantity.h"
 
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <string>
 
@@ -58,8 +57,8 @@ TEST_CASE("Quantities print in upstream's canonical form") {
   CHECK(Canonical("-100m") == "-100m");
   CHECK(Canonical("0.0001") == "100u");
   CHECK(Canonical("1n") == "1n");
-  CHECK(Canonical("0.0000000001") == "1n");  // rounded up to the nano
-  CHECK(Canonical("1.000000001") == "1.000000001");  // kept as written, like upstream
+  CHECK(Canonical("0.0000000001") == "1n");           // rounded up to the nano
+  CHECK(Canonical("1.000000001") == "1.000000001");   // kept as written, like upstream
   CHECK(Canonical("1.0000000001") == "1000000001n");  // rounded up to the nano
   CHECK(Canonical("1.10") == "1100m");
   CHECK(Canonical("00100m") == "00100m");

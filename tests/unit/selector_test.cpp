@@ -3,7 +3,6 @@
 #include "selector.h"
 
 #include <catch2/catch.hpp>
-
 #include <string>
 
 using orch::api::FieldSelector;
@@ -69,9 +68,9 @@ TEST_CASE("Label selectors parse every operator into canonical requirements") {
 
   CHECK(ParseLabels("").Empty());
   CHECK(ParseLabels("  ").Empty());
-  CHECK(ParseLabels("z=1, a = 2").String() == "a=2,z=1");       // sorted by key, spaces skipped
+  CHECK(ParseLabels("z=1, a = 2").String() == "a=2,z=1");  // sorted by key, spaces skipped
   CHECK(ParseLabels("x in (foo,,baz),y,z notin ()").String() == "x in (,baz,foo),y,z notin ()");
-  CHECK(ParseLabels("x in (in)").String() == "x in (in)");      // keywords are values here
+  CHECK(ParseLabels("x in (in)").String() == "x in (in)");  // keywords are values here
   CHECK(ParseLabels("x=").String() == "x=");
   CHECK(ParseLabels("example.com/app=web").String() == "example.com/app=web");
 }
@@ -106,8 +105,7 @@ TEST_CASE("Label selector syntax errors use upstream's words") {
   CHECK(LabelError("a b") ==
         "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt");
   CHECK(LabelError("x in a") == "unable to parse requirement: found 'a' expected: '('");
-  CHECK(LabelError("x in (a b)") ==
-        "unable to parse requirement: found 'b', expected: ',' or ')'");
+  CHECK(LabelError("x in (a b)") == "unable to parse requirement: found 'b', expected: ',' or ')'");
   CHECK(LabelError("x in (a") == "unable to parse requirement: found '', expected: ',' or ')'");
   CHECK(LabelError("x in (=)") ==
         "unable to parse requirement: found '=', expected: ',', ')' or identifier");
@@ -177,9 +175,10 @@ TEST_CASE("LabelSelector objects convert like LabelSelectorAsSelector") {
   CHECK(error({{"matchExpressions", {{{"key", "a"}, {"operator", "In"}}}}}) ==
         "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't "
         "be empty");
-  CHECK(error({{"matchExpressions", {{{"key", "a"}, {"operator", "Exists"}, {"values", {"x"}}}}}}) ==
-        "values: Invalid value: []string{\"x\"}: values set must be empty for exists and does not "
-        "exist");
+  CHECK(
+      error({{"matchExpressions", {{{"key", "a"}, {"operator", "Exists"}, {"values", {"x"}}}}}}) ==
+      "values: Invalid value: []string{\"x\"}: values set must be empty for exists and does not "
+      "exist");
   CHECK(error({{"matchLabels", {{"a", "-x"}}}}) ==
         "values[0][a]: Invalid value: \"-x\": " + kLabelValueRegex);
   CHECK(error({{"matchLabels", {{"-a", "x"}}}}) ==
@@ -188,8 +187,7 @@ TEST_CASE("LabelSelector objects convert like LabelSelectorAsSelector") {
   CHECK(orch::api::FormatLabelSelector(nullptr) == "<none>");
   CHECK(orch::api::FormatLabelSelector(json::object()) == "<none>");
   CHECK(orch::api::FormatLabelSelector({{"matchLabels", {{"app", "web"}}}}) == "app=web");
-  CHECK(orch::api::FormatLabelSelector({{"matchExpressions", {{{"operator", "X"}}}}}) ==
-        "<error>");
+  CHECK(orch::api::FormatLabelSelector({{"matchExpressions", {{{"operator", "X"}}}}}) == "<error>");
   CHECK(orch::api::FormatLabels(json::object()) == "<none>");
   CHECK(orch::api::FormatLabels({{"run", "x"}, {"app", "y"}}) == "app=y,run=x");
 }
@@ -202,8 +200,8 @@ TEST_CASE("LabelSelector validation reports upstream's field errors") {
                 {{"key", "c!"}, {"operator", "Equals"}, {"values", {"ok"}}}}}};
   auto errors = orch::api::ValidateLabelSelector(sel, "spec.selector");
   REQUIRE(errors.size() == 5);
-  CHECK(errors[0].ToString() == "spec.selector.matchLabels: Invalid value: \"-x\": " +
-                                    kLabelValueRegex);
+  CHECK(errors[0].ToString() ==
+        "spec.selector.matchLabels: Invalid value: \"-x\": " + kLabelValueRegex);
   CHECK(errors[1].ToString() ==
         "spec.selector.matchExpressions[0].values: Required value: must be specified when "
         "`operator` is 'In' or 'NotIn'");
@@ -276,8 +274,7 @@ TEST_CASE("Field selector errors use upstream's words") {
   CHECK(FieldError("foo=bar") == "field label not supported: foo");
   CHECK(FieldError("metadata.name") ==
         "invalid selector: 'metadata.name'; can't understand 'metadata.name'");
-  CHECK(FieldError("metadata.name=a\\b") ==
-        "invalid field selector: invalid escape sequence: \\b");
+  CHECK(FieldError("metadata.name=a\\b") == "invalid field selector: invalid escape sequence: \\b");
   CHECK(FieldError("metadata.name=a\\") == "invalid field selector: invalid escape sequence: \\");
   CHECK(FieldError("metadata.name=a=b") ==
         "invalid field selector: unescaped character in value: 61");
@@ -295,7 +292,8 @@ TEST_CASE("Field selector errors use upstream's words") {
 TEST_CASE("Field selectors know every built-in kind's fields") {
   json node = {{"metadata", {{"name", "n1"}}}, {"spec", {{"unschedulable", true}}}};
   CHECK(ParseFields("spec.unschedulable=true", "", "nodes").Matches(node));
-  CHECK(ParseFields("spec.unschedulable=false", "", "nodes").Matches({{"metadata", {{"name", "x"}}}}));
+  CHECK(ParseFields("spec.unschedulable=false", "", "nodes")
+            .Matches({{"metadata", {{"name", "x"}}}}));
 
   json event = {{"metadata", {{"name", "e"}, {"namespace", "default"}}},
                 {"involvedObject",
