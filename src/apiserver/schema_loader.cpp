@@ -2,9 +2,11 @@
 // type, resolve field types, then fill per-field copies of named types and derive List kinds.
 #include "schema_loader.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <optional>
+#include <regex>
 #include <set>
 #include <unordered_map>
 
@@ -772,6 +774,438 @@ class Loader {
   size_t dropped_errors_ = 0;
 };
 
+// ---- CRD schemas (JSONSchemaProps) ----
+
+// Thrown inside the conversion only; LoadSchemas-style callers get a Status.
+struct ConvertError {
+  std::string message;
+};
+
+class CrdConverter {
+ public:
+  explicit CrdConverter(SchemaSet& into) : into_(into) {}
+
+  Schema* Convert(const json& j, const std::string& path) {
+    if (!j.is_object()) throw ConvertError{path + ": must be an object"};
+    Schema* s = into_.New();
+    for (const auto& [key, value] : j.items()) Field(*s, key, value, path);
+    if (s->int_or_string && s->format.empty()) s->format = "int-or-string";
+    return s;
+  }
+
+ private:
+  static const std::string& Str(const json& v, const std::string& path) {
+    if (!v.is_string()) throw ConvertError{path + ": must be a string"};
+    return v.get_ref<const std::string&>();
+  }
+  static bool Bool(const json& v, const std::string& path) {
+    if (!v.is_boolean()) throw ConvertError{path + ": must be a boolean"};
+    return v.get<bool>();
+  }
+  static double Num(const json& v, const std::string& path) {
+    if (!v.is_number()) throw ConvertError{path + ": must be a number"};
+    return v.get<double>();
+  }
+  static int64_t Int(const json& v, const std::string& path) {
+    if (!v.is_number_integer()) throw ConvertError{path + ": must be an integer"};
+    return v.get<int64_t>();
+  }
+  static std::vector<std::string> Strings(const json& v, const std::string& path) {
+    if (!v.is_array()) throw ConvertError{path + ": must be a list of strings"};
+    std::vector<std::string> out;
+    for (const json& e : v) out.push_back(Str(e, path));
+    return out;
+  }
+  std::vector<const Schema*> List(const json& v, const std::string& path) {
+    if (!v.is_array()) throw ConvertError{path + ": must be a list of schemas"};
+    std::vector<const Schema*> out;
+    for (size_t i = 0; i < v.size(); ++i) {
+      out.push_back(Convert(v[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return out;
+  }
+
+  void Field(Schema& s, const std::string& key, const json& v, const std::string& path) {
+    std::string at = path + "." + key;
+    if (key == "type") {
+      const std::string& t = Str(v, at);
+      static const std::map<std::string, Schema::Type> kTypes = {
+          {"object", Schema::Type::kObject}, {"array", Schema::Type::kArray},
+          {"string", Schema::Type::kString}, {"integer", Schema::Type::kInteger},
+          {"number", Schema::Type::kNumber}, {"boolean", Schema::Type::kBoolean},
+          {"", Schema::Type::kAny}};
+      auto it = kTypes.find(t);
+      if (it == kTypes.end()) throw ConvertError{at + ": unsupported type \"" + t + "\""};
+      s.type = it->second;
+    } else if (key == "description") {
+      s.description = Str(v, at);
+    } else if (key == "format") {
+      s.format = Str(v, at);
+    } else if (key == "pattern") {
+      s.pattern = Str(v, at);
+    } else if (key == "nullable") {
+      s.nullable = Bool(v, at);
+    } else if (key == "uniqueItems") {
+      s.unique_items = Bool(v, at);
+    } else if (key == "exclusiveMinimum") {
+      s.exclusive_minimum = Bool(v, at);
+    } else if (key == "exclusiveMaximum") {
+      s.exclusive_maximum = Bool(v, at);
+    } else if (key == "minimum") {
+      s.minimum = Num(v, at);
+    } else if (key == "maximum") {
+      s.maximum = Num(v, at);
+    } else if (key == "minLength") {
+      s.min_length = Int(v, at);
+    } else if (key == "maxLength") {
+      s.max_length = Int(v, at);
+    } else if (key == "minItems") {
+      s.min_items = Int(v, at);
+    } else if (key == "maxItems") {
+      s.max_items = Int(v, at);
+    } else if (key == "minProperties") {
+      s.min_properties = Int(v, at);
+    } else if (key == "maxProperties") {
+      s.max_properties = Int(v, at);
+    } else if (key == "required") {
+      s.required = Strings(v, at);
+    } else if (key == "enum") {
+      if (!v.is_array()) throw ConvertError{at + ": must be a list"};
+      s.enum_values.assign(v.begin(), v.end());
+    } else if (key == "default") {
+      s.default_value = v;
+    } else if (key == "properties") {
+      if (!v.is_object()) throw ConvertError{at + ": must be an object"};
+      for (const auto& [name, sub] : v.items()) {
+        Schema* child = Convert(sub, at + "[" + name + "]");
+        s.properties.push_back(Property{name, child->description, child});
+      }
+    } else if (key == "items") {
+      if (v.is_array()) {  // a tuple schema; structural schemas allow one schema only
+        if (!v.empty()) s.items = Convert(v[0], at + "[0]");
+      } else {
+        s.items = Convert(v, at);
+      }
+    } else if (key == "additionalProperties") {
+      if (v.is_boolean()) {
+        if (v.get<bool>()) {
+          Schema* any = into_.New();
+          any->preserve_unknown_fields = true;
+          s.additional_properties = any;
+        }
+      } else {
+        s.additional_properties = Convert(v, at);
+      }
+    } else if (key == "allOf") {
+      s.all_of = List(v, at);
+    } else if (key == "anyOf") {
+      s.any_of = List(v, at);
+    } else if (key == "oneOf") {
+      s.one_of = List(v, at);
+    } else if (key == "not") {
+      s.not_schema = Convert(v, at);
+    } else if (key == "x-kubernetes-preserve-unknown-fields") {
+      s.preserve_unknown_fields = Bool(v, at);
+    } else if (key == "x-kubernetes-embedded-resource") {
+      s.embedded_resource = Bool(v, at);
+    } else if (key == "x-kubernetes-int-or-string") {
+      s.int_or_string = Bool(v, at);
+    } else if (key == "x-kubernetes-list-type") {
+      const std::string& t = Str(v, at);
+      if (t == "atomic") {
+        s.list_type = Schema::ListType::kAtomic;
+      } else if (t == "set") {
+        s.list_type = Schema::ListType::kSet;
+      } else if (t == "map") {
+        s.list_type = Schema::ListType::kMap;
+      } else {
+        throw ConvertError{at + ": must be atomic, set or map"};
+      }
+    } else if (key == "x-kubernetes-list-map-keys") {
+      s.list_map_keys = Strings(v, at);
+    } else if (key == "x-kubernetes-map-type") {
+      s.map_type = Str(v, at);
+    }
+    // Everything else (title, example, externalDocs, $schema, id, multipleOf,
+    // x-kubernetes-validations, ...) carries no meaning for the model.
+  }
+
+  SchemaSet& into_;
+};
+
+// ---- structural-schema check (apiextensions-apiserver pkg/apiserver/schema/validation.go) ----
+
+enum class Level { kRoot, kItem, kField };
+
+class StructuralChecker {
+ public:
+  explicit StructuralChecker(std::vector<FieldError>& errors) : errors_(errors) {}
+
+  void Invariants(const json& s, Level level, const std::string& path) {
+    if (!s.is_object()) return;
+    std::string type = s.value("type", std::string());
+    bool int_or_string = s.value("x-kubernetes-int-or-string", false);
+    bool preserve = s.value("x-kubernetes-preserve-unknown-fields", false);
+    bool embedded = s.value("x-kubernetes-embedded-resource", false);
+    const json* props = Find(s, "properties");
+    const json* additional = Find(s, "additionalProperties");
+
+    if (type == "array" && Find(s, "items") == nullptr) {
+      errors_.push_back(FieldRequired(path + ".items", "must be specified"));
+    }
+    if (const json* items = Find(s, "items")) {
+      if (items->is_array()) {
+        errors_.push_back(
+            FieldForbidden(path + ".items", "items must be a schema object and not an array"));
+      } else {
+        Invariants(*items, Level::kItem, path + ".items");
+      }
+    }
+    if (props != nullptr && props->is_object()) {
+      for (const auto& [k, v] : props->items()) {
+        Invariants(v, Level::kField, path + ".properties[" + k + "]");
+      }
+    }
+    if (additional != nullptr) {
+      if (level == Level::kRoot) {
+        errors_.push_back(
+            FieldForbidden(path + ".additionalProperties", "must not be used at the root"));
+      }
+      if (props != nullptr && !props->empty()) {
+        errors_.push_back(
+            FieldForbidden(path + ".additionalProperties",
+                           "additionalProperties and properties are mutual exclusive"));
+      }
+      if (additional->is_object())
+        Invariants(*additional, Level::kField, path + ".additionalProperties");
+    }
+    if (int_or_string && preserve) {
+      errors_.push_back(FieldInvalid(path + ".x-kubernetes-preserve-unknown-fields", true,
+                                     "must be false if x-kubernetes-int-or-string is true"));
+    }
+    if (int_or_string && embedded) {
+      errors_.push_back(FieldInvalid(path + ".x-kubernetes-embedded-resource", true,
+                                     "must be false if x-kubernetes-int-or-string is true"));
+    }
+    ValueValidation(s, IntOrStringAnyOf(s), IntOrStringAllOf(s), level, path);
+
+    bool check_metadata = level == Level::kRoot || embedded;
+    if (embedded && type != "object") {
+      if (type.empty()) {
+        errors_.push_back(FieldRequired(
+            path + ".type", "must be object if x-kubernetes-embedded-resource is true"));
+      } else {
+        errors_.push_back(FieldInvalid(path + ".type", type,
+                                       "must be object if x-kubernetes-embedded-resource is true"));
+      }
+    } else if (type.empty() && !int_or_string && !preserve) {
+      const char* detail = level == Level::kRoot ? "must not be empty at the root"
+                           : level == Level::kItem
+                               ? "must not be empty for specified array items"
+                               : "must not be empty for specified object fields";
+      errors_.push_back(FieldRequired(path + ".type", detail));
+    }
+    if (embedded && additional != nullptr) {
+      errors_.push_back(
+          FieldForbidden(path + ".additionalProperties",
+                         "must not be used if x-kubernetes-embedded-resource is set"));
+    }
+    if (level == Level::kRoot && !type.empty() && type != "object") {
+      errors_.push_back(FieldInvalid(path + ".type", type, "must be object at the root"));
+    }
+    if (check_metadata && props != nullptr && props->is_object()) {
+      for (const char* f : {"kind", "apiVersion"}) {
+        if (const json* p = Find(*props, f); p != nullptr && p->is_object()) {
+          std::string t = p->value("type", std::string());
+          if (t != "string") {
+            errors_.push_back(
+                FieldInvalid(path + ".properties[" + f + "].type", t, "must be string"));
+          }
+        }
+      }
+      if (const json* m = Find(*props, "metadata"); m != nullptr && m->is_object()) {
+        std::string t = m->value("type", std::string());
+        if (t != "object") {
+          errors_.push_back(FieldInvalid(path + ".properties[metadata].type", t, "must be object"));
+        }
+        if (level == Level::kRoot && !OnlyNameRestrictions(*m)) {
+          errors_.push_back(FieldForbidden(
+              path + ".properties[metadata]",
+              "must not specify anything other than name and generateName, but metadata is "
+              "implicitly specified"));
+        }
+      }
+    }
+    if (embedded && !preserve && (props == nullptr || props->empty())) {
+      errors_.push_back(FieldRequired(path + ".properties",
+                                      "must not be empty if x-kubernetes-embedded-resource is true "
+                                      "without x-kubernetes-preserve-unknown-fields"));
+    }
+  }
+
+ private:
+  static const json* Find(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+  }
+
+  static bool IsIntOrStringPair(const json& any_of) {
+    return any_of.is_array() && any_of.size() == 2 && any_of[0] == json{{"type", "integer"}} &&
+           any_of[1] == json{{"type", "string"}};
+  }
+  static bool IntOrStringAnyOf(const json& s) {
+    const json* a = Find(s, "anyOf");
+    return a != nullptr && IsIntOrStringPair(*a);
+  }
+  static bool IntOrStringAllOf(const json& s) {
+    const json* a = Find(s, "allOf");
+    if (a == nullptr || !a->is_array() || a->empty() || !(*a)[0].is_object()) return false;
+    const json* inner = Find((*a)[0], "anyOf");
+    return inner != nullptr && IsIntOrStringPair(*inner);
+  }
+
+  // Root metadata may restrict name and generateName only (type and default aside).
+  static bool OnlyNameRestrictions(const json& m) {
+    for (const auto& [k, v] : m.items()) {
+      if (k == "type" || k == "default") continue;
+      if (k == "properties" && v.is_object()) {
+        for (const auto& [name, sub] : v.items()) {
+          if (name != "name" && name != "generateName") return false;
+        }
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  void ValueValidation(const json& s, bool skip_any_of, bool skip_first_all_of_any_of, Level level,
+                       const std::string& path) {
+    if (const json* p = Find(s, "pattern"); p != nullptr && p->is_string()) {
+      try {
+        std::regex re(p->get<std::string>(), std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        errors_.push_back(FieldInvalid(
+            path + ".pattern", *p,
+            std::string("must be a valid regular expression, but isn't: ") + e.what()));
+      }
+    }
+    auto junctor = [&](const char* key, bool skip_first_any_of) {
+      const json* list = Find(s, key);
+      if (list == nullptr || !list->is_array()) return;
+      for (size_t i = 0; i < list->size(); ++i) {
+        Nested((*list)[i], skip_first_any_of && i == 0, level,
+               path + "." + key + "[" + std::to_string(i) + "]");
+      }
+    };
+    if (!skip_any_of) junctor("anyOf", false);
+    junctor("allOf", skip_first_all_of_any_of);
+    junctor("oneOf", false);
+    if (const json* n = Find(s, "not")) Nested(*n, false, level, path + ".not");
+  }
+
+  void Nested(const json& v, bool skip_any_of, Level level, const std::string& path) {
+    if (!v.is_object()) return;
+    ValueValidation(v, skip_any_of, false, level, path);
+    if (const json* items = Find(v, "items"); items != nullptr && items->is_object()) {
+      Nested(*items, false, level, path + ".items");
+    }
+    if (const json* props = Find(v, "properties"); props != nullptr && props->is_object()) {
+      for (const auto& [k, sub] : props->items()) {
+        Nested(sub, false, Level::kField, path + ".properties[" + k + "]");
+      }
+      if (props->contains("metadata")) {
+        errors_.push_back(FieldForbidden(path + ".properties[metadata]",
+                                         "must not be specified in a nested context"));
+      }
+    }
+    auto forbid = [&](const char* key, const char* detail) {
+      errors_.push_back(FieldForbidden(path + "." + key, detail));
+    };
+    if (!v.value("type", std::string()).empty()) forbid("type", "must be empty to be structural");
+    if (v.contains("additionalProperties"))
+      forbid("additionalProperties", "must be undefined to be structural");
+    if (v.contains("default")) forbid("default", "must be undefined to be structural");
+    if (!v.value("title", std::string()).empty()) forbid("title", "must be empty to be structural");
+    if (!v.value("description", std::string()).empty())
+      forbid("description", "must be empty to be structural");
+    if (v.value("nullable", false)) forbid("nullable", "must be false to be structural");
+    for (const char* x : {"x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource",
+                          "x-kubernetes-int-or-string"}) {
+      if (v.value(x, false)) forbid(x, "must be false to be structural");
+    }
+    if (const json* keys = Find(v, "x-kubernetes-list-map-keys");
+        keys != nullptr && !keys->empty()) {
+      forbid("x-kubernetes-list-map-keys", "must be empty to be structural");
+    }
+    if (v.contains("x-kubernetes-list-type"))
+      forbid("x-kubernetes-list-type", "must be undefined to be structural");
+  }
+
+  std::vector<FieldError>& errors_;
+};
+
+// Adds apiVersion, kind and metadata where upstream treats them as implicitly declared: at the
+// root and on embedded resources.
+void AddImplicitObjectFields(Schema& s, const Schema* object_meta, SchemaSet& into,
+                             std::set<const Schema*>& seen, bool root) {
+  if (!seen.insert(&s).second) return;
+  if (root || s.embedded_resource) {
+    auto str = [&]() {
+      Schema* n = into.New();
+      n->type = Schema::Type::kString;
+      return n;
+    };
+    const Schema* meta = object_meta;
+    if (meta == nullptr) {
+      Schema* any = into.New();
+      any->type = Schema::Type::kObject;
+      any->preserve_unknown_fields = true;
+      meta = any;
+    }
+    std::vector<Property> implicit = {
+        {"apiVersion",
+         "APIVersion defines the versioned schema of this representation of an object.", str()},
+        {"kind", "Kind is a string value representing the REST resource this object represents.",
+         str()},
+        {"metadata", "Standard object's metadata.", meta}};
+    for (Property& p : implicit) {
+      auto it = std::find_if(s.properties.begin(), s.properties.end(),
+                             [&](const Property& q) { return q.name == p.name; });
+      if (it == s.properties.end()) {
+        s.properties.push_back(std::move(p));
+      } else if (p.name == "metadata") {
+        it->schema = meta;  // only name/generateName may be restricted; ObjectMeta rules
+      }
+    }
+    std::sort(s.properties.begin(), s.properties.end(),
+              [](const Property& a, const Property& b) { return a.name < b.name; });
+  }
+  for (Property& p : s.properties) {
+    if (p.schema != nullptr && p.schema != object_meta) {
+      AddImplicitObjectFields(const_cast<Schema&>(*p.schema), object_meta, into, seen, false);
+    }
+  }
+  if (s.items != nullptr) {
+    AddImplicitObjectFields(const_cast<Schema&>(*s.items), object_meta, into, seen, false);
+  }
+  if (s.additional_properties != nullptr) {
+    AddImplicitObjectFields(const_cast<Schema&>(*s.additional_properties), object_meta, into, seen,
+                            false);
+  }
+}
+
+Result<Schema*> ConvertCrdSchema(const json& schema, SchemaSet& into) {
+  try {
+    CrdConverter converter(into);
+    return converter.Convert(schema, "openAPIV3Schema");
+  } catch (const ConvertError& e) {
+    return InvalidArgument(e.message);
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("openAPIV3Schema: ") + e.what());
+  }
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SchemaSet>> LoadSchemas(const std::vector<SchemaFile>& files) {
@@ -798,6 +1232,90 @@ std::vector<SchemaFile> BuiltinSchemaFiles() {
 
 Result<std::unique_ptr<SchemaSet>> LoadBuiltinSchemas() {
   return LoadSchemas(BuiltinSchemaFiles());
+}
+
+Result<const Schema*> SchemaFromOpenApiV3(const json& open_api_v3_schema, SchemaSet& into) {
+  auto r = ConvertCrdSchema(open_api_v3_schema, into);
+  if (!r.ok()) return r.status();
+  return static_cast<const Schema*>(*r);
+}
+
+std::vector<FieldError> ValidateStructuralSchema(const json& open_api_v3_schema,
+                                                 const std::string& path) {
+  std::vector<FieldError> errors;
+  try {
+    StructuralChecker checker(errors);
+    checker.Invariants(open_api_v3_schema, Level::kRoot, path);
+  } catch (const std::exception& e) {
+    errors.push_back(FieldInvalid(path, "", std::string("internal error: ") + e.what()));
+  }
+  std::sort(errors.begin(), errors.end(),
+            [](const FieldError& a, const FieldError& b) { return a.ToString() < b.ToString(); });
+  return errors;
+}
+
+Result<const Schema*> AddCustomResourceSchema(SchemaSet& into, const json& open_api_v3_schema,
+                                              const std::string& group, const std::string& version,
+                                              const std::string& kind, const SchemaSet* builtins) {
+  try {
+    auto converted = ConvertCrdSchema(open_api_v3_schema, into);
+    if (!converted.ok()) return converted.status();
+    Schema* root = *converted;
+    // com.example.stable.v1.CronTab: the group reversed, as upstream names CRD definitions.
+    std::vector<std::string> parts;
+    for (size_t start = 0; start <= group.size();) {
+      size_t dot = group.find('.', start);
+      if (dot == std::string::npos) dot = group.size();
+      parts.push_back(group.substr(start, dot - start));
+      start = dot + 1;
+    }
+    std::string prefix;
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+      if (!prefix.empty()) prefix += '.';
+      prefix += *it;
+    }
+    std::string name = prefix + "." + version + "." + kind;
+    if (into.Find(name) != nullptr) return AlreadyExists("schema " + name + " exists");
+    const Schema* object_meta =
+        builtins ? builtins->Find("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta") : nullptr;
+    std::set<const Schema*> seen;
+    if (root->type == Schema::Type::kAny) root->type = Schema::Type::kObject;
+    AddImplicitObjectFields(*root, object_meta, into, seen, true);
+    root->name = name;
+    root->gvks.push_back({group, version, kind});
+    into.AddNamed(root);
+
+    Schema* list = into.New();
+    list->type = Schema::Type::kObject;
+    list->name = name + "List";
+    list->description = kind + "List is a list of " + kind;
+    Schema* str = into.New();
+    str->type = Schema::Type::kString;
+    Schema* items = into.New();
+    items->type = Schema::Type::kArray;
+    items->items = root;
+    const Schema* list_meta =
+        builtins ? builtins->Find("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta") : nullptr;
+    if (list_meta == nullptr) {
+      Schema* any = into.New();
+      any->type = Schema::Type::kObject;
+      any->preserve_unknown_fields = true;
+      list_meta = any;
+    }
+    list->properties = {
+        {"apiVersion",
+         "APIVersion defines the versioned schema of this representation of an object.", str},
+        {"items", "List of " + kind + ". ", items},
+        {"kind", "Kind is a string value representing the REST resource this object represents.",
+         str},
+        {"metadata", "Standard list metadata.", list_meta}};
+    list->required = {"items"};
+    list->gvks.push_back({group, version, kind + "List"});
+    into.AddNamed(list);
+    return static_cast<const Schema*>(root);
+  } catch (const std::exception& e) {
+    return Internal(std::string("adding custom resource schema: ") + e.what());
+  }
 }
 
 }  // namespace orch::api
