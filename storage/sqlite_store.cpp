@@ -46,9 +46,14 @@ constexpr int64_t kHistorySliceRevisions = 10000;
 // Free pages returned to the file system per incremental_vacuum step.
 constexpr int kVacuumStepPages = 512;
 
-// The WAL is checkpointed (PASSIVE, without blocking writers) once it holds this many pages, and
-// forcibly truncated (blocking writers for a moment) past the hard bound: the WAL never grows
-// without bound even when readers never pause.
+// WAL upkeep. SQLite restarts the WAL from its beginning (so the file stops growing) only when a
+// write transaction begins with every WAL page already copied into the database. A checkpoint on
+// another thread never wins that race under a steady write load, and one on the writer thread
+// delays writers for the whole copy. So: once the WAL holds kCheckpointFrames pages, a background
+// thread copies them (PASSIVE: writers go on); when it is done, the writer thread copies the few
+// pages written meanwhile, between two batches, and its next transaction restarts the WAL. Past
+// kWalHardLimitFrames (readers that never pause), a TRUNCATE checkpoint waits for the readers while
+// writers wait: the WAL never grows without bound (kine's 240 GB WAL).
 constexpr int kCheckpointFrames = 1000;
 constexpr int kWalHardLimitFrames = 16384;
 constexpr int64_t kJournalSizeLimit = 32 * 1024 * 1024;
@@ -840,7 +845,34 @@ class SqliteStore final : public Store {
       }
       MaybeAutoCompact();
       if (HousekeepingPending()) HousekeepingStep();
+      if (writer_wal_frames_ >= kCheckpointFrames) MaybeCheckpoint();
     }
+  }
+
+  // Between batches, on the writer thread: asks for the background copy of the WAL, or finishes
+  // one that is done (see kCheckpointFrames).
+  void MaybeCheckpoint() {
+    {
+      std::lock_guard lock(ckpt_mu_);
+      if (!ckpt_copied_) {
+        if (!ckpt_wanted_ && !ckpt_running_) {
+          ckpt_wanted_ = true;
+          ckpt_frames_ = writer_wal_frames_;
+          ckpt_cv_.notify_one();
+        }
+        return;
+      }
+      ckpt_copied_ = false;
+    }
+    const auto start = Clock::now();
+    int log_frames = 0;
+    int done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(writer_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log_frames, &done_frames);
+    // Not complete (a reader still reads old pages): the next round tries again.
+    log::Debug(kLog, "checkpoint finished by the writer: rc {}, {} of {} WAL pages, {} us", rc,
+               done_frames, log_frames,
+               std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   }
 
   // Runs every queued operation in one transaction, then acknowledges them all: one fsync for
@@ -1103,32 +1135,26 @@ class SqliteStore final : public Store {
 
   // --- Checkpoints (own thread and connection: a PASSIVE checkpoint never blocks writers). ---
 
+  // Runs on the writer thread after each commit, with the WAL's size in pages.
   static int WalHook(void* self, sqlite3*, const char*, int frames) {
-    if (frames >= kCheckpointFrames) static_cast<SqliteStore*>(self)->WantCheckpoint(frames);
+    static_cast<SqliteStore*>(self)->writer_wal_frames_ = frames;
     return SQLITE_OK;
   }
 
-  void WantCheckpoint(int frames) {
-    {
-      std::lock_guard lock(ckpt_mu_);
-      wal_frames_ = frames;
-      if (ckpt_wanted_) return;
-      ckpt_wanted_ = true;
-    }
-    ckpt_cv_.notify_one();
-  }
-
   void CheckpointLoop() {
+    Clock::time_point next_force;
     std::unique_lock lock(ckpt_mu_);
     while (true) {
       ckpt_cv_.wait(lock, [&] { return ckpt_wanted_ || ckpt_stop_; });
       if (ckpt_stop_) return;
-      const int frames = wal_frames_;
+      const int frames = ckpt_frames_;
       ckpt_wanted_ = false;
+      ckpt_running_ = true;
       lock.unlock();
-      // Past the hard bound, wait for readers and restart the WAL from zero, so that it cannot
-      // grow forever under a read load that never pauses (kine's 240 GB WAL).
-      const bool force = frames >= kWalHardLimitFrames;
+      // A forced checkpoint holds writers while it waits for readers: at most one attempt in a
+      // while, so a long reader (a snapshot of a big database) costs writers one wait, not many.
+      const bool force = frames >= kWalHardLimitFrames && Clock::now() >= next_force;
+      if (force) next_force = Clock::now() + std::chrono::seconds(10);
       int log_frames = 0;
       int done_frames = 0;
       int rc =
@@ -1142,6 +1168,8 @@ class SqliteStore final : public Store {
                    done_frames, log_frames);
       }
       lock.lock();
+      ckpt_running_ = false;
+      ckpt_copied_ = rc == SQLITE_OK && done_frames == log_frames;
     }
   }
 
@@ -1242,6 +1270,7 @@ class SqliteStore final : public Store {
   int64_t compact_cursor_;              // compaction has handled the log rows below this revision
   Clock::time_point compact_retry_at_;  // after a failed slice, the next try waits until then
   size_t compacted_rows_ = 0;
+  int writer_wal_frames_ = 0;  // the WAL's size after the last commit
   bool vacuum_pending_ = false;
   Clock::time_point next_auto_compact_;
 
@@ -1258,9 +1287,11 @@ class SqliteStore final : public Store {
 
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
-  int wal_frames_ = 0;        // guarded by ckpt_mu_
-  bool ckpt_wanted_ = false;  // guarded by ckpt_mu_
-  bool ckpt_stop_ = false;    // guarded by ckpt_mu_
+  int ckpt_frames_ = 0;        // guarded by ckpt_mu_: the WAL's size when the copy was asked for
+  bool ckpt_wanted_ = false;   // guarded by ckpt_mu_
+  bool ckpt_running_ = false;  // guarded by ckpt_mu_
+  bool ckpt_copied_ = false;   // guarded by ckpt_mu_: the background copy reached the WAL's end
+  bool ckpt_stop_ = false;     // guarded by ckpt_mu_
 
   std::thread writer_thread_;
   std::thread sweeper_thread_;

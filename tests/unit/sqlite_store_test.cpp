@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "orch/log.h"
 #include "orch/store.h"
 
 namespace orch {
@@ -40,8 +41,8 @@ using std::chrono::seconds;
 // A fresh folder per test, removed at the end.
 class TempDir {
  public:
-  TempDir() {
-    std::string templ = (fs::temp_directory_path() / "orch-sqlite-XXXXXX").string();
+  explicit TempDir(const std::string& base = fs::temp_directory_path().string()) {
+    std::string templ = base + "/orch-sqlite-XXXXXX";
     REQUIRE(::mkdtemp(templ.data()) != nullptr);
     path_ = templ;
   }
@@ -1013,9 +1014,65 @@ TEST_CASE("sqlite store: acknowledged writes survive a SIGKILL", "[sqlite]") {
   CHECK(*store->Count("/d/") == *store->CurrentRevision());
 }
 
+// A soak run, not part of the suite: `sqlite_store_test "[.soak]"`. Steady updates with automatic
+// compaction; the database and WAL files must level off instead of growing.
+TEST_CASE("sqlite store: files stay bounded under a steady write load", "[.soak]") {
+  TempDir dir;
+  auto options = Options(dir);
+  options.retain_revisions = 2000;
+  options.compact_interval = seconds(1);
+  auto store = MustOpen(options);
+  const std::string value(2048, 'v');
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> writes{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; !stop; ++i) {
+        const std::string key = fmt::format("/soak/{}/{}", t, i % 100);
+        if (!store->Update(key, value, 0).ok() && !store->Create(key, value).ok()) return;
+        ++writes;
+      }
+    });
+  }
+  auto size = [](const std::string& f) {
+    std::error_code ec;
+    auto n = fs::file_size(f, ec);
+    return ec ? 0 : static_cast<int64_t>(n) / 1024;
+  };
+  for (int s = 1; s <= 20; ++s) {
+    std::this_thread::sleep_for(seconds(1));
+    fmt::print("{:2} s: {:7} writes  db {:6} KiB  wal {:6} KiB  compacted at {}\n", s,
+               writes.load(), size(DbPath(dir)), size(DbPath(dir) + "-wal"),
+               *store->CompactedRevision());
+  }
+  stop = true;
+  for (auto& t : writers) t.join();
+}
+
 // A throwaway measurement, not part of the suite: `sqlite_store_test "[.bench]"`.
 TEST_CASE("sqlite store: write throughput and latency", "[.bench]") {
-  TempDir dir;
+  // ORCH_BENCH_DIR picks the file system (e.g. /dev/shm to see the cost without fsync).
+  const char* base = std::getenv("ORCH_BENCH_DIR");
+  TempDir dir(base ? base : fs::temp_directory_path().string());
+  {
+    // The disk's own fsync latency, for comparison.
+    const std::string f = dir.path() + "/fsync";
+    int fd = ::open(f.c_str(), O_CREAT | O_WRONLY, 0600);
+    std::vector<double> lat;
+    char page[4096] = {};
+    for (int i = 0; i < 300; ++i) {
+      REQUIRE(::write(fd, page, sizeof(page)) == sizeof(page));
+      auto a = std::chrono::steady_clock::now();
+      ::fdatasync(fd);
+      lat.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+    }
+    ::close(fd);
+    std::sort(lat.begin(), lat.end());
+    fmt::print("raw fdatasync of 4 KiB: p50 {:.2f} ms  p99 {:.2f} ms\n", lat[150], lat[296]);
+  }
+  if (std::getenv("ORCH_BENCH_DEBUG")) log::SetLevel(log::Level::kDebug);
   auto store = MustOpen(Options(dir));
   const std::string value(1024, 'v');
   for (int threads : {1, 8, 64}) {
