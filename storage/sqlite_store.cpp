@@ -287,7 +287,9 @@ struct Hub {
   std::mutex mu;
   // Signalled after each commit, when the store closes, and by Watcher::Cancel.
   std::condition_variable cv;
-  std::deque<Event> ring;  // guarded by mu: the events of revisions ring_first .. committed
+  // guarded by mu: the events of revisions ring_first .. committed. Shared, so that watchers copy
+  // them after letting go of mu.
+  std::deque<std::shared_ptr<const Event>> ring;
   int64_t ring_first = 1;  // guarded by mu
   size_t ring_bytes = 0;   // guarded by mu
   int64_t committed = 0;   // guarded by mu: the latest revision, durable and in the ring
@@ -299,13 +301,13 @@ struct Hub {
       std::lock_guard lock(mu);
       for (Event& e : *events) {
         ring_bytes += EventBytes(e);
-        ring.push_back(std::move(e));
+        ring.push_back(std::make_shared<const Event>(std::move(e)));
       }
       committed = revision;
       compacted = std::max(compacted, compacted_revision);
       while (!ring.empty() &&
              (ring.size() > tuning.ring_max_events || ring_bytes > tuning.ring_max_bytes)) {
-        ring_bytes -= EventBytes(ring.front());
+        ring_bytes -= EventBytes(*ring.front());
         ring.pop_front();
         ++ring_first;
       }
@@ -361,6 +363,7 @@ class SqliteWatcher final : public Watcher {
   Result<std::vector<Event>> Next(std::chrono::milliseconds timeout) override {
     const auto deadline = Clock::now() + timeout;
     std::vector<Event> out;
+    std::vector<std::shared_ptr<const Event>> recent;
     while (true) {
       int64_t history_upto = 0;
       {
@@ -376,19 +379,24 @@ class SqliteWatcher final : public Watcher {
             history_upto = hub_->ring_first - 1;
             break;
           }
-          while (next_ <= hub_->committed && out.size() < kMaxWatchBatch) {
-            const Event& e = hub_->ring[static_cast<size_t>(next_ - hub_->ring_first)];
+          while (next_ <= hub_->committed && recent.size() < kMaxWatchBatch) {
+            const auto& e = hub_->ring[static_cast<size_t>(next_ - hub_->ring_first)];
             ++next_;
-            if (Matches(e.kv.key)) out.push_back(e);
+            if (Matches(e->kv.key)) recent.push_back(e);
           }
-          if (!out.empty()) return out;
+          if (!recent.empty()) break;
           if (Clock::now() >= deadline) return out;
           hub_->cv.wait_until(lock, deadline);
         }
       }
+      if (!recent.empty()) {
+        out.reserve(recent.size());
+        for (const auto& e : recent) out.push_back(*e);
+        return out;
+      }
       // The events wanted left the ring: replay them from the log table.
       if (Status s = ReadHistory(history_upto, &out); !s.ok()) return s;
-      if (!out.empty()) return out;
+      if (!out.empty() || Clock::now() >= deadline) return out;
     }
   }
 
@@ -1500,6 +1508,13 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const St
         return Unavailable(fmt::format("cannot open datastore {}: {}", f, std::strerror(errno)));
       }
     }
+  }
+  if (!exists && ::stat((path + "-wal").c_str(), &st) == 0 && st.st_size > 0) {
+    // SQLite would replay it into the new, empty database.
+    return Unavailable(fmt::format(
+        "{}-wal exists without {}: the datastore is incomplete; restore a snapshot or move the "
+        "-wal file away",
+        path, path));
   }
   // Without SQLITE_OPEN_CREATE for an existing file: whatever is wrong with it, never start an
   // empty database in its place.

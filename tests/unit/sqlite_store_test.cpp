@@ -847,6 +847,13 @@ TEST_CASE("sqlite store: corrupt, foreign and unreadable files are refused, neve
     CHECK(s.status().code() == StatusCode::kUnavailable);
     CHECK(ReadFile(db) == bytes);
   }
+  SECTION("a WAL without its database") {
+    std::ofstream(db + "-wal", std::ios::binary) << std::string(8192, 'w');
+    auto s = OpenStore(Options(dir));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.status().code() == StatusCode::kUnavailable);
+    CHECK_FALSE(fs::exists(db));
+  }
   SECTION("another application's SQLite database") {
     sqlite3* other = nullptr;
     REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
