@@ -1,15 +1,24 @@
-// orch: the command line. Builds each role's config and dispatches; nothing else lives here.
-#include <CLI/CLI.hpp>
+// orch: the command line entry point. Parses, then dispatches to the command; nothing else lives
+// here (the CLI is in cli.cpp, the commands in commands.cpp, the roles in src/).
+#include <string>
+#include <vector>
 
-#include "orch/roles.h"
+#include "cli.h"
+#include "orch/signals.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"orch - Kubernetes in one executable"};
-  app.require_subcommand(1);
-  orch::ServerConfig server;
-  auto* server_cmd = app.add_subcommand("server", "Run the control plane");
-  server_cmd->add_option("--data-dir", server.data_dir, "Folder for all state");
-  CLI11_PARSE(app, argc, argv);
-  if (*server_cmd) return orch::RunServer(server);
-  return 0;
+  auto invocation = orch::ParseCommandLine(std::vector<std::string>(argv + 1, argv + argc));
+  if (!invocation.ok()) {
+    orch::PrintError(invocation.status());
+    return 1;
+  }
+  // Before any thread exists, so every thread inherits the mask and the role's sigwait alone
+  // receives SIGTERM/SIGINT. Only for the roles: kubectl must get Ctrl-C normally after exec.
+  if (orch::IsRole(invocation->command)) {
+    if (orch::Status s = orch::BlockStopSignals(); !s.ok()) {
+      orch::PrintError(s);
+      return 1;
+    }
+  }
+  return orch::RunCommand(*invocation);
 }
