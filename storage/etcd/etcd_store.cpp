@@ -204,7 +204,6 @@ Result<std::shared_ptr<Members>> ConnectMembers(const StoreOptions& options,
   // gRPC's default reconnect backoff grows to two minutes; a restarted member should be used
   // again within seconds.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
 
   std::vector<Members::Member> members;
@@ -342,8 +341,13 @@ class EtcdWatcher final : public Watcher {
       std::unique_lock<std::mutex> lock(state.mu);
       state.stream_ctx = nullptr;
       if (state.done()) return;
-      log::Warn(kLog, "watch stream of '{}' on {} broke ({}); resuming at revision {}", prefix,
-                members.at(member).url, status.error_message(), next);
+      // One warning per outage, not one per retry.
+      if (retry == kWatchRetryMin) {
+        log::Warn(kLog, "watch stream of '{}' on {} broke ({}); resuming at revision {}", prefix,
+                  members.at(member).url, status.error_message(), next);
+      } else {
+        log::Debug(kLog, "watch stream of '{}' still down: {}", prefix, status.error_message());
+      }
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE) members.MarkFailed(member);
       state.cv.wait_for(lock, retry, [&state] { return state.done(); });
       retry = std::min(retry * 2, kWatchRetryMax);

@@ -1,0 +1,176 @@
+// A throwaway single-member etcd (/usr/bin/etcd) on free loopback ports with its own temporary
+// data dir, for the etcd store's e2e test and store_bench. It dies with the process that made it.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "orch/status.h"
+
+namespace orch::testing {
+
+class EtcdProcess {
+ public:
+  // Starts etcd and waits until its client port accepts connections (it may still be electing
+  // itself leader: OpenEtcdStore waits for that). Call Start and Restart from a thread that lives
+  // as long as etcd should: the kernel kills etcd when the thread that forked it ends.
+  static Result<std::unique_ptr<EtcdProcess>> Start(const std::string& binary = "/usr/bin/etcd") {
+    char dir_template[] = "/tmp/orch-etcd-XXXXXX";
+    if (mkdtemp(dir_template) == nullptr) return Unavailable("mkdtemp failed");
+    auto etcd = std::unique_ptr<EtcdProcess>(new EtcdProcess(binary, dir_template));
+    int client = FreePort();
+    int peer = FreePort();
+    if (client <= 0 || peer <= 0 || client == peer) return Unavailable("no free loopback port");
+    etcd->client_port_ = client;
+    etcd->peer_port_ = peer;
+    Status s = etcd->Launch();
+    if (!s.ok()) return s;
+    return etcd;
+  }
+
+  ~EtcdProcess() {
+    Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  EtcdProcess(const EtcdProcess&) = delete;
+  EtcdProcess& operator=(const EtcdProcess&) = delete;
+
+  std::string endpoint() const { return fmt::format("http://127.0.0.1:{}", client_port_); }
+  int client_port() const { return client_port_; }
+  const std::string& dir() const { return dir_; }
+
+  // Stops etcd and keeps its data for Restart: SIGTERM, then SIGKILL if it is not gone within
+  // `grace` (etcd's graceful stop can wait long on open watch streams). A zero grace is a crash.
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(3)) {
+    if (pid_ <= 0) return;
+    kill(pid_, grace.count() > 0 ? SIGTERM : SIGKILL);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  // Kills etcd as a crash would and starts it again on the same ports and data.
+  Status Restart() {
+    Stop(std::chrono::milliseconds(0));
+    return Launch();
+  }
+
+ private:
+  EtcdProcess(std::string binary, std::string dir)
+      : binary_(std::move(binary)), dir_(std::move(dir)) {}
+
+  // A port the kernel just handed out and took back: free unless someone races for it.
+  static int FreePort() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    int port = -1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    close(fd);
+    return port;
+  }
+
+  static bool Accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    return ok;
+  }
+
+  Status Launch() {
+    std::string client = fmt::format("http://127.0.0.1:{}", client_port_);
+    std::string peer = fmt::format("http://127.0.0.1:{}", peer_port_);
+    // Default durability (fsync on every commit): benchmarks compare against etcd as deployed.
+    std::vector<std::string> args = {binary_,
+                                     "--name=orch-test",
+                                     "--data-dir=" + dir_ + "/data",
+                                     "--listen-client-urls=" + client,
+                                     "--advertise-client-urls=" + client,
+                                     "--listen-peer-urls=" + peer,
+                                     "--initial-advertise-peer-urls=" + peer,
+                                     "--initial-cluster=orch-test=" + peer,
+                                     "--initial-cluster-state=new",
+                                     "--logger=zap",
+                                     "--log-outputs=stderr"};
+    // Everything the child needs is made before fork: after it, only async-signal-safe calls.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::string log_path = dir_ + "/etcd.log";
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) return Unavailable("cannot open " + log_path);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+      close(log_fd);
+      return Unavailable("fork failed");
+    }
+    if (pid == 0) {
+      // Killed with its parent, however the parent ends: no etcd outlives a crashed test.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(1);
+      dup2(log_fd, STDOUT_FILENO);
+      dup2(log_fd, STDERR_FILENO);
+      int null_fd = open("/dev/null", O_RDONLY);
+      if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(log_fd);
+    pid_ = pid;
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        return Unavailable("etcd exited at start; see " + log_path);
+      }
+      if (Accepts(client_port_)) return Status::Ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return Unavailable("etcd did not listen within 10 s; see " + log_path);
+  }
+
+  std::string binary_;
+  std::string dir_;
+  int client_port_ = 0;
+  int peer_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace orch::testing
