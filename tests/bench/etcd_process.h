@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +30,16 @@ class EtcdProcess {
   // Starts etcd and waits until its client port accepts connections (it may still be electing
   // itself leader: OpenEtcdStore waits for that). Call Start and Restart from a thread that lives
   // as long as etcd should: the kernel kills etcd when the thread that forked it ends.
-  static Result<std::unique_ptr<EtcdProcess>> Start(const std::string& binary = "/usr/bin/etcd") {
+  //
+  // `tls`, if set, serves clients over https with these PEM files and requires a client
+  // certificate signed by tls->ca_file.
+  struct Tls {
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+  };
+  static Result<std::unique_ptr<EtcdProcess>> Start(const std::string& binary = "/usr/bin/etcd",
+                                                    std::optional<Tls> tls = std::nullopt) {
     char dir_template[] = "/tmp/orch-etcd-XXXXXX";
     if (mkdtemp(dir_template) == nullptr) return Unavailable("mkdtemp failed");
     auto etcd = std::unique_ptr<EtcdProcess>(new EtcdProcess(binary, dir_template));
@@ -37,6 +47,7 @@ class EtcdProcess {
     int peer = FreePort();
     if (client <= 0 || peer <= 0 || client == peer) return Unavailable("no free loopback port");
     etcd->client_port_ = client;
+    etcd->tls_ = std::move(tls);
     etcd->peer_port_ = peer;
     Status s = etcd->Launch();
     if (!s.ok()) return s;
@@ -52,7 +63,9 @@ class EtcdProcess {
   EtcdProcess(const EtcdProcess&) = delete;
   EtcdProcess& operator=(const EtcdProcess&) = delete;
 
-  std::string endpoint() const { return fmt::format("http://127.0.0.1:{}", client_port_); }
+  std::string endpoint() const {
+    return fmt::format("{}://127.0.0.1:{}", tls_ ? "https" : "http", client_port_);
+  }
   int client_port() const { return client_port_; }
   const std::string& dir() const { return dir_; }
 
@@ -115,7 +128,7 @@ class EtcdProcess {
   }
 
   Status Launch() {
-    std::string client = fmt::format("http://127.0.0.1:{}", client_port_);
+    std::string client = endpoint();
     std::string peer = fmt::format("http://127.0.0.1:{}", peer_port_);
     // Default durability (fsync on every commit): benchmarks compare against etcd as deployed.
     std::vector<std::string> args = {binary_,
@@ -129,6 +142,12 @@ class EtcdProcess {
                                      "--initial-cluster-state=new",
                                      "--logger=zap",
                                      "--log-outputs=stderr"};
+    if (tls_) {
+      args.push_back("--cert-file=" + tls_->cert_file);
+      args.push_back("--key-file=" + tls_->key_file);
+      args.push_back("--trusted-ca-file=" + tls_->ca_file);
+      args.push_back("--client-cert-auth");
+    }
     // Everything the child needs is made before fork: after it, only async-signal-safe calls.
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -170,6 +189,7 @@ class EtcdProcess {
   std::string dir_;
   int client_port_ = 0;
   int peer_port_ = 0;
+  std::optional<Tls> tls_;
   pid_t pid_ = -1;
 };
 

@@ -38,7 +38,7 @@ struct Flags {
   int64_t watch_events = 2000;
   int64_t disk_keys = 1000;
   int64_t disk_updates = 1000000;
-  int disk_writers = 8;
+  int disk_writers = 50;  // divides disk_keys: each writer owns disk_keys / disk_writers keys
   std::string dir = "/tmp";
   std::string etcd_binary = "/usr/bin/etcd";
 };
