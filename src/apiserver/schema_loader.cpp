@@ -722,7 +722,13 @@ class Loader {
     const Schema* str = Primitive("string");
     for (const TypeDecl& t : types_) {
       const Schema* kind_schema = t.node;
-      if (kind_schema->gvks.empty() || kind_schema->FindProperty("metadata") == nullptr) continue;
+      // Kinds are the types with ObjectMeta; Status, Scale's ListMeta users and option types
+      // carry gvks too but have no lists.
+      const Property* meta_prop = kind_schema->FindProperty("metadata");
+      if (kind_schema->gvks.empty() || meta_prop == nullptr || meta_prop->schema == nullptr ||
+          meta_prop->schema->TypeName() != std::string(kMetaPackage) + ".ObjectMeta") {
+        continue;
+      }
       std::map<std::string, Schema*> made;  // list type name -> node
       for (const auto& gvk : kind_schema->gvks) {
         if (gvk.kind.size() > 4 && gvk.kind.compare(gvk.kind.size() - 4, 4, "List") == 0) {

@@ -20,7 +20,7 @@ struct SchemaFile {
 
 // Parses `files` (format: src/apiserver/schema/README.md) into a new, complete SchemaSet: every
 // field resolved (references may cross files and point forward), `<Kind>List` derived for every
-// kind whose type has `metadata`. Errors are InvalidArgument with one `file:line: what` per
+// kind whose type has `metadata` of type ObjectMeta. Errors are InvalidArgument with one `file:line: what` per
 // problem (at most 20), e.g. `core_v1.schema:12: unknown type "PodSpek"`.
 Result<std::unique_ptr<SchemaSet>> LoadSchemas(const std::vector<SchemaFile>& files);
 
