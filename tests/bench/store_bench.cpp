@@ -92,7 +92,9 @@ struct Results {
   double watch_p99_ms = 0;
   int64_t watch_missing = 0;
   std::optional<double> disk_final_mb;
-  std::optional<double> disk_peak_mb;
+  std::optional<double> disk_peak_mb;   // over the whole run
+  double disk_peak_first_half_mb = 0;   // over the first half of the updates...
+  double disk_peak_second_half_mb = 0;  // ...and the second: a growing store shows here
   double disk_seconds = 0;
   std::string error;  // set when the store could not run at all
 };
@@ -274,18 +276,18 @@ void RunDisk(const Flags& flags, const std::string& dir, Results& out) {
   auto db_bytes = [&] { return FileBytes(db) + FileBytes(db + "-wal") + FileBytes(db + "-shm"); };
 
   std::atomic<bool> done{false};
-  std::atomic<int64_t> peak{0};
+  std::atomic<int64_t> next{0};
+  int64_t peak_first = 0;   // written by the sampler only
+  int64_t peak_second = 0;  // written by the sampler only
   std::thread sampler([&] {
     while (!done) {
       int64_t now = db_bytes();
-      int64_t p = peak.load();
-      while (now > p && !peak.compare_exchange_weak(p, now)) {
-      }
+      int64_t& peak = next.load() < flags.disk_updates / 2 ? peak_first : peak_second;
+      peak = std::max(peak, now);
       std::this_thread::sleep_for(200ms);
     }
   });
   auto start = Clock::now();
-  std::atomic<int64_t> next{0};
   std::atomic<int64_t> last_report{0};
   std::vector<std::thread> writers;
   for (int w = 0; w < flags.disk_writers; ++w) {
@@ -311,8 +313,12 @@ void RunDisk(const Flags& flags, const std::string& dir, Results& out) {
   out.disk_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   done = true;
   sampler.join();
-  out.disk_final_mb = static_cast<double>(db_bytes()) / 1e6;
-  out.disk_peak_mb = static_cast<double>(std::max(peak.load(), db_bytes())) / 1e6;
+  int64_t final_bytes = db_bytes();
+  peak_second = std::max(peak_second, final_bytes);
+  out.disk_final_mb = static_cast<double>(final_bytes) / 1e6;
+  out.disk_peak_first_half_mb = static_cast<double>(peak_first) / 1e6;
+  out.disk_peak_second_half_mb = static_cast<double>(peak_second) / 1e6;
+  out.disk_peak_mb = std::max(out.disk_peak_first_half_mb, out.disk_peak_second_half_mb);
 }
 
 std::string MakeTempDir(const std::string& parent, const std::string& name) {
@@ -435,7 +441,8 @@ void PrintTable(const Flags& flags, const std::optional<Results>& sqlite,
   if (flags.disk_updates > 0) {
     auto disk = [](const Results& r) {
       if (!r.disk_final_mb) return std::string("n/a");
-      return fmt::format("{:.1f} (peak {:.1f}; {:.0f} s)", *r.disk_final_mb, *r.disk_peak_mb,
+      return fmt::format("{:.1f} (peak {:.1f} in 1st half, {:.1f} in 2nd; {:.0f} s)",
+                         *r.disk_final_mb, r.disk_peak_first_half_mb, r.disk_peak_second_half_mb,
                          r.disk_seconds);
     };
     std::printf("| disk MB (db+wal+shm) after %lld updates of %lld keys | %s | not measured | |\n",
@@ -461,16 +468,19 @@ void PrintGoals(const Flags& flags, const std::optional<Results>& sqlite,
   std::printf("- SQLite p99 write latency < 2 ms at 1 writer: %.2f ms, %s\n", p99,
               p99 < 2 ? "met" : "MISSED");
   if (sqlite->disk_final_mb) {
-    // Bounded: the retained history (10000 revisions of ~1 KB) plus the 1000 live keys, with
-    // room for SQLite's free pages and the WAL; far below the ~1 GB a store without compaction
-    // would hold after 1M updates.
-    double bound = 200;
+    // Bounded: what the store holds follows the retained history (retain_revisions, plus what is
+    // written between two automatic compactions), not the number of updates. So the second half
+    // of the run must not need more room than the first, and the end state must be far below the
+    // ~1 KB per update that a store without compaction would keep.
+    double history_mb = static_cast<double>(flags.disk_updates) * kValueBytes / 1e6;
+    bool flat = sqlite->disk_peak_second_half_mb <= 1.1 * sqlite->disk_peak_first_half_mb;
+    bool small = *sqlite->disk_final_mb < 0.25 * history_mb;
     std::printf(
-        "- SQLite disk bounded after %lld updates of %lld keys (< %.0f MB): %.1f MB "
-        "(peak %.1f MB), %s\n",
-        static_cast<long long>(flags.disk_updates), static_cast<long long>(flags.disk_keys), bound,
-        *sqlite->disk_final_mb, *sqlite->disk_peak_mb,
-        *sqlite->disk_peak_mb < bound ? "met" : "MISSED");
+        "- SQLite disk bounded after %lld updates of %lld keys: %.1f MB at the end (%.0f MB of "
+        "values written), peak %.1f MB in the first half and %.1f MB in the second, %s\n",
+        static_cast<long long>(flags.disk_updates), static_cast<long long>(flags.disk_keys),
+        *sqlite->disk_final_mb, history_mb, sqlite->disk_peak_first_half_mb,
+        sqlite->disk_peak_second_half_mb, flat && small ? "met" : "MISSED");
   }
 }
 
