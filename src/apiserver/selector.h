@@ -177,7 +177,8 @@ class FieldSelector {
   // fields.ParseSelector plus the kind's field label conversion, as the API server applies them
   // to ?fieldSelector=. Errors (InvalidArgument, answered 400) in upstream's words:
   // "invalid selector: 'a'; can't understand 'a'", "invalid field selector: invalid escape
-  // sequence: \x", "field label not supported: foo", ...
+  // sequence: \x", "field label not supported: foo", ... With null `rules` only the syntax is
+  // checked and fields are read from the object by their dotted path.
   static Result<FieldSelector> Parse(std::string_view text,
                                      std::shared_ptr<const FieldRules> rules);
 
