@@ -291,14 +291,14 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       CLI::MultiOptionPolicy::TakeLast);
   auto yaml = std::make_shared<YamlConfig>(&app);
   app.config_formatter(yaml);
-  // ORCH_CONFIG_FILE replaces the default file and, like --config, must exist.
+  // ORCH_CONFIG_FILE replaces the default file and, like --config, must exist (checked below,
+  // only for the commands that read it, so a stale variable does not break `orch version`).
   const char* config_env = Getenv("ORCH_CONFIG_FILE");
   std::string default_config = config_env ? config_env : defaults.config_file;
   CLI::Option* config_option = app.set_config(
       "-c,--config", default_config,
       "YAML config file (ORCH_CONFIG_FILE; read if present: " +
-          (defaults.config_file.empty() ? std::string("none") : defaults.config_file) + ")",
-      config_env != nullptr);
+          (defaults.config_file.empty() ? std::string("none") : defaults.config_file) + ")");
   config_option->type_name("FILE");
   bool want_version = false;
   app.add_flag("-v,--version", want_version, "Print the version and exit");
@@ -458,7 +458,12 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
     }
     return InvalidArgument(OneLineMessage(e, command_name));
   }
-  if (config_option->count() > 0) inv.config_file = config_option->as<std::string>();
+  if (config_option->count() > 0) {
+    inv.config_file = config_option->as<std::string>();
+  } else if (config_env != nullptr && (*server_cmd || *agent_cmd || *save_cmd || *restore_cmd)) {
+    return InvalidArgument(
+        fmt::format("ORCH_CONFIG_FILE: cannot read the config file {}", config_env));
+  }
 
   if (want_version || *version_cmd) {
     inv.command = Command::kVersion;

@@ -272,7 +272,11 @@ TEST_CASE("A missing default config file is fine, a named one is not") {
   CHECK_THAT(ErrorOf({"server", "--config", "/nonexistent/config.yaml"}),
              Contains("/nonexistent/config.yaml"));
   ScopedEnv env("ORCH_CONFIG_FILE", "/nonexistent/env.yaml");
-  CHECK_THAT(ErrorOf({"server"}), Contains("/nonexistent/env.yaml"));
+  CHECK_THAT(ErrorOf({"server"}),
+             Contains("ORCH_CONFIG_FILE") && Contains("/nonexistent/env.yaml"));
+  // Commands that do not read the file do not care.
+  CHECK(MustParse({"version"}).command == Command::kVersion);
+  CHECK(MustParse({"check-config"}).command == Command::kCheckConfig);
 }
 
 TEST_CASE("Config file errors") {
