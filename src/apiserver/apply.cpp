@@ -1450,7 +1450,9 @@ Result<ApplyResult> ServerSideApplyUnguarded(const json* live_in, const json& co
   DropNullMembers(object);
   result.changed = object != live;
   if (result.changed) {
-    managed[id].time = options.now;
+    // Only an entry that still owns something gets a time (an applier of nothing but the
+    // object's identity has no entry).
+    if (auto it = managed.find(id); it != managed.end()) it->second.time = options.now;
   } else {
     object = live;
   }

@@ -60,6 +60,10 @@ struct ApplyResult {
 // still equals the last-applied-configuration annotation are forced, and that annotation, if
 // present, is rewritten with `config`.
 //
+// The result carries its managedFields: a create or update that follows must not pass it through
+// UpdateManagedFields (upstream records apply only as Apply; an Update on top would take every
+// field away from the applier).
+//
 // `schema` is the top-level schema of the kind; nullptr (a CRD without schema) treats every
 // map as granular and every list as atomic, as upstream does for untyped objects.
 // Errors: kInvalidArgument → 400 BadRequest (not an object, wrong apiVersion/kind,

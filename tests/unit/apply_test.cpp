@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "patch.h"
+#include "schema_loader.h"
 
 using orch::StatusCode;
 using orch::api::ApplyConflictMessage;
@@ -687,4 +688,51 @@ TEST_CASE("deep configurations are refused and odd inputs never crash") {
       CHECK(s.message().find("unexpected") == std::string::npos);
     }
   }
+}
+
+TEST_CASE("server-side apply with the built-in Deployment schema") {
+  auto builtins = orch::api::LoadBuiltinSchemas();
+  REQUIRE(builtins.ok());
+  const Schema* schema = (*builtins)->FindKind("apps", "v1", "Deployment");
+  REQUIRE(schema != nullptr);
+  json config = J(R"({"apiVersion":"apps/v1","kind":"Deployment",
+      "metadata":{"name":"web","labels":{"app":"web"},"finalizers":["example.com/x"]},
+      "spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+        "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[
+          {"name":"nginx","image":"nginx:1.25","ports":[{"containerPort":80}],
+           "env":[{"name":"A","value":"1"}]}]}}}})");
+  json obj = MustApply(nullptr, config, "kubectl", schema, At(kT1));
+  json fields = Entry(obj, "kubectl", "Apply")["fieldsV1"];
+  CHECK(fields["f:metadata"]["f:finalizers"] == J(R"({"v:\"example.com/x\"":{}})"));
+  const json& container =
+      fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"];
+  CHECK(container["f:ports"] ==
+        J(R"({"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}})"));
+  CHECK(container["f:env"] == J(R"({"k:{\"name\":\"A\"}":{".":{},"f:name":{},"f:value":{}}})"));
+
+  // kubectl scale, then the same apply: the upstream conflict.
+  json scaled = obj;
+  scaled["spec"]["replicas"] = 5;
+  obj = MustUpdate(obj, scaled, "kubectl", schema, At(kT2, "scale"));
+  auto r = ServerSideApply(&obj, config, "kubectl", false, schema, At(kT3));
+  REQUIRE(r.ok());
+  CHECK(ApplyConflictMessage(r->conflicts) ==
+        "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" "
+        "using apps/v1: .spec.replicas");
+}
+
+TEST_CASE("an applier that ends up owning nothing gets no entry") {
+  SchemaSet set;
+  const Schema* schema = DeploymentSchema(set);
+  FieldManagerOptions options = At(kT1);
+  options.reset_fields = {{"status"}};
+  json live = MustApply(nullptr, Deployment(R"({"replicas":1})"), "kubectl", schema, options);
+  json config = J(R"({"apiVersion":"apps/v1","kind":"Deployment",
+      "metadata":{"name":"web","namespace":"default"},"status":{"replicas":5}})");
+  options.now = kT2;
+  auto r = ServerSideApply(&live, config, "status-writer", false, schema, options);
+  REQUIRE(r.ok());
+  CHECK(r->changed);
+  CHECK(r->object["metadata"]["managedFields"].size() == 1);
+  CHECK(Entry(r->object, "status-writer", "Apply").is_null());
 }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "schema_loader.h"
+
 using orch::StatusCode;
 using orch::api::json;
 using orch::api::Schema;
@@ -732,4 +734,29 @@ TEST_CASE("patch functions survive arbitrary inputs") {
       if (decoded.ok()) CHECK(no_escape(orch::api::ApplyJsonPatch(doc, *decoded).status()));
     }
   }
+}
+
+TEST_CASE("strategic merge patch with the built-in Deployment schema") {
+  auto builtins = orch::api::LoadBuiltinSchemas();
+  REQUIRE(builtins.ok());
+  const Schema* schema = (*builtins)->FindKind("apps", "v1", "Deployment");
+  REQUIRE(schema != nullptr);
+  json live = J(R"({"apiVersion":"apps/v1","kind":"Deployment",
+      "metadata":{"name":"web","finalizers":["a"]},
+      "spec":{"replicas":1,"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1}},
+        "template":{"spec":{"containers":[
+          {"name":"web","image":"nginx:1.24","ports":[{"containerPort":80,"protocol":"TCP"}]},
+          {"name":"log","image":"busybox"}]}}}})");
+  json patch = J(R"({"metadata":{"finalizers":["b"]},
+      "spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"},
+        "template":{"spec":{"containers":[{"name":"web","image":"nginx:1.25",
+          "ports":[{"containerPort":443}]}]}}}})");
+  auto r = orch::api::StrategicMergePatch(live, patch, schema);
+  INFO((r.ok() ? r->dump() : r.status().ToString()));
+  REQUIRE(r.ok());
+  CHECK((*r)["metadata"]["finalizers"] == J(R"(["b","a"])"));
+  CHECK((*r)["spec"]["strategy"] == J(R"({"type":"Recreate"})"));
+  CHECK((*r)["spec"]["template"]["spec"]["containers"] ==
+        J(R"([{"name":"web","image":"nginx:1.25","ports":[{"containerPort":443},
+                {"containerPort":80,"protocol":"TCP"}]},{"name":"log","image":"busybox"}])"));
 }
