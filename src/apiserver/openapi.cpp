@@ -7,6 +7,10 @@
 #include <functional>
 #include <set>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace orch::api {
 namespace {
 
@@ -368,6 +372,7 @@ class PathWriter {
     const Schema* list = r.list_schema != nullptr
                              ? r.list_schema
                              : schemas_.FindKind(r.group, r.version, r.kind + "List");
+    if (list == nullptr && kind != nullptr && !kind->name.empty()) list = SynthesizeList(r, kind);
     Schema::GroupVersionKind gvk{r.group, r.version, r.kind};
     tag_ = Tag(r.group, r.version);
     auto has = [&](const char* verb) {
@@ -441,6 +446,36 @@ class PathWriter {
  private:
   void Use(const Schema* s) {
     if (s != nullptr && !s->name.empty()) used_.insert(s);
+  }
+
+  // <Kind>List for kinds whose list type is not at hand (custom resources whose caller did not
+  // pass list_schema): owned by this writer, so it lives as long as the document is built.
+  const Schema* SynthesizeList(const OpenApiResource& r, const Schema* kind) {
+    std::string name = kind->name + "List";
+    if (const Schema* made = synthesized_.Find(name)) return made;
+    Schema* str = synthesized_.New();
+    str->type = Schema::Type::kString;
+    Schema* items = synthesized_.New();
+    items->type = Schema::Type::kArray;
+    items->items = kind;
+    const Schema* meta = schemas_.Find(std::string(kMetaPrefix) + "ListMeta");
+    if (meta == nullptr) {
+      Schema* any = synthesized_.New();
+      any->type = Schema::Type::kObject;
+      any->preserve_unknown_fields = true;
+      meta = any;
+    }
+    Schema* list = synthesized_.New();
+    list->type = Schema::Type::kObject;
+    list->name = name;
+    list->description = r.kind + "List is a list of " + r.kind;
+    list->properties = {{"apiVersion", "", str},
+                        {"items", "List of " + r.kind + ".", items},
+                        {"kind", "", str},
+                        {"metadata", "Standard list metadata.", meta}};
+    list->required = {"items"};
+    list->gvks.push_back({r.group, r.version, r.kind + "List"});
+    return synthesized_.AddNamed(list);
   }
 
   void AddSubresource(const OpenApiResource& r, const OpenApiResource::Subresource& sub,
@@ -630,6 +665,7 @@ class PathWriter {
   const Schema* delete_options_ = nullptr;
   const Schema* status_ = nullptr;
   std::string tag_;
+  SchemaSet synthesized_;
 };
 
 const Schema* KindSchema(const OpenApiResource& r, const SchemaSet& schemas) {
@@ -955,6 +991,14 @@ std::string EncodeV2(const json& doc) {
   return std::move(w.out());
 }
 
+// Building a document makes a JSON tree several times the size of its text; glibc keeps the
+// freed pages unless asked, which would count against the server's resting RSS.
+void ReleaseFreedMemory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 uint64_t Fnv1a(std::string_view data, uint64_t basis) {
   uint64_t h = basis;
   for (unsigned char c : data) {
@@ -1088,6 +1132,7 @@ Result<std::shared_ptr<const OpenApiDocument>> OpenApiDocuments::V3GroupVersion(
   if (!doc.ok()) return doc.status();
   v3_[gv_path] = *doc;
   v3_hashes_[gv_path] = (*doc)->hash;
+  ReleaseFreedMemory();
   return *doc;
 }
 
@@ -1117,6 +1162,7 @@ Result<std::shared_ptr<const OpenApiDocument>> OpenApiDocuments::V3Index() const
     }
     paths[gv] = {{"serverRelativeURL", "/openapi/v3/" + gv + "?hash=" + hash}};
   }
+  ReleaseFreedMemory();
   auto out = std::make_shared<OpenApiDocument>();
   out->body = json{{"paths", std::move(paths)}}.dump();
   out->content_type = kJson;
@@ -1138,6 +1184,7 @@ Result<std::shared_ptr<const OpenApiDocument>> OpenApiDocuments::V2Locked() cons
   out->content_type = kJson;
   out->hash = OpenApiHash(out->body);
   v2_json_ = out;
+  ReleaseFreedMemory();
   return v2_json_;
 }
 
@@ -1160,6 +1207,7 @@ Result<std::shared_ptr<const OpenApiDocument>> OpenApiDocuments::V2Protobuf() co
   out->content_type = kV2Protobuf;
   out->hash = OpenApiHash(out->body);
   v2_proto_ = out;
+  ReleaseFreedMemory();
   return v2_proto_;
 }
 

@@ -10,6 +10,10 @@
 #include <set>
 #include <unordered_map>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace orch::api {
 
 // The embedded schema files, generated at build time by embed_schemas.cmake.
@@ -1237,7 +1241,11 @@ std::vector<SchemaFile> BuiltinSchemaFiles() {
 }
 
 Result<std::unique_ptr<SchemaSet>> LoadBuiltinSchemas() {
-  return LoadSchemas(BuiltinSchemaFiles());
+  auto set = LoadSchemas(BuiltinSchemaFiles());
+#if defined(__GLIBC__)
+  malloc_trim(0);  // the parser's scratch is gone; give its pages back (resting RSS)
+#endif
+  return set;
 }
 
 Result<const Schema*> SchemaFromOpenApiV3(const json& open_api_v3_schema, SchemaSet& into) {

@@ -413,6 +413,16 @@ TEST_CASE("custom resources get documents without strategic merge") {
   CHECK(widget["properties"]["metadata"]["allOf"][0]["$ref"] ==
         "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
   CheckRefsResolve(doc, "#/components/schemas/", schemas);
+
+  // Without list_schema the list type is synthesized.
+  resources.back().list_schema = nullptr;
+  json again = V3(*set, resources, "apis/stable.example.com/v1");
+  CHECK(again["components"]["schemas"]["com.example.stable.v1.WidgetList"]
+             ["x-kubernetes-group-version-kind"][0]["kind"] == "WidgetList");
+  CHECK(again["paths"]["/apis/stable.example.com/v1/widgets"]["get"]["responses"]["200"]["content"]
+             ["application/json"]["schema"]["$ref"] ==
+        "#/components/schemas/com.example.stable.v1.WidgetList");
+  CheckRefsResolve(again, "#/components/schemas/", again["components"]["schemas"]);
 }
 
 TEST_CASE("the v3 index lists every group-version with a stable hash") {
