@@ -1218,6 +1218,8 @@ Result<json> ApplyJsonPatchUnguarded(const json& doc, const JsonPatch& patch) {
     }
     if (!s.ok()) return s;
   }
+  // `copy` and `add` can stack values; keep the result as shallow as any input must be.
+  PATCH_RETURN_IF_ERROR(patch_util::CheckDepth(out, kMaxPatchDepth, "patched object"));
   return out;
 }
 

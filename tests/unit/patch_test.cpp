@@ -677,6 +677,21 @@ TEST_CASE("patches nested beyond the limit are refused, not recursed") {
       orch::api::DecodeJsonPatch(json::array({{{"op", "add"}, {"path", "/a"}, {"value", deep}}}));
   REQUIRE_FALSE(decoded.ok());
 
+  // Values that are each shallow enough can still stack up: the patched object is checked too.
+  json doc60 = json::object(), value60 = json::object();
+  std::string path;
+  json* d = &doc60;
+  json* v = &value60;
+  for (int i = 0; i < 60; ++i) {
+    d = &((*d)["a"] = json::object());
+    v = &((*v)["a"] = json::object());
+    path += "/a";
+  }
+  auto stacked = RunJsonPatch(
+      doc60, json::array({{{"op", "add"}, {"path", path + "/b"}, {"value", value60}}}));
+  REQUIRE_FALSE(stacked.ok());
+  CHECK(stacked.status().message() == "patched object nests deeper than 100 levels");
+
   json shallow = json::object();
   cur = &shallow;
   for (int i = 0; i < 50; ++i) cur = &((*cur)["a"] = json::object());
