@@ -6,13 +6,14 @@
 #include <cctype>
 #include <charconv>
 #include <optional>
-#include <regex>
 #include <set>
 #include <unordered_map>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+
+#include "schema_validate.h"
 
 namespace orch::api {
 
@@ -1092,12 +1093,11 @@ class StructuralChecker {
   void ValueValidation(const json& s, bool skip_any_of, bool skip_first_all_of_any_of, Level level,
                        const std::string& path) {
     if (const json* p = Find(s, "pattern"); p != nullptr && p->is_string()) {
-      try {
-        std::regex re(p->get<std::string>(), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
+      auto compiled = Pattern::Compile(p->get<std::string>());
+      if (!compiled.ok()) {
         errors_.push_back(FieldInvalid(
             path + ".pattern", *p,
-            std::string("must be a valid regular expression, but isn't: ") + e.what()));
+            "must be a valid regular expression, but isn't: " + compiled.status().message()));
       }
     }
     auto junctor = [&](const char* key, bool skip_first_any_of) {

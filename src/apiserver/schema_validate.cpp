@@ -2,15 +2,678 @@
 // validation, pruning and defaulting, each with upstream's paths and wording.
 #include "schema_validate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <regex>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "orch/base64.h"
 #include "orch/quantity.h"
 
 namespace orch::api {
+
+// ---- patterns: a Thompson NFA for RE2 syntax ----
+
+namespace {
+
+constexpr uint32_t kMaxRune = 0x10FFFF;
+constexpr int kMaxRepeat = 1000;  // RE2's limit
+constexpr size_t kMaxProgram = 50000;
+
+struct RegexError {
+  std::string message;
+};
+
+// A parsed regular expression.
+struct Node {
+  enum Kind { kEmpty, kClass, kConcat, kAlt, kRepeat, kAssert } kind = kEmpty;
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;  // kClass: sorted, merged
+  std::vector<Node> children;                         // kConcat, kAlt, kRepeat (one)
+  int min = 0, max = -1;                              // kRepeat; max -1 = unbounded
+  int assertion = 0;                                  // kAssert: an Inst::Op
+};
+
+}  // namespace
+
+struct Pattern::Program {
+  enum Op : uint8_t {
+    kClass,
+    kSplit,
+    kMatch,
+    kBeginText,
+    kEndText,
+    kBeginLine,
+    kEndLine,
+    kWordBoundary,
+    kNotWordBoundary,
+  };
+  struct Inst {
+    Op op = kMatch;
+    int x = -1, y = -1;  // successors
+    int cls = -1;        // kClass: index into classes
+  };
+  std::vector<Inst> insts;
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> classes;
+  int start = 0;
+};
+
+namespace {
+
+using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+Ranges Normalize(Ranges r) {
+  std::sort(r.begin(), r.end());
+  Ranges out;
+  for (const auto& [lo, hi] : r) {
+    if (!out.empty() && lo <= out.back().second + 1) {
+      out.back().second = std::max(out.back().second, hi);
+    } else {
+      out.emplace_back(lo, hi);
+    }
+  }
+  return out;
+}
+
+Ranges Negate(const Ranges& r) {
+  Ranges out;
+  uint32_t next = 0;
+  for (const auto& [lo, hi] : r) {
+    if (lo > next) out.emplace_back(next, lo - 1);
+    next = hi + 1;
+  }
+  if (next <= kMaxRune) out.emplace_back(next, kMaxRune);
+  return out;
+}
+
+// Adds the other ASCII case of every letter range (flag i).
+Ranges FoldCase(Ranges r) {
+  Ranges extra;
+  for (const auto& [lo, hi] : r) {
+    uint32_t a = std::max<uint32_t>(lo, 'a'), b = std::min<uint32_t>(hi, 'z');
+    if (a <= b) extra.emplace_back(a - 32, b - 32);
+    a = std::max<uint32_t>(lo, 'A');
+    b = std::min<uint32_t>(hi, 'Z');
+    if (a <= b) extra.emplace_back(a + 32, b + 32);
+  }
+  r.insert(r.end(), extra.begin(), extra.end());
+  return Normalize(std::move(r));
+}
+
+const Ranges kDigit = {{'0', '9'}};
+const Ranges kWord = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+const Ranges kSpace = {{'\t', '\n'}, {'\f', '\r'}, {' ', ' '}};
+
+class RegexParser {
+ public:
+  explicit RegexParser(std::string_view src) : src_(src) {}
+
+  Node Parse() {
+    Node n = Alternation();
+    if (pos_ < src_.size()) Fail("unexpected )", src_.substr(pos_));
+    return n;
+  }
+
+ private:
+  struct Flags {
+    bool fold = false, dot_nl = false, multiline = false;
+  };
+
+  [[noreturn]] void Fail(const std::string& why, std::string_view where) {
+    throw RegexError{"error parsing regexp: " + why + ": `" + std::string(where) + "`"};
+  }
+
+  bool More() const { return pos_ < src_.size(); }
+  char Peek() const { return src_[pos_]; }
+
+  // One UTF-8 code point of the pattern.
+  uint32_t Rune() {
+    auto c = static_cast<unsigned char>(src_[pos_++]);
+    if (c < 0x80) return c;
+    int extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+    uint32_t r = c & (0x3F >> extra);
+    for (int i = 0; i < extra && pos_ < src_.size(); ++i) {
+      r = (r << 6) | (static_cast<unsigned char>(src_[pos_++]) & 0x3F);
+    }
+    return r;
+  }
+
+  Node Alternation() {
+    std::vector<Node> alts;
+    alts.push_back(Concatenation());
+    while (More() && Peek() == '|') {
+      ++pos_;
+      alts.push_back(Concatenation());
+    }
+    if (alts.size() == 1) return std::move(alts[0]);
+    Node n;
+    n.kind = Node::kAlt;
+    n.children = std::move(alts);
+    return n;
+  }
+
+  Node Concatenation() {
+    Node n;
+    n.kind = Node::kConcat;
+    Flags saved = flags_;
+    while (More() && Peek() != '|' && Peek() != ')') {
+      size_t start = pos_;
+      std::optional<Node> atom = Atom();
+      if (!atom) continue;  // a flag group: no atom
+      Node a = std::move(*atom);
+      while (More() && (Peek() == '*' || Peek() == '+' || Peek() == '?' || Peek() == '{')) {
+        int min = 0, max = -1;
+        char q = Peek();
+        if (q == '{') {
+          size_t save = pos_;
+          if (!Counts(min, max)) {  // not a repeat: a literal '{', as RE2 reads it
+            pos_ = save;
+            break;
+          }
+        } else {
+          ++pos_;
+          min = q == '+' ? 1 : 0;
+          max = q == '?' ? 1 : -1;
+        }
+        if (a.kind == Node::kRepeat && !(More() && Peek() == '?')) {
+          // `a**` is an error in RE2 ("invalid nested repetition operator").
+          Fail("invalid nested repetition operator", src_.substr(start, pos_ - start));
+        }
+        if (More() && Peek() == '?') ++pos_;  // lazy: same language
+        Node r;
+        r.kind = Node::kRepeat;
+        r.min = min;
+        r.max = max;
+        r.children.push_back(std::move(a));
+        a = std::move(r);
+      }
+      n.children.push_back(std::move(a));
+    }
+    flags_ = saved;  // (?i) lasts to the end of the enclosing group
+    return n;
+  }
+
+  bool Counts(int& min, int& max) {
+    ++pos_;  // {
+    auto number = [&](int& out) {
+      size_t start = pos_;
+      long v = 0;
+      while (More() && std::isdigit(static_cast<unsigned char>(Peek()))) {
+        v = v * 10 + (Peek() - '0');
+        if (v > 100000) v = 100000;
+        ++pos_;
+      }
+      out = static_cast<int>(v);
+      return pos_ > start;
+    };
+    size_t begin = pos_ - 1;
+    if (!number(min)) return false;
+    max = min;
+    if (More() && Peek() == ',') {
+      ++pos_;
+      if (!number(max)) max = -1;
+    }
+    if (!More() || Peek() != '}') return false;
+    ++pos_;
+    if (min > kMaxRepeat || max > kMaxRepeat || (max >= 0 && max < min)) {
+      Fail("invalid repeat count", src_.substr(begin, pos_ - begin));
+    }
+    return true;
+  }
+
+  Node Class(Ranges r) {
+    Node n;
+    n.kind = Node::kClass;
+    n.ranges = flags_.fold ? FoldCase(std::move(r)) : Normalize(std::move(r));
+    return n;
+  }
+
+  Node Assert(int op) {
+    Node n;
+    n.kind = Node::kAssert;
+    n.assertion = op;
+    return n;
+  }
+
+  std::optional<Node> Atom() {
+    size_t start = pos_;
+    char c = Peek();
+    switch (c) {
+      case '(': {
+        ++pos_;
+        Flags saved = flags_;
+        if (More() && Peek() == '?') {
+          ++pos_;
+          if (More() && (Peek() == 'P' || Peek() == '<')) {  // named group
+            if (Peek() == 'P') ++pos_;
+            if (!More() || Peek() != '<') Fail("invalid named capture", src_.substr(start));
+            size_t close = src_.find('>', pos_);
+            if (close == std::string_view::npos) Fail("invalid named capture", src_.substr(start));
+            pos_ = close + 1;
+          } else {
+            bool on = true, any = false;
+            while (More() && Peek() != ')' && Peek() != ':') {
+              char f = src_[pos_++];
+              any = true;
+              if (f == '-') {
+                on = false;
+              } else if (f == 'i') {
+                flags_.fold = on;
+              } else if (f == 's') {
+                flags_.dot_nl = on;
+              } else if (f == 'm') {
+                flags_.multiline = on;
+              } else if (f != 'U') {
+                Fail("invalid or unsupported Perl syntax", src_.substr(start, pos_ - start));
+              }
+            }
+            if (!More()) Fail("missing closing )", src_.substr(start));
+            if (Peek() == ')') {  // (?i): flags for the rest of the group
+              if (!any) Fail("missing argument to repetition operator", src_.substr(start));
+              ++pos_;
+              return std::nullopt;
+            }
+            ++pos_;  // ':'
+          }
+        }
+        Node inner = Alternation();
+        if (!More() || Peek() != ')') Fail("missing closing )", src_.substr(start));
+        ++pos_;
+        flags_ = saved;
+        return inner;
+      }
+      case ')':
+        Fail("unexpected )", src_.substr(pos_));
+      case '*':
+      case '+':
+      case '?':
+        Fail("missing argument to repetition operator", src_.substr(pos_, 1));
+      case '.':
+        ++pos_;
+        return Class(flags_.dot_nl ? Ranges{{0, kMaxRune}}
+                                   : Ranges{{0, '\n' - 1}, {'\n' + 1, kMaxRune}});
+      case '^':
+        ++pos_;
+        return Assert(flags_.multiline ? Pattern::Program::kBeginLine
+                                       : Pattern::Program::kBeginText);
+      case '$':
+        ++pos_;
+        return Assert(flags_.multiline ? Pattern::Program::kEndLine : Pattern::Program::kEndText);
+      case '[':
+        return Bracket();
+      case '\\': {
+        ++pos_;
+        if (!More()) Fail("trailing backslash at end of expression", "");
+        char e = Peek();
+        if (e == 'A') {
+          ++pos_;
+          return Assert(Pattern::Program::kBeginText);
+        }
+        if (e == 'z') {
+          ++pos_;
+          return Assert(Pattern::Program::kEndText);
+        }
+        if (e == 'b') {
+          ++pos_;
+          return Assert(Pattern::Program::kWordBoundary);
+        }
+        if (e == 'B') {
+          ++pos_;
+          return Assert(Pattern::Program::kNotWordBoundary);
+        }
+        return Class(Escape(start));
+      }
+      default:
+        uint32_t r = Rune();
+        return Class({{r, r}});
+    }
+  }
+
+  // An escape after '\' (pos_ at the letter): a class or a single character.
+  Ranges Escape(size_t start) {
+    char e = src_[pos_++];
+    switch (e) {
+      case 'd':
+        return kDigit;
+      case 'D':
+        return Negate(kDigit);
+      case 'w':
+        return kWord;
+      case 'W':
+        return Negate(kWord);
+      case 's':
+        return kSpace;
+      case 'S':
+        return Negate(kSpace);
+      case 'n':
+        return {{'\n', '\n'}};
+      case 't':
+        return {{'\t', '\t'}};
+      case 'r':
+        return {{'\r', '\r'}};
+      case 'f':
+        return {{'\f', '\f'}};
+      case 'v':
+        return {{'\v', '\v'}};
+      case 'a':
+        return {{7, 7}};
+      case 'x': {
+        uint32_t v = 0;
+        auto hex = [&](char h) -> int {
+          if (h >= '0' && h <= '9') return h - '0';
+          if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+          if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+          return -1;
+        };
+        if (More() && Peek() == '{') {
+          ++pos_;
+          while (More() && Peek() != '}') {
+            int d = hex(src_[pos_++]);
+            if (d < 0) Fail("invalid escape sequence", src_.substr(start, pos_ - start));
+            v = v * 16 + static_cast<uint32_t>(d);
+            if (v > kMaxRune) Fail("invalid escape sequence", src_.substr(start, pos_ - start));
+          }
+          if (!More()) Fail("invalid escape sequence", src_.substr(start));
+          ++pos_;
+        } else {
+          for (int i = 0; i < 2; ++i) {
+            int d = More() ? hex(src_[pos_++]) : -1;
+            if (d < 0) Fail("invalid escape sequence", src_.substr(start, pos_ - start));
+            v = v * 16 + static_cast<uint32_t>(d);
+          }
+        }
+        return {{v, v}};
+      }
+      default:
+        if (static_cast<unsigned char>(e) < 0x80 && !std::isalnum(static_cast<unsigned char>(e))) {
+          auto r = static_cast<uint32_t>(static_cast<unsigned char>(e));
+          return {{r, r}};  // an escaped punctuation character is itself
+        }
+        // \p{..}, \1 (backreferences), \Q..\E and friends: not supported here.
+        Fail("invalid escape sequence", src_.substr(start, pos_ - start));
+    }
+  }
+
+  Node Bracket() {
+    size_t start = pos_++;
+    bool negated = false;
+    if (More() && Peek() == '^') {
+      negated = true;
+      ++pos_;
+    }
+    Ranges r;
+    bool first = true;
+    while (true) {
+      if (!More()) Fail("missing closing ]", src_.substr(start));
+      if (Peek() == ']' && !first) {
+        ++pos_;
+        break;
+      }
+      first = false;
+      if (src_.substr(pos_, 2) == "[:") {
+        size_t close = src_.find(":]", pos_ + 2);
+        if (close != std::string_view::npos) {
+          std::string_view name = src_.substr(pos_ + 2, close - pos_ - 2);
+          bool neg = !name.empty() && name[0] == '^';
+          if (neg) name.remove_prefix(1);
+          Ranges cls = Posix(name, start);
+          if (neg) cls = Negate(Normalize(cls));
+          r.insert(r.end(), cls.begin(), cls.end());
+          pos_ = close + 2;
+          continue;
+        }
+      }
+      uint32_t lo;
+      if (Peek() == '\\') {
+        size_t esc = pos_++;
+        if (!More()) Fail("missing closing ]", src_.substr(start));
+        Ranges e = Escape(esc);
+        if (e.size() != 1 || e[0].first != e[0].second) {  // \d inside a class
+          r.insert(r.end(), e.begin(), e.end());
+          continue;
+        }
+        lo = e[0].first;
+      } else {
+        lo = Rune();
+      }
+      uint32_t hi = lo;
+      if (pos_ + 1 < src_.size() && Peek() == '-' && src_[pos_ + 1] != ']') {
+        ++pos_;
+        if (Peek() == '\\') {
+          size_t esc = pos_++;
+          Ranges e = Escape(esc);
+          if (e.size() != 1 || e[0].first != e[0].second) {
+            Fail("invalid character class range", src_.substr(esc, pos_ - esc));
+          }
+          hi = e[0].first;
+        } else {
+          hi = Rune();
+        }
+        if (hi < lo) Fail("invalid character class range", src_.substr(start, pos_ - start));
+      }
+      r.emplace_back(lo, hi);
+    }
+    Ranges cls = flags_.fold ? FoldCase(std::move(r)) : Normalize(std::move(r));
+    Node n;
+    n.kind = Node::kClass;
+    n.ranges = negated ? Negate(cls) : cls;
+    return n;
+  }
+
+  Ranges Posix(std::string_view name, size_t start) {
+    if (name == "alpha") return {{'A', 'Z'}, {'a', 'z'}};
+    if (name == "digit") return kDigit;
+    if (name == "alnum") return {{'0', '9'}, {'A', 'Z'}, {'a', 'z'}};
+    if (name == "upper") return {{'A', 'Z'}};
+    if (name == "lower") return {{'a', 'z'}};
+    if (name == "space") return {{'\t', '\r'}, {' ', ' '}};
+    if (name == "xdigit") return {{'0', '9'}, {'A', 'F'}, {'a', 'f'}};
+    if (name == "word") return kWord;
+    if (name == "punct") return {{'!', '/'}, {':', '@'}, {'[', '`'}, {'{', '~'}};
+    if (name == "blank") return {{'\t', '\t'}, {' ', ' '}};
+    if (name == "cntrl") return {{0, 31}, {127, 127}};
+    if (name == "print") return {{' ', '~'}};
+    if (name == "graph") return {{'!', '~'}};
+    if (name == "ascii") return {{0, 127}};
+    Fail("invalid character class range", src_.substr(start));
+  }
+
+  std::string_view src_;
+  size_t pos_ = 0;
+  Flags flags_;
+};
+
+// Thompson construction, back to front: Compile(node, next) emits `node` continuing at `next`
+// and returns its entry.
+class RegexCompiler {
+ public:
+  explicit RegexCompiler(Pattern::Program& p) : p_(p) {}
+
+  int Compile(const Node& n, int next) {
+    if (p_.insts.size() > kMaxProgram)
+      throw RegexError{"error parsing regexp: expression too large"};
+    switch (n.kind) {
+      case Node::kEmpty:
+        return next;
+      case Node::kClass: {
+        p_.classes.push_back(n.ranges);
+        return Emit({Pattern::Program::kClass, next, -1, static_cast<int>(p_.classes.size() - 1)});
+      }
+      case Node::kAssert:
+        return Emit({static_cast<Pattern::Program::Op>(n.assertion), next, -1, -1});
+      case Node::kConcat: {
+        int s = next;
+        for (auto it = n.children.rbegin(); it != n.children.rend(); ++it) s = Compile(*it, s);
+        return s;
+      }
+      case Node::kAlt: {
+        int s = Compile(n.children.back(), next);
+        for (size_t i = n.children.size() - 1; i-- > 0;) {
+          int alt = Compile(n.children[i], next);
+          s = Emit({Pattern::Program::kSplit, alt, s, -1});
+        }
+        return s;
+      }
+      case Node::kRepeat: {
+        const Node& body = n.children[0];
+        int s = next;
+        if (n.max < 0) {
+          int loop = Emit({Pattern::Program::kSplit, -1, next, -1});
+          p_.insts[loop].x = Compile(body, loop);
+          s = loop;
+        } else {
+          for (int i = n.min; i < n.max; ++i) {
+            int b = Compile(body, s);
+            s = Emit({Pattern::Program::kSplit, b, next, -1});
+          }
+        }
+        for (int i = 0; i < n.min; ++i) s = Compile(body, s);
+        return s;
+      }
+    }
+    return next;
+  }
+
+ private:
+  int Emit(Pattern::Program::Inst inst) {
+    p_.insts.push_back(inst);
+    return static_cast<int>(p_.insts.size() - 1);
+  }
+  Pattern::Program& p_;
+};
+
+std::vector<uint32_t> DecodeUtf8(std::string_view s) {
+  std::vector<uint32_t> out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80             ? 0
+                : (c & 0xE0) == 0xC0 ? 1
+                : (c & 0xF0) == 0xE0 ? 2
+                : (c & 0xF8) == 0xF0 ? 3
+                                     : -1;
+    if (extra < 0 || (extra > 0 && i + static_cast<size_t>(extra) >= s.size())) {
+      out.push_back(0xFFFD);
+      ++i;
+      continue;
+    }
+    uint32_t r = extra == 0 ? c : c & (0x3F >> extra);
+    bool ok = true;
+    for (int k = 1; k <= extra; ++k) {
+      auto d = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      if ((d & 0xC0) != 0x80) {
+        ok = false;
+        break;
+      }
+      r = (r << 6) | (d & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(0xFFFD);
+      ++i;
+      continue;
+    }
+    out.push_back(r);
+    i += static_cast<size_t>(extra) + 1;
+  }
+  return out;
+}
+
+bool IsWordRune(uint32_t c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+bool InRanges(const Ranges& r, uint32_t c) {
+  auto it = std::upper_bound(r.begin(), r.end(), std::make_pair(c, kMaxRune + 1));
+  return it != r.begin() && std::prev(it)->second >= c;
+}
+
+}  // namespace
+
+Result<Pattern> Pattern::Compile(std::string_view pattern) {
+  try {
+    auto program = std::make_shared<Program>();
+    Node root = RegexParser(pattern).Parse();
+    program->insts.push_back({Program::kMatch, -1, -1, -1});
+    program->start = RegexCompiler(*program).Compile(root, 0);
+    return Pattern(std::move(program));
+  } catch (const RegexError& e) {
+    return InvalidArgument(e.message);
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("error parsing regexp: ") + e.what());
+  }
+}
+
+bool Pattern::Search(std::string_view text) const {
+  const Program& p = *program_;
+  std::vector<uint32_t> runes = DecodeUtf8(text);
+  size_t n = p.insts.size();
+  // Two state lists with a generation mark per instruction: each step is O(program).
+  std::vector<int> current, next, stack;
+  std::vector<size_t> mark(n, 0);
+  size_t generation = 0;
+  auto closure = [&](int start, size_t pos, std::vector<int>& list) -> bool {
+    stack.push_back(start);
+    while (!stack.empty()) {
+      int pc = stack.back();
+      stack.pop_back();
+      if (pc < 0 || mark[static_cast<size_t>(pc)] == generation) continue;
+      mark[static_cast<size_t>(pc)] = generation;
+      const Program::Inst& in = p.insts[static_cast<size_t>(pc)];
+      uint32_t prev = pos > 0 ? runes[pos - 1] : 0xFFFFFFFF;
+      uint32_t cur = pos < runes.size() ? runes[pos] : 0xFFFFFFFF;
+      switch (in.op) {
+        case Program::kMatch:
+          return true;
+        case Program::kClass:
+          list.push_back(pc);
+          break;
+        case Program::kSplit:
+          stack.push_back(in.y);
+          stack.push_back(in.x);
+          break;
+        case Program::kBeginText:
+          if (pos == 0) stack.push_back(in.x);
+          break;
+        case Program::kEndText:
+          if (pos == runes.size()) stack.push_back(in.x);
+          break;
+        case Program::kBeginLine:
+          if (pos == 0 || prev == '\n') stack.push_back(in.x);
+          break;
+        case Program::kEndLine:
+          if (pos == runes.size() || cur == '\n') stack.push_back(in.x);
+          break;
+        case Program::kWordBoundary:
+        case Program::kNotWordBoundary: {
+          bool a = prev != 0xFFFFFFFF && IsWordRune(prev);
+          bool b = cur != 0xFFFFFFFF && IsWordRune(cur);
+          if ((a != b) == (in.op == Program::kWordBoundary)) stack.push_back(in.x);
+          break;
+        }
+      }
+    }
+    return false;
+  };
+  for (size_t pos = 0;; ++pos) {
+    ++generation;
+    // Keep the threads that consumed the previous rune, then start a new one here (the match
+    // may begin anywhere).
+    next.clear();
+    for (int pc : current) {
+      if (closure(pc, pos, next)) return true;
+    }
+    if (closure(p.start, pos, next)) return true;
+    if (pos == runes.size()) return false;
+    current.clear();
+    for (int pc : next) {
+      const Program::Inst& in = p.insts[static_cast<size_t>(pc)];
+      if (InRanges(p.classes[static_cast<size_t>(in.cls)], runes[pos])) current.push_back(in.x);
+    }
+  }
+}
+
 namespace {
 
 // Path building shared by the walks: "spec" + "replicas" = "spec.replicas"; "[0]" appends bare.
@@ -466,19 +1129,22 @@ class ValueValidator {
     return scratch.empty();
   }
 
-  // Go's RE2 and ECMAScript agree on the patterns CRDs use in practice; a pattern std::regex
-  // cannot compile never fails a value (the structural check reports it when the CRD is made).
+  // A pattern that does not compile never fails a value: the structural check rejects it when
+  // the CRD is written. Each pattern compiles once per validation.
   bool MatchesPattern(const std::string& value, const std::string& pattern) {
-    try {
-      std::regex re(pattern, std::regex::ECMAScript);
-      return std::regex_search(value, re);
-    } catch (const std::exception&) {
-      return true;
+    auto it = patterns_.find(pattern);
+    if (it == patterns_.end()) {
+      auto compiled = Pattern::Compile(pattern);
+      it = patterns_
+               .emplace(pattern, compiled.ok() ? std::optional<Pattern>(*compiled) : std::nullopt)
+               .first;
     }
+    return !it->second || it->second->Search(value);
   }
 
   std::vector<FieldError>& errors_;
   std::string path_;
+  std::map<std::string, std::optional<Pattern>> patterns_;
 };
 
 // ---- pruning and defaulting ----

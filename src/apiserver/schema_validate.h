@@ -8,6 +8,7 @@
 // never throw.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,25 @@
 #include "schema.h"
 
 namespace orch::api {
+
+// A `pattern` of a schema: Go's RE2 syntax (literals, `.`, classes with ranges, negation, \d \w
+// \s and POSIX [:name:] classes, escapes, `^` `$` `\A` `\z` `\b` `\B`, groups `(...)`
+// `(?:...)` `(?P<n>...)`, alternation, `* + ? {n} {n,} {n,m}`, flags i s m), matched in time
+// linear in the text like RE2, never recursing per character: a long value cannot exhaust the
+// stack. Backreferences and lookaround are rejected, as RE2 rejects them. Immutable, thread-safe.
+class Pattern {
+ public:
+  // InvalidArgument "error parsing regexp: <why>: `<where>`" for bad syntax.
+  static Result<Pattern> Compile(std::string_view pattern);
+  // Go's regexp.MatchString: whether the pattern matches anywhere in `text` (UTF-8).
+  bool Search(std::string_view text) const;
+
+  struct Program;  // the compiled NFA (schema_validate.cpp)
+
+ private:
+  explicit Pattern(std::shared_ptr<const Program> program) : program_(std::move(program)) {}
+  std::shared_ptr<const Program> program_;
+};
 
 // The fieldValidation query parameter.
 enum class ValidationMode {

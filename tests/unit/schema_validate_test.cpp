@@ -519,3 +519,62 @@ TEST_CASE("fieldValidation parameter parsing") {
         "fieldValidation: Unsupported value: \"strict\": supported values: \"Ignore\", "
         "\"Strict\", \"Warn\"");
 }
+
+TEST_CASE("patterns follow RE2 syntax and run in linear time") {
+  auto match = [](const std::string& pattern, const std::string& text) {
+    auto p = Pattern::Compile(pattern);
+    INFO(pattern << " " << p.status().ToString());
+    REQUIRE(p.ok());
+    return p->Search(text);
+  };
+  CHECK(match("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "my-name-1"));
+  CHECK_FALSE(match("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "-bad"));
+  CHECK_FALSE(match("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "Upper"));
+  CHECK(match("b+", "aaabbb"));  // unanchored search, like regexp.MatchString
+  CHECK_FALSE(match("^b+", "aaabbb"));
+  CHECK(match("^(\\d+(\\.\\d+)?)(m|Mi|Gi)?$", "1.5Gi"));
+  CHECK_FALSE(match("^(\\d+(\\.\\d+)?)(m|Mi|Gi)?$", "1.5Ti"));
+  CHECK(match("^https?://", "https://x"));
+  CHECK(match("^a{2,3}$", "aaa"));
+  CHECK_FALSE(match("^a{2,3}$", "aaaa"));
+  CHECK_FALSE(match("^a{2,3}$", "a"));
+  CHECK(match("^a{2}$", "aa"));
+  CHECK(match("^a{2,}$", "aaaaa"));
+  CHECK(match("^x{$", "x{"));  // not a repeat: a literal brace
+  CHECK(match("^[^/]+$", "abc"));
+  CHECK_FALSE(match("^[^/]+$", "a/c"));
+  CHECK(match("^[[:alpha:]_][[:word:]]*$", "_ok9"));
+  CHECK(match("(?i)^abc$", "AbC"));
+  CHECK(match("^(?i:ab)c$", "ABc"));
+  CHECK_FALSE(match("^(?i:ab)c$", "ABC"));
+  CHECK(match("\\bword\\b", "a word here"));
+  CHECK_FALSE(match("\\bword\\b", "awordhere"));
+  CHECK(match("^\\x41\\x{42}$", "AB"));
+  CHECK(match("^.$", "\xc3\xa9"));  // one rune, two bytes
+  CHECK_FALSE(match("^.$", "\n"));
+  CHECK(match("(?s)^.$", "\n"));
+  CHECK(match("^(a|b|)$", ""));
+  CHECK(match("^(?P<name>x)+$", "xx"));
+  CHECK(match("^(a*)*$", "aaaa"));  // empty loops terminate
+
+  // The stack does not grow with the text (std::regex dies on this).
+  std::string huge(1000000, 'a');
+  CHECK(match("^[a-z]+$", huge));
+  CHECK_FALSE(match("^(a|aa)*b$", huge));
+
+  for (const char* bad : {"(abc", "abc)", "[a-", "a**", "*a", "\\1", "(?=x)", "a{1001}", "[z-a]"}) {
+    INFO(bad);
+    auto p = Pattern::Compile(bad);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.status().message().rfind("error parsing regexp: ", 0) == 0);
+  }
+  CHECK(Pattern::Compile("(abc").status().message() ==
+        "error parsing regexp: missing closing ): `(abc`");
+
+  std::vector<FieldError> bad = ValidateStructuralSchema(
+      json::parse(R"({"type":"object","properties":{"a":{"type":"string","pattern":"(x"}}})"), "s");
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].ToString() ==
+        "s.properties[a].pattern: Invalid value: \"(x\": must be a valid regular expression, but "
+        "isn't: error parsing regexp: missing closing ): `(x`");
+}
