@@ -275,35 +275,43 @@ const ParamSpec* FindParam(std::string_view name) {
   return nullptr;
 }
 
-const std::vector<std::string> kListParams = {"allowWatchBookmarks",
-                                              "continue",
-                                              "fieldSelector",
-                                              "labelSelector",
-                                              "limit",
-                                              "resourceVersion",
-                                              "resourceVersionMatch",
-                                              "sendInitialEvents",
-                                              "timeoutSeconds",
-                                              "watch"};
-const std::vector<std::string> kWriteParams = {"dryRun", "fieldManager", "fieldValidation"};
-const std::vector<std::string> kPatchParams = {"dryRun", "fieldManager", "fieldValidation",
-                                               "force"};
-const std::vector<std::string> kDeleteParams = {"dryRun", "gracePeriodSeconds", "orphanDependents",
-                                                "propagationPolicy"};
-const std::vector<std::string> kDeleteCollectionParams = {
-    "continue",          "dryRun",
-    "fieldSelector",     "gracePeriodSeconds",
-    "labelSelector",     "limit",
-    "orphanDependents",  "propagationPolicy",
-    "resourceVersion",   "resourceVersionMatch",
-    "sendInitialEvents", "timeoutSeconds"};
-const std::vector<std::string> kLogParams = {"container", "follow",       "limitBytes",
-                                             "previous",  "sinceSeconds", "sinceTime",
-                                             "tailLines", "timestamps"};
-const std::vector<std::string> kExecParams = {"command", "container", "stderr",
-                                              "stdin",   "stdout",    "tty"};
-const std::vector<std::string> kAttachParams = {"container", "stderr", "stdin", "stdout", "tty"};
-const std::vector<std::string> kPortForwardParams = {"ports"};
+// Query parameters of each kind of operation; nullptr ends a list.
+constexpr const char* kListParams[] = {"allowWatchBookmarks",
+                                       "continue",
+                                       "fieldSelector",
+                                       "labelSelector",
+                                       "limit",
+                                       "resourceVersion",
+                                       "resourceVersionMatch",
+                                       "sendInitialEvents",
+                                       "timeoutSeconds",
+                                       "watch",
+                                       nullptr};
+constexpr const char* kWriteParams[] = {"dryRun", "fieldManager", "fieldValidation", nullptr};
+constexpr const char* kPatchParams[] = {"dryRun", "fieldManager", "fieldValidation", "force",
+                                        nullptr};
+constexpr const char* kDeleteParams[] = {"dryRun", "gracePeriodSeconds", "orphanDependents",
+                                         "propagationPolicy", nullptr};
+constexpr const char* kDeleteCollectionParams[] = {"continue",
+                                                   "dryRun",
+                                                   "fieldSelector",
+                                                   "gracePeriodSeconds",
+                                                   "labelSelector",
+                                                   "limit",
+                                                   "orphanDependents",
+                                                   "propagationPolicy",
+                                                   "resourceVersion",
+                                                   "resourceVersionMatch",
+                                                   "sendInitialEvents",
+                                                   "timeoutSeconds",
+                                                   nullptr};
+constexpr const char* kLogParams[] = {"container", "follow",       "limitBytes",
+                                      "previous",  "sinceSeconds", "sinceTime",
+                                      "tailLines", "timestamps",   nullptr};
+constexpr const char* kExecParams[] = {"command", "container", "stderr", "stdin",
+                                       "stdout",  "tty",       nullptr};
+constexpr const char* kAttachParams[] = {"container", "stderr", "stdin", "stdout", "tty", nullptr};
+constexpr const char* kPortForwardParams[] = {"ports", nullptr};
 
 std::string Capitalize(std::string s) {
   if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
@@ -342,8 +350,8 @@ struct Operation {
   std::string action;  // x-kubernetes-action
   std::string id;
   std::string description;
-  const std::vector<std::string>* query = nullptr;
-  const Schema* request = nullptr;  // body schema (patch: the Patch type)
+  const char* const* query = nullptr;  // nullptr-terminated
+  const Schema* request = nullptr;     // body schema (patch: the Patch type)
   bool patch = false;
   bool strategic = false;
   const Schema* response = nullptr;  // null: a string (logs, connect)
@@ -386,15 +394,15 @@ class PathWriter {
     if (has("list")) {
       coll_item["get"] =
           Op({"get", "list", "list" + gv + ns + r.kind, "list or watch objects of kind " + r.kind,
-              &kListParams, nullptr, false, false, list, false, false, true, gvk});
+              kListParams, nullptr, false, false, list, false, false, true, gvk});
     }
     if (has("create")) {
       coll_item["post"] = Op({"post", "post", "create" + gv + ns + r.kind, "create a " + r.kind,
-                              &kWriteParams, kind, false, false, kind, true, true, false, gvk});
+                              kWriteParams, kind, false, false, kind, true, true, false, gvk});
     }
     if (has("deletecollection")) {
       coll_item["delete"] = Op({"delete", "deletecollection", "deleteCollection" + gv + ns + r.kind,
-                                "delete collection of " + r.kind, &kDeleteCollectionParams,
+                                "delete collection of " + r.kind, kDeleteCollectionParams,
                                 delete_options_, false, false, status_, false, false, false, gvk});
     }
     if (!coll_item.empty()) {
@@ -410,16 +418,16 @@ class PathWriter {
     if (has("update")) {
       one["put"] =
           Op({"put", "put", "replace" + gv + ns + r.kind, "replace the specified " + r.kind,
-              &kWriteParams, kind, false, false, kind, true, false, false, gvk});
+              kWriteParams, kind, false, false, kind, true, false, false, gvk});
     }
     if (has("patch")) {
       one["patch"] = Op({"patch", "patch", "patch" + gv + ns + r.kind,
-                         "partially update the specified " + r.kind, &kPatchParams, patch_, true,
+                         "partially update the specified " + r.kind, kPatchParams, patch_, true,
                          r.strategic_merge_patch, kind, true, false, false, gvk});
     }
     if (has("delete")) {
       one["delete"] = Op({"delete", "delete", "delete" + gv + ns + r.kind, "delete a " + r.kind,
-                          &kDeleteParams, delete_options_, false, false,
+                          kDeleteParams, delete_options_, false, false,
                           status_ != nullptr ? status_ : kind, false, true, false, gvk});
     }
     if (!one.empty()) {
@@ -431,7 +439,7 @@ class PathWriter {
     if (r.namespaced && has("list")) {
       json all;
       all["get"] = Op({"get", "list", "list" + gv + r.kind + "ForAllNamespaces",
-                       "list or watch objects of kind " + r.kind, &kListParams, nullptr, false,
+                       "list or watch objects of kind " + r.kind, kListParams, nullptr, false,
                        false, list, false, false, true, gvk});
       all["parameters"] = json::array({Param("pretty", "string",
                                              "If 'true', then the output is "
@@ -511,15 +519,15 @@ class PathWriter {
     for (const std::string& verb : verbs) {
       if (sub.name == "log" && verb == "get") {
         entry["get"] = Op({"get", "get", "read" + gv + ns + r.kind + "Log",
-                           "read log of the specified " + r.kind, &kLogParams, nullptr, false,
-                           false, nullptr, false, false, false, parent_gvk});
+                           "read log of the specified " + r.kind, kLogParams, nullptr, false, false,
+                           nullptr, false, false, false, parent_gvk});
       } else if (verb == "connect" ||
                  ((sub.name == "exec" || sub.name == "attach" || sub.name == "portforward") &&
                   (verb == "get" || verb == "create"))) {
-        const std::vector<std::string>* params = sub.name == "exec"          ? &kExecParams
-                                                 : sub.name == "attach"      ? &kAttachParams
-                                                 : sub.name == "portforward" ? &kPortForwardParams
-                                                                             : nullptr;
+        const char* const* params = sub.name == "exec"          ? kExecParams
+                                    : sub.name == "attach"      ? kAttachParams
+                                    : sub.name == "portforward" ? kPortForwardParams
+                                                                : nullptr;
         Schema::GroupVersionKind opts{r.group, r.version, r.kind + suffix + "Options"};
         entry["get"] = Op({"get", "connect", "connectGet" + gv + ns + r.kind + suffix,
                            "connect GET requests to " + sub.name + " of " + r.kind, params, nullptr,
@@ -533,16 +541,16 @@ class PathWriter {
                            false, schema, false, false, false, gvk});
       } else if (verb == "update") {
         entry["put"] = Op({"put", "put", "replace" + gv + ns + r.kind + suffix,
-                           "replace " + what + " of the specified " + r.kind, &kWriteParams, schema,
+                           "replace " + what + " of the specified " + r.kind, kWriteParams, schema,
                            false, false, schema, true, false, false, gvk});
       } else if (verb == "patch") {
         entry["patch"] =
             Op({"patch", "patch", "patch" + gv + ns + r.kind + suffix,
-                "partially update " + what + " of the specified " + r.kind, &kPatchParams, patch_,
+                "partially update " + what + " of the specified " + r.kind, kPatchParams, patch_,
                 true, r.strategic_merge_patch, schema, true, false, false, gvk});
       } else if (verb == "create") {
         entry["post"] = Op({"post", "post", "create" + gv + ns + r.kind + suffix,
-                            "create " + what + " of " + r.kind, &kWriteParams, schema, false, false,
+                            "create " + what + " of " + r.kind, kWriteParams, schema, false, false,
                             schema, true, true, false, gvk});
       }
     }
@@ -595,7 +603,8 @@ class PathWriter {
                {{"group", op.gvk.group}, {"kind", op.gvk.kind}, {"version", op.gvk.version}}}};
     json params = json::array();
     if (op.query != nullptr) {
-      for (const std::string& name : *op.query) {
+      for (const char* const* q = op.query; *q != nullptr; ++q) {
+        std::string name = *q;
         const ParamSpec* spec = FindParam(name);
         if (spec != nullptr)
           params.push_back(Param(name, spec->type, spec->description, "query", false));

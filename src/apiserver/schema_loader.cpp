@@ -840,14 +840,23 @@ class CrdConverter {
     std::string at = path + "." + key;
     if (key == "type") {
       const std::string& t = Str(v, at);
-      static const std::map<std::string, Schema::Type> kTypes = {
-          {"object", Schema::Type::kObject}, {"array", Schema::Type::kArray},
-          {"string", Schema::Type::kString}, {"integer", Schema::Type::kInteger},
-          {"number", Schema::Type::kNumber}, {"boolean", Schema::Type::kBoolean},
-          {"", Schema::Type::kAny}};
-      auto it = kTypes.find(t);
-      if (it == kTypes.end()) throw ConvertError{at + ": unsupported type \"" + t + "\""};
-      s.type = it->second;
+      if (t == "object") {
+        s.type = Schema::Type::kObject;
+      } else if (t == "array") {
+        s.type = Schema::Type::kArray;
+      } else if (t == "string") {
+        s.type = Schema::Type::kString;
+      } else if (t == "integer") {
+        s.type = Schema::Type::kInteger;
+      } else if (t == "number") {
+        s.type = Schema::Type::kNumber;
+      } else if (t == "boolean") {
+        s.type = Schema::Type::kBoolean;
+      } else if (t.empty()) {
+        s.type = Schema::Type::kAny;
+      } else {
+        throw ConvertError{at + ": unsupported type \"" + t + "\""};
+      }
     } else if (key == "description") {
       s.description = Str(v, at);
     } else if (key == "format") {

@@ -101,9 +101,15 @@ Ranges FoldCase(Ranges r) {
   return Normalize(std::move(r));
 }
 
-const Ranges kDigit = {{'0', '9'}};
-const Ranges kWord = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
-const Ranges kSpace = {{'\t', '\n'}, {'\f', '\r'}, {' ', ' '}};
+Ranges Digit() {
+  return {{'0', '9'}};
+}
+Ranges Word() {
+  return {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+}
+Ranges Space() {
+  return {{'\t', '\n'}, {'\f', '\r'}, {' ', ' '}};
+}
 
 class RegexParser {
  public:
@@ -335,17 +341,17 @@ class RegexParser {
     char e = src_[pos_++];
     switch (e) {
       case 'd':
-        return kDigit;
+        return Digit();
       case 'D':
-        return Negate(kDigit);
+        return Negate(Digit());
       case 'w':
-        return kWord;
+        return Word();
       case 'W':
-        return Negate(kWord);
+        return Negate(Word());
       case 's':
-        return kSpace;
+        return Space();
       case 'S':
-        return Negate(kSpace);
+        return Negate(Space());
       case 'n':
         return {{'\n', '\n'}};
       case 't':
@@ -463,13 +469,13 @@ class RegexParser {
 
   Ranges Posix(std::string_view name, size_t start) {
     if (name == "alpha") return {{'A', 'Z'}, {'a', 'z'}};
-    if (name == "digit") return kDigit;
+    if (name == "digit") return Digit();
     if (name == "alnum") return {{'0', '9'}, {'A', 'Z'}, {'a', 'z'}};
     if (name == "upper") return {{'A', 'Z'}};
     if (name == "lower") return {{'a', 'z'}};
     if (name == "space") return {{'\t', '\r'}, {' ', ' '}};
     if (name == "xdigit") return {{'0', '9'}, {'A', 'F'}, {'a', 'f'}};
-    if (name == "word") return kWord;
+    if (name == "word") return Word();
     if (name == "punct") return {{'!', '/'}, {':', '@'}, {'[', '`'}, {'{', '~'}};
     if (name == "blank") return {{'\t', '\t'}, {' ', ' '}};
     if (name == "cntrl") return {{0, 31}, {127, 127}};
