@@ -31,6 +31,13 @@ struct Property {
 
 // A node of a schema tree. Named nodes (`name` set) are the types of the schema files or of
 // OpenAPI's components; unnamed nodes are inline (primitives, arrays, maps, CRD sub-schemas).
+// How the special values are represented (readers branch on these):
+//   int-or-string: type kAny, int_or_string = true, format "int-or-string"
+//   quantity:      type kString, format "quantity" (JSON numbers are valid too)
+//   time / bytes:  type kString, format "date-time" / "byte"
+//   any (JSON):    type kAny, preserve_unknown_fields = true
+//   map[T]:        type kObject, additional_properties = T, no properties
+// Primitive nodes without attributes are shared by every field that uses them.
 struct Schema {
   enum class Type { kAny, kObject, kArray, kString, kInteger, kNumber, kBoolean };
   enum class ListType { kNone, kAtomic, kSet, kMap };  // x-kubernetes-list-type (kNone = unset)
