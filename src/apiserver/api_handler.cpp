@@ -7,6 +7,7 @@
 #include "discovery.h"
 #include "orch/log.h"
 #include "orch/version.h"
+#include "patch.h"
 #include "tables.h"
 
 namespace orch::api {
@@ -120,6 +121,19 @@ std::string DefaultFieldManager(const Request& request) {
   auto slash = agent.find('/');
   std::string prefix = agent.substr(0, slash);
   return prefix.empty() ? "unknown" : prefix.substr(0, 128);
+}
+
+// The Table for `kubectl get`: a CRD version's printer columns, else the kind's columns.
+Result<json> ToTable(const ResourceType& type, const std::vector<const json*>& items,
+                     const std::string& include_param) {
+  auto include = ParseIncludeObject(include_param);
+  if (!include.ok()) return include.status();
+  auto now = std::chrono::system_clock::now();
+  if (type.crd && type.crd_version.contains("additionalPrinterColumns")) {
+    return BuildCustomResourceTable(type.crd_version["additionalPrinterColumns"], items, *include,
+                                    now);
+  }
+  return BuildTable(type.plural, type.group, items, *include, now);
 }
 
 }  // namespace
@@ -244,8 +258,9 @@ void ApiHandler::ServeAs(const UserInfo& user, Request request,
     rest.erase(rest.begin());
   }
   // namespaces/{ns}/{plural}/... unless it is the namespace's own subresource.
-  if (rest.size() >= 3 && rest[0] == "namespaces" && route.group.empty() &&
-      !(rest.size() == 3 && (rest[2] == "status" || rest[2] == "finalize"))) {
+  if (rest.size() >= 3 && rest[0] == "namespaces" &&
+      !(route.group.empty() && rest.size() == 3 &&
+        (rest[2] == "status" || rest[2] == "finalize"))) {
     route.ns = rest[1];
     rest.erase(rest.begin(), rest.begin() + 2);
   }
@@ -289,7 +304,7 @@ Response ApiHandler::Encode(const Request& request, const ResourceType& type, js
   json body;
   if (WantsTable(accept) && object.value("kind", "") == type.kind) {
     std::vector<const json*> items = {&object};
-    auto table = BuildTable(type, items, request.query.Get("includeObject", "Metadata"));
+    auto table = ToTable(type, items, request.query.Get("includeObject", "Metadata"));
     body = table.ok() ? std::move(*table) : std::move(object);
   } else if (WantsPartialMetadata(accept)) {
     body = PartialMetadata(object);
@@ -311,7 +326,7 @@ Response ApiHandler::EncodeList(const Request& request, const ResourceType& type
     std::vector<const json*> items;
     items.reserve(page.items.size());
     for (const json& item : page.items) items.push_back(&item);
-    auto table = BuildTable(type, items, request.query.Get("includeObject", "Metadata"));
+    auto table = ToTable(type, items, request.query.Get("includeObject", "Metadata"));
     if (table.ok()) {
       (*table)["metadata"] = meta;
       return JsonResponse(*table);
@@ -569,7 +584,7 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
     if (table && obj != nullptr && (std::string(event_type) != "ERROR") &&
         (std::string(event_type) != "BOOKMARK")) {
       std::vector<const json*> items = {obj};
-      auto t = BuildTable(*type_ptr, items, include);
+      auto t = ToTable(*type_ptr, items, include);
       if (t.ok()) {
         return fmt::format(R"({{"type":"{}","object":{}}})", event_type, t->dump()) + "\n";
       }

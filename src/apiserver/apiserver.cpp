@@ -4,6 +4,7 @@
 
 #include "admission.h"
 #include "api_handler.h"
+#include "crd.h"
 #include "encryption.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -46,6 +47,9 @@ class ApiServerImpl : public ApiServer {
     auto cache = api::WatchCache::Start(*rest_, *registry_);
     if (!cache.ok()) return cache.status();
     cache_ = std::move(*cache);
+    crds_ = std::make_unique<api::CrdController>(*registry_, registry_->Current(), schemas_.get(),
+                                                 *rest_);
+    if (Status s = crds_->Start(*cache_); !s.ok()) return s;
 
     for (const auto& t : options.tokens) {
       authenticator_.AddToken(t.token, {t.user, t.groups});
@@ -79,6 +83,7 @@ class ApiServerImpl : public ApiServer {
     if (stopped_) return;
     stopped_ = true;
     if (handler_) handler_->SetReady(false);
+    if (crds_) crds_->Stop();
     if (cache_) cache_->Stop();  // ends watches so streams close before the listener goes
     if (http_) http_->Stop();
   }
@@ -158,6 +163,7 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::ServiceAllocator> service_allocator_;
   std::unique_ptr<api::Rest> rest_;
   std::unique_ptr<api::WatchCache> cache_;
+  std::unique_ptr<api::CrdController> crds_;
   api::Authenticator authenticator_;
   api::AllowAllAuthorizer authorizer_;
   std::unique_ptr<api::OpenApiService> openapi_;

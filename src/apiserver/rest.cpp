@@ -98,6 +98,35 @@ std::string CannotHandle(const ResourceType& type, const std::string& what) {
                      type.kind, what);
 }
 
+// What the field manager needs to know of a write: where it goes and which fields the
+// endpoint resets (status on the main resource, everything else on /status).
+FieldManagerOptions ManagerOptions(const ResourceType& type, const std::string& subresource) {
+  FieldManagerOptions options;
+  options.api_version = type.GroupVersion();
+  options.kind = type.kind;
+  options.subresource = subresource;
+  options.now = NowTime();
+  if (subresource == "status") {
+    options.reset_fields = {{"spec"}, {"metadata"}};
+  } else if (type.HasStatus()) {
+    options.reset_fields = {{"status"}};
+  }
+  return options;
+}
+
+ApiError ApplyFailure(const Status& status) {
+  if (status.code() == StatusCode::kInvalidArgument) return ApiError::BadRequest(status.message());
+  return ApiError::Internal(status.message());
+}
+
+ApiError ApplyConflictError(const ResourceType& type, const std::string& name,
+                            const std::vector<ApplyConflict>& conflicts) {
+  ApiError e{409, "Conflict", ApplyConflictMessage(conflicts), json()};
+  e.details = {{"name", name}, {"kind", type.plural}, {"causes", ApplyConflictCauses(conflicts)}};
+  if (!type.group.empty()) e.details["group"] = type.group;
+  return e;
+}
+
 }  // namespace
 
 Rest::Rest(Store& store, const SecretBox* secrets, std::vector<AdmissionPlugin*> plugins)
@@ -124,6 +153,8 @@ ApiResult<json> Rest::Decode(const ResourceType& type, const KeyValue& kv) const
     return ApiError::Internal("stored object " + kv.key + " is not valid JSON");
   }
   SetResourceVersion(obj, kv.mod_revision);
+  // Custom resources are stored once and served in every version (no conversion).
+  if (type.crd) obj["apiVersion"] = type.GroupVersion();
   return obj;
 }
 
@@ -241,7 +272,8 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
       return ApiError::BadRequest(CannotHandle(type, strict));
     }
     warnings.insert(warnings.end(), check.warnings.begin(), check.warnings.end());
-    if (type.crd) Prune(obj, *type.schema);
+    // Like upstream's decoder, unknown fields never reach the datastore.
+    Prune(obj, *type.schema);
   }
 
   json& meta = obj["metadata"];
@@ -305,10 +337,13 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
     return ApiError::Invalid(type.QualifiedKind(), m.value("name", std::string()), errors);
   }
 
-  std::string manager = options.field_manager.empty() ? "unknown" : options.field_manager;
-  if (auto status = UpdateManagedFields(old, obj, manager, type.GroupVersion(), subresource);
-      !status.ok()) {
-    return ApiError::Internal(status.message());
+  if (!options.applied) {
+    std::string manager = options.field_manager.empty() ? "unknown" : options.field_manager;
+    if (Status status = UpdateManagedFields(old, obj, manager, type.schema,
+                                            ManagerOptions(type, subresource));
+        !status.ok()) {
+      return ApiError::BadRequest(status.message());
+    }
   }
   return std::nullopt;
 }
@@ -489,24 +524,36 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
     if (!existing.ok() && existing.status().code() == StatusCode::kNotFound &&
         subresource.empty()) {
       auto applied = ServerSideApply(nullptr, patch_doc, options.field_manager, options.force,
-                                     type.GroupVersion(), type.schema);
-      if (!applied.ok()) return applied.error();
-      json obj = std::move(*applied);
+                                     type.schema, ManagerOptions(type, subresource));
+      if (!applied.ok()) return ApplyFailure(applied.status());
+      json obj = std::move(applied->object);
       if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
-      obj["metadata"]["name"] = name;
-      return Create(type, ns, std::move(obj), options);
+      if (Name(obj) != name) {
+        return ApiError::BadRequest(fmt::format(
+            "the name of the object ({}) does not match the name on the URL ({})", Name(obj),
+            name));
+      }
+      WriteOptions create_options = options;
+      create_options.applied = true;
+      return Create(type, ns, std::move(obj), create_options);
     }
   }
 
   int64_t pinned = 0;
+  WriteOptions update_options = options;
+  update_options.applied = apply;
   return GuaranteedUpdate(
-      type, ns, name, subresource, options, [&](const json& current) -> ApiResult<json> {
+      type, ns, name, subresource, update_options, [&](const json& current) -> ApiResult<json> {
         json result;
         if (apply) {
           auto applied = ServerSideApply(&current, patch_doc, options.field_manager,
-                                         options.force, type.GroupVersion(), type.schema);
-          if (!applied.ok()) return applied.error();
-          result = std::move(*applied);
+                                         options.force, type.schema,
+                                         ManagerOptions(type, subresource));
+          if (!applied.ok()) return ApplyFailure(applied.status());
+          if (!applied->conflicts.empty()) {
+            return ApplyConflictError(type, name, applied->conflicts);
+          }
+          result = std::move(applied->object);
         } else {
           Result<json> patched =
               *patch_type == PatchType::kJsonPatch     ? ApplyJsonPatch(current, *operations)
@@ -519,7 +566,9 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
               return ApiError::FromStatus(st, type.QualifiedPlural(), name);
             }
             if (st.code() == StatusCode::kInternal) return ApiError::Internal(st.message());
-            if (IsUnprocessablePatchError(st)) return ApiError{422, "Invalid", st.message(), json()};
+            if (*patch_type == PatchType::kJsonPatch || IsUnprocessablePatchError(st)) {
+              return ApiError{422, "Invalid", st.message(), json()};
+            }
             return ApiError::BadRequest(st.message());
           }
           result = std::move(*patched);

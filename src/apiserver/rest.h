@@ -22,6 +22,7 @@ struct WriteOptions {
   std::string field_manager;               // managedFields owner of this write
   std::string field_validation = "Warn";   // Strict | Warn | Ignore
   bool force = false;                      // server-side apply: take ownership on conflicts
+  bool applied = false;  // the object comes from server-side apply, managedFields are set
 };
 
 struct WriteOutcome {

@@ -2,6 +2,8 @@
 // registries apply, written once here.
 #include "strategies.h"
 
+#include "crd.h"
+
 #include <fmt/format.h>
 
 #include <set>
@@ -219,6 +221,13 @@ class NamespaceStrategy : public Strategy {
   }
 };
 
+class CustomResourceDefinitionStrategy : public Strategy {
+ public:
+  void Validate(const json& obj, FieldErrors& errors) const override {
+    ValidateCustomResourceDefinition(obj, errors);
+  }
+};
+
 class NodeStrategy : public Strategy {
  public:
   bool ResetStatusOnCreate() const override { return false; }
@@ -234,6 +243,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   static const ServiceStrategy kService;
   static const NamespaceStrategy kNamespace;
   static const NodeStrategy kNode;
+  static const CustomResourceDefinitionStrategy kCrd;
   if (group.empty()) {
     if (kind == "Pod") return &kPod;
     if (kind == "Service") return &kService;
@@ -242,6 +252,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   }
   if (group == "apps" && kind != "ControllerRevision") return &kTemplateOwner;
   if (group == "batch" && kind == "Job") return &kJob;
+  if (group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition") return &kCrd;
   return &kGeneric;
 }
 

@@ -1,5 +1,6 @@
 // `orch server`: the wiring of the control plane. Components start in order, each once what it
 // needs is ready (datastore -> API server -> controllers -> embedded agent), and stop in reverse.
+#include "apiserver_component.h"
 #include "datastore_component.h"
 #include "orch/component.h"
 #include "orch/files.h"
@@ -41,14 +42,16 @@ int RunServer(const ServerConfig& config) {
   // In start order. Next to slot in: PKI and token, the API server (needs the store), the
   // scheduler and controllers (need the API), the embedded agent unless --disable-agent.
   ComponentList components;
-  components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
+  auto* datastore =
+      components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
+  components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
 
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kComponent, "cannot start: {}", s.message());
     return 1;
   }
   log::Info(kComponent,
-            "running (the API server and the agent are not part of orch yet); "
+            "running (the node agent is not part of orch yet); "
             "stop with SIGTERM or Ctrl-C");
 
   int signal_number = WaitForStopSignal();
