@@ -177,6 +177,12 @@ bool IsYaml(const std::string& content_type) {
 }
 
 ApiResult<json> ParseBody(const std::string& body, const std::string& content_type) {
+  if (content_type.find("protobuf") != std::string::npos ||
+      content_type.find("cbor") != std::string::npos) {
+    return ApiError::UnsupportedMediaType(
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml");
+  }
   if (IsYaml(content_type) ||
       (content_type.find("apply-patch+yaml") != std::string::npos &&
        body.find_first_not_of(" \t\r\n") != std::string::npos &&

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# The real, unmodified kubectl against `orch server --disable-agent`: discovery, apply (client-
+# and server-side), get in every output, label/annotate/patch/scale, explain, diff, wait, watch,
+# custom resources, and upstream's error messages. Usage: kubectl_api_test.sh BUILD_DIR [KUBECTL]
+source "$(dirname "$0")/lib.sh"
+e2e_init "$1"
+KUBECTL=${2:-kubectl}
+command -v "$KUBECTL" >/dev/null || fail "kubectl $KUBECTL is not installed"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export KUBECONFIG="$E2E_TMP/kubeconfig.yaml"
+# kubectl's discovery cache must not leak between tests or versions.
+export KUBECACHEDIR="$E2E_TMP/kube-cache"
+start_bg server "$ORCH" server --disable-agent --data-dir "$E2E_TMP/data" \
+  --https-listen-port "$port" --write-kubeconfig "$KUBECONFIG"
+server_pid=$BG_PID
+wait_for 30 "the API server to be ready" "$KUBECTL" get --raw /readyz
+k() { "$KUBECTL" "$@"; }
+
+# Version and discovery.
+run_capture k version -o json
+expect_eq "$RC" 0 "kubectl version"
+expect_contains "$OUT" '"gitVersion": "v1.32.0+orch"' "server version"
+run_capture k api-resources
+expect_contains "$OUT" "deployments" "api-resources lists deployments"
+expect_contains "$(grep -E '^deployments ' <<<"$OUT")" "deploy" "deployments short name"
+expect_contains "$(grep -E '^customresourcedefinitions ' <<<"$OUT")" "crd,crds" "crd short names"
+run_capture k get ns
+expect_contains "$OUT" "kube-system" "system namespaces exist"
+run_capture k get svc kubernetes -o jsonpath='{.spec.clusterIP}'
+expect_eq "$OUT" "10.43.0.1" "the kubernetes service takes the first service address"
+
+# Client-side apply, twice: the second is a no-op.
+cat >"$E2E_TMP/web.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+EOF
+run_capture k apply -f "$E2E_TMP/web.yaml"
+expect_eq "$RC" 0 "first apply: $ERR"
+expect_contains "$OUT" "deployment.apps/web created" "first apply creates"
+run_capture k apply -f "$E2E_TMP/web.yaml"
+expect_contains "$OUT" "deployment.apps/web unchanged" "second apply is a no-op"
+
+# get in every output format.
+run_capture k get deploy web -o yaml
+expect_contains "$OUT" "replicas: 2" "-o yaml"
+expect_contains "$OUT" "imagePullPolicy: IfNotPresent" "defaults applied"
+expect_contains "$OUT" "progressDeadlineSeconds: 600" "schema defaults applied"
+run_capture k get deploy web -o json
+expect_contains "$OUT" '"uid":' "-o json"
+run_capture k get deploy -o wide
+expect_contains "$OUT" "CONTAINERS" "-o wide columns"
+expect_contains "$OUT" "nginx:1.25" "-o wide images"
+run_capture k get deploy web -o jsonpath='{.spec.template.spec.containers[0].name}'
+expect_eq "$OUT" "nginx" "-o jsonpath"
+run_capture k get deploy -o custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas --no-headers
+expect_eq "$(tr -s ' ' <<<"$OUT")" "web 2" "-o custom-columns"
+run_capture k get all
+expect_contains "$OUT" "deployment.apps/web" "get all (categories)"
+
+# label, annotate, patch of every type, scale.
+k label deploy web tier=front >/dev/null
+k annotate deploy web note=hello >/dev/null
+k patch deploy web --type merge -p '{"spec":{"paused":true}}' >/dev/null
+k patch deploy web --type json -p '[{"op":"replace","path":"/spec/minReadySeconds","value":5}]' >/dev/null
+k patch deploy web -p '{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.26"}]}}}}' >/dev/null
+k scale deploy web --replicas=3 >/dev/null
+run_capture k get deploy web -o jsonpath='{.metadata.labels.tier} {.metadata.annotations.note} {.spec.paused} {.spec.minReadySeconds} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort} {.spec.replicas}'
+expect_eq "$OUT" "front hello true 5 nginx:1.26 80 3" "label/annotate/patch/scale"
+run_capture k get deploy web -o jsonpath='{.metadata.generation}'
+expect_eq "$OUT" "5" "generation counts spec changes only"
+run_capture k wait --for=jsonpath='{.spec.replicas}'=3 deploy/web --timeout=10s
+expect_eq "$RC" 0 "kubectl wait: $ERR"
+
+# Server-side apply: a conflict with the manager of the scale, then forced.
+run_capture k apply --server-side -f "$E2E_TMP/web.yaml"
+expect_eq "$RC" 1 "server-side apply over another manager's fields conflicts"
+expect_contains "$ERR" "conflict" "conflict message"
+expect_contains "$ERR" ".spec.replicas" "conflicting field"
+run_capture k apply --server-side --force-conflicts -f "$E2E_TMP/web.yaml"
+expect_eq "$RC" 0 "forced server-side apply: $ERR"
+run_capture k get deploy web -o jsonpath='{.spec.replicas}'
+expect_eq "$OUT" "2" "forced apply took ownership"
+run_capture k apply --server-side -f "$E2E_TMP/web.yaml"
+expect_eq "$RC" 0 "re-applying server-side: $ERR"
+
+# explain from the OpenAPI documents; diff against the live object.
+run_capture k explain deployment.spec.replicas
+expect_contains "$OUT" "replicas" "explain"
+expect_contains "$OUT" "integer" "explain type"
+sed 's/replicas: 2/replicas: 4/' "$E2E_TMP/web.yaml" >"$E2E_TMP/web4.yaml"
+run_capture k diff -f "$E2E_TMP/web4.yaml"
+expect_eq "$RC" 1 "diff finds a difference"
+expect_contains "$OUT" "+  replicas: 4" "diff shows the change"
+
+# Watch: an event arrives for an object created after the watch started.
+start_bg watch "$KUBECTL" get configmaps -w --output-watch-events
+watch_pid=$BG_PID
+sleep 1
+k apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: watched}
+data: {a: "1"}
+EOF
+wait_for 10 "the watch to see the new configmap" log_has "$E2E_TMP/watch.log" "watched"
+kill "$watch_pid" 2>/dev/null || true
+
+# Errors, worded as upstream words them.
+run_capture k get pod nope
+expect_contains "$ERR" 'Error from server (NotFound): pods "nope" not found' "not found"
+run_capture k apply -f - <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: strict}
+bogus: field
+EOF
+expect_contains "$ERR" 'strict decoding error: unknown field "bogus"' "unknown fields refused"
+run_capture k apply -f - <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: Bad_Name}
+spec:
+  containers: []
+EOF
+expect_contains "$ERR" "is invalid" "invalid object refused"
+expect_contains "$ERR" "metadata.name" "invalid name named"
+stale=$(k get cm watched -o jsonpath='{.metadata.resourceVersion}')
+k patch cm watched -p '{"data":{"a":"2"}}' >/dev/null
+k get cm watched -o json | python3 -c "
+import json, sys
+o = json.load(sys.stdin); o['metadata']['resourceVersion'] = '$stale'; o['data']['a'] = '3'
+print(json.dumps(o))" >"$E2E_TMP/stale.json"
+run_capture k replace -f "$E2E_TMP/stale.json"
+expect_contains "$ERR" "the object has been modified" "stale update conflicts"
+
+# Custom resources: a CRD, then its objects with discovery, short names and printer columns.
+k apply -f - >/dev/null <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, minimum: 1, default: 1}
+              color: {type: string}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+EOF
+run_capture k wait --for=condition=Established crd/widgets.example.com --timeout=20s
+expect_eq "$RC" 0 "CRD established: $ERR"
+run_capture k apply -f - <<'EOF'
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {color: blue}
+EOF
+expect_eq "$RC" 0 "custom resource created: $ERR"
+run_capture k get wd w1 -o jsonpath='{.spec.size} {.spec.color}'
+expect_eq "$OUT" "1 blue" "custom resource defaults"
+run_capture k get widgets
+expect_contains "$OUT" "SIZE" "printer columns"
+run_capture k apply -f - <<'EOF'
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w2}
+spec: {size: 0}
+EOF
+expect_contains "$ERR" "spec.size" "custom resource schema validation"
+k delete crd widgets.example.com --wait --timeout=30s >/dev/null
+run_capture k get widgets
+expect_eq "$RC" 1 "custom resources go with their CRD"
+
+# Deletion with --wait.
+run_capture k delete deploy web --wait --timeout=20s
+expect_contains "$OUT" 'deployment.apps "web" deleted' "delete"
+run_capture k get deploy web
+expect_contains "$ERR" "NotFound" "deleted object is gone"
+
+stop_bg "$server_pid" TERM 15
+expect_eq "$BG_RC" 0 "server exits cleanly on SIGTERM"
