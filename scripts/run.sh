@@ -9,5 +9,5 @@ scripts/setup.sh
 kubeconfig=$(build/orch server "$@" --print-config 2>/dev/null | sed -n 's/^write-kubeconfig: //p' ||
   true)
 echo "orch: starting the server; admin kubeconfig: ${kubeconfig:-/etc/orch/orch.yaml}" \
-  "(then: build/orch kubectl get nodes)"
+  "(then, in another terminal: build/orch kubectl get namespaces)"
 exec build/orch server "$@"

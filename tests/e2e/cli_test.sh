@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The orch command line as a user meets it: version, help, one-line errors, the config file,
-# check-config, kubectl pass-through, and a server that starts, refuses a twin and stops cleanly.
+# check-config, kubectl pass-through, and a server that starts, serves kubectl, refuses a twin
+# and stops cleanly.
 # Usage: cli_test.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 
 # Host defaults differ between machines; pin them so the test does not depend on the network.
-# A random API port, so that once the server listens it does not clash with a real one.
-NODE=(--node-name e2e-node --node-ip 127.0.0.1 --https-listen-port $((20000 + RANDOM % 20000)))
+# A random API port on loopback, so the server does not clash with a real one.
+PORT=$((20000 + RANDOM % 20000))
+NODE=(--node-name e2e-node --node-ip 127.0.0.1 --bind-address 127.0.0.1 --https-listen-port "$PORT")
 # The user's own config file must not leak into the test.
 export ORCH_CONFIG_FILE="$E2E_TMP/none.yaml"
 : >"$ORCH_CONFIG_FILE"
@@ -121,10 +123,20 @@ expect_contains "$ERR" "kubectl is not installed" "missing kubectl stderr"
 
 echo "--- server: starts, opens the datastore, refuses a twin, stops on SIGTERM"
 DATA="$E2E_TMP/data"
-start_bg server "$ORCH" server --data-dir "$DATA" "${NODE[@]}" --debug
+# Never the host's /etc/orch/orch.yaml: the kubeconfig goes to the temp dir.
+KUBECONFIG_FILE="$E2E_TMP/kubeconfig.yaml"
+start_bg server "$ORCH" server --data-dir "$DATA" -o "$KUBECONFIG_FILE" "${NODE[@]}" --debug
 SERVER=$BG_PID
 wait_for 20 "the server to open its datastore" log_has "$E2E_TMP/server.log" "datastore: ready"
-wait_for 5 "the server to run" log_has "$E2E_TMP/server.log" "running"
+wait_for 20 "the server to run" log_has "$E2E_TMP/server.log" "server: running"
+
+echo "--- kubectl reaches the server through the admin kubeconfig"
+[[ -f "$KUBECONFIG_FILE" ]] || fail "no kubeconfig at $KUBECONFIG_FILE"
+expect_eq "$(stat -c %a "$KUBECONFIG_FILE")" 600 "default kubeconfig mode"
+run_capture env -u KUBECONFIG HOME="$E2E_TMP/emptyhome" ORCH_KUBECONFIG_OUTPUT="$KUBECONFIG_FILE" \
+  "$ORCH" kubectl get namespace default -o name
+expect_eq "$RC" 0 "orch kubectl get namespace exit code: $ERR"
+expect_eq "$OUT" "namespace/default" "orch kubectl get namespace"
 
 run_capture "$ORCH" server --data-dir "$DATA" "${NODE[@]}"
 expect_eq "$RC" 1 "second server exit code"
@@ -140,9 +152,10 @@ expect_contains "$log" "got SIGTERM, stopping" "server log"
 expect_contains "$log" "datastore: stopped" "server log"
 
 echo "--- server: SIGINT stops it too, and the data dir is reusable"
-start_bg server2 "$ORCH" server --data-dir "$DATA" "${NODE[@]}"
-wait_for 20 "the restarted server to open its datastore" log_has "$E2E_TMP/server2.log" \
-  "datastore: ready"
+start_bg server2 "$ORCH" server --data-dir "$DATA" -o "$KUBECONFIG_FILE" \
+  --write-kubeconfig-mode 0640 "${NODE[@]}"
+wait_for 20 "the restarted server to run" log_has "$E2E_TMP/server2.log" "server: running"
+expect_eq "$(stat -c %a "$KUBECONFIG_FILE")" 640 "--write-kubeconfig-mode"
 stop_bg "$BG_PID" INT 5
 expect_eq "$BG_RC" 0 "server exit code after SIGINT"
 
