@@ -27,6 +27,15 @@ struct Property {
   std::string name;
   std::string description;
   const Schema* schema = nullptr;  // never null once a SchemaSet is complete
+  // Kubernetes protobuf (generated.proto): the field's number in its message, 0 when the field
+  // is not on the wire (apiVersion/kind of kinds, CRD schemas). When proto_inline is set the
+  // field belongs to a Go struct embedded inline, which travels as the message field
+  // proto_inline of the parent (e.g. Volume's VolumeSource, 2) holding field proto_field.
+  int32_t proto_field = 0;
+  int32_t proto_inline = 0;
+  // A zero scalar on the wire means unset (Go: non-pointer field with omitempty) and is left
+  // out of the JSON; otherwise zero values are kept (pointers, fields without omitempty).
+  bool proto_omit_zero = false;
 };
 
 // A node of a schema tree. Named nodes (`name` set) are the types of the schema files or of

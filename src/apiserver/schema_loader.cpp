@@ -44,10 +44,13 @@ struct Location {
   std::string ToString() const { return *file + ":" + std::to_string(line); }
 };
 
-// Attributes of a field line (or of an alias). Everything but `required` changes the schema
-// node of the field.
+// Attributes of a field line (or of an alias). Everything but `required`, `pb=` and `omitzero`
+// (which belong to the field, not to its type) changes the schema node of the field.
 struct Attributes {
   bool required = false;
+  int32_t proto_field = 0;  // pb=<n> or pb=<inline>.<n>
+  int32_t proto_inline = 0;
+  bool omit_zero = false;
   bool nullable = false;
   std::optional<json> default_value;
   std::vector<json> enum_values;
@@ -313,6 +316,9 @@ class Loader {
         ParseAttribute(tokens[i].text, decl.alias_attrs, loc);
       }
       if (decl.alias_attrs.required) Error(loc, "`required` is for fields, not types");
+      if (decl.alias_attrs.proto_field != 0 || decl.alias_attrs.omit_zero) {
+        Error(loc, "`pb=` and `omitzero` are for fields, not types");
+      }
     } else {
       decl.node->type = Schema::Type::kObject;
       for (size_t i = 2; i < tokens.size(); ++i) ParseTypeAttribute(tokens[i].text, decl, loc);
@@ -384,7 +390,31 @@ class Loader {
     field.type_expr = std::string(tokens[1].text);
     field.loc = loc;
     for (size_t i = 2; i < tokens.size(); ++i) ParseAttribute(tokens[i].text, field.attrs, loc);
-    owner.node->properties.push_back(Property{name, std::move(desc), nullptr});
+    if (field.attrs.omit_zero && field.attrs.proto_field == 0) {
+      Error(loc, "omitzero needs pb=");
+    }
+    if (field.attrs.proto_field != 0) {
+      for (const FieldDecl& f : owner.fields) {
+        const Attributes& o = f.attrs;
+        if (o.proto_field == 0) continue;
+        bool same =
+            o.proto_inline == field.attrs.proto_inline && o.proto_field == field.attrs.proto_field;
+        // An inline struct's number is a message field of the owner: no direct field may use it.
+        bool clash = (field.attrs.proto_inline != 0 && o.proto_inline == 0 &&
+                      o.proto_field == field.attrs.proto_inline) ||
+                     (field.attrs.proto_inline == 0 && o.proto_inline == field.attrs.proto_field);
+        if (same || clash) {
+          Error(loc, "pb= of \"" + name + "\" clashes with \"" + f.name + "\" (at " +
+                         f.loc.ToString() + ")");
+          break;
+        }
+      }
+    }
+    Property prop{name, std::move(desc), nullptr};
+    prop.proto_field = field.attrs.proto_field;
+    prop.proto_inline = field.attrs.proto_inline;
+    prop.proto_omit_zero = field.attrs.omit_zero;
+    owner.node->properties.push_back(std::move(prop));
     owner.fields.push_back(std::move(field));
   }
 
@@ -406,6 +436,10 @@ class Loader {
     }
     if (tok == "nullable") {
       a.nullable = true;
+      return;
+    }
+    if (tok == "omitzero") {
+      a.omit_zero = true;
       return;
     }
     size_t eq = tok.find('=');
@@ -456,6 +490,8 @@ class Loader {
         return;
       }
       a.map_type = std::string(v);
+    } else if (key == "pb") {
+      ParseProtoField(v, a, loc);
     } else if (key == "min") {
       a.minimum = ParseNumber(v, loc, key);
     } else if (key == "max") {
@@ -463,7 +499,26 @@ class Loader {
     } else {
       Error(loc, "bad attribute \"" + std::string(tok) +
                      "\" (known: required default= enum= format= merge= patch= keys= list= "
-                     "maptype= nullable min= max=)");
+                     "maptype= nullable min= max= pb= omitzero)");
+    }
+  }
+
+  // pb=<n> or pb=<inline>.<n>: protobuf field numbers, 1 to 2^29-1 (19000-19999 reserved).
+  void ParseProtoField(std::string_view v, Attributes& a, const Location& loc) {
+    auto number = [](std::string_view t, int32_t& out) {
+      auto res = std::from_chars(t.data(), t.data() + t.size(), out);
+      return res.ec == std::errc() && res.ptr == t.data() + t.size() && out >= 1 &&
+             out <= (1 << 29) - 1 && (out < 19000 || out > 19999);
+    };
+    size_t dot = v.find('.');
+    bool ok = dot == std::string_view::npos ? number(v, a.proto_field)
+                                            : number(v.substr(0, dot), a.proto_inline) &&
+                                                  number(v.substr(dot + 1), a.proto_field);
+    if (!ok) {
+      Error(loc, "bad pb=\"" + std::string(v) +
+                     "\" (a protobuf field number, or <inline field>.<number>)");
+      a.proto_field = 0;
+      a.proto_inline = 0;
     }
   }
 
@@ -676,6 +731,26 @@ class Loader {
       if (base == nullptr) continue;
       t.node->properties[i].schema = WithAttributes(base, f.attrs, f.loc);
       if (f.attrs.required) t.node->required.push_back(f.name);
+      if (f.attrs.omit_zero && !IsScalar(*base)) {
+        Error(f.loc,
+              "omitzero needs a scalar type (string, integer, number, boolean, bytes, "
+              "int-or-string)");
+      }
+    }
+  }
+
+  static bool IsScalar(const Schema& s) {
+    switch (s.type) {
+      case Schema::Type::kString:
+        return s.format != "quantity" && s.format != "date-time";
+      case Schema::Type::kInteger:
+      case Schema::Type::kNumber:
+      case Schema::Type::kBoolean:
+        return true;
+      case Schema::Type::kAny:
+        return s.int_or_string;
+      default:
+        return false;
     }
   }
 
@@ -765,6 +840,8 @@ class Loader {
              "Kind is a string value representing the REST resource this object represents.", str},
             {"metadata", "Standard list metadata.", meta},
         };
+        list->properties[1].proto_field = 2;  // items; ListMeta is 1 in every List message
+        list->properties[3].proto_field = 1;
         list->required = {"items"};
         list->gvks.push_back(list_gvk);
         made.emplace(list_name, list);

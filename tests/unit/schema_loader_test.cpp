@@ -240,6 +240,56 @@ TEST_CASE("loader reports errors with file and line") {
   CHECK(many == "bad.schema:3: unknown type \"Nope1\"\nbad.schema:4: unknown type \"Nope2\"");
 }
 
+TEST_CASE("loader reads protobuf field numbers") {
+  auto r = LoadSchemas({{"meta_v1.schema", kMeta},
+                        {"x.schema",
+                         "package a.b\ntype V\n  name string pb=1 required\n"
+                         "  hostPath string pb=2.1 omitzero default=\"x\" \"Inline.\"\n"
+                         "  emptyDir boolean pb=2.2\n  note string\n"}});
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  const Schema* v = (*r)->Find("a.b.V");
+  REQUIRE(v != nullptr);
+  const Property* name = v->FindProperty("name");
+  const Property* host = v->FindProperty("hostPath");
+  const Property* note = v->FindProperty("note");
+  REQUIRE((name != nullptr && host != nullptr && note != nullptr));
+  CHECK(name->proto_field == 1);
+  CHECK(name->proto_inline == 0);
+  CHECK_FALSE(name->proto_omit_zero);
+  CHECK(host->proto_field == 1);
+  CHECK(host->proto_inline == 2);
+  CHECK(host->proto_omit_zero);
+  CHECK(host->description == "Inline.");
+  CHECK(host->schema->default_value == json("x"));
+  CHECK(note->proto_field == 0);
+  // Lists get ListMeta 1 and items 2.
+  auto lists = LoadSchemas(
+      {{"meta_v1.schema", kMeta}, {"apps_v1.schema", kApps}, {"core_v1.schema", kCore}});
+  REQUIRE(lists.ok());
+  const Schema* list = (*lists)->FindKind("apps", "v1", "DeploymentList");
+  REQUIRE(list != nullptr);
+  CHECK(list->FindProperty("metadata")->proto_field == 1);
+  CHECK(list->FindProperty("items")->proto_field == 2);
+
+  CHECK(LoadError("package a.b\ntype X\n  a string pb=0\n").find("bad.schema:3: bad pb=\"0\"") ==
+        0);
+  CHECK(LoadError("package a.b\ntype X\n  a string pb=x\n").find("bad pb=") != std::string::npos);
+  CHECK(LoadError("package a.b\ntype X\n  a string pb=19000\n").find("bad pb=") !=
+        std::string::npos);
+  CHECK(LoadError("package a.b\ntype X\n  a string pb=1\n  b string pb=1\n") ==
+        "bad.schema:4: pb= of \"b\" clashes with \"a\" (at bad.schema:3)");
+  CHECK(LoadError("package a.b\ntype X\n  a string pb=2\n  b string pb=2.1\n") ==
+        "bad.schema:4: pb= of \"b\" clashes with \"a\" (at bad.schema:3)");
+  CHECK(LoadError("package a.b\ntype X\n  a string omitzero\n") ==
+        "bad.schema:3: omitzero needs pb=");
+  CHECK(LoadError("package a.b\ntype X\n  a []string pb=1 omitzero\n")
+            .find("omitzero needs a "
+                  "scalar") != std::string::npos);
+  CHECK(LoadError("package a.b\ntype X = string pb=1\n") ==
+        "bad.schema:2: `pb=` and `omitzero` are for fields, not types");
+}
+
 TEST_CASE("loader accepts comments, CRLF and JSON defaults with spaces") {
   auto r = LoadSchemas({{"x.schema",
                          "# header\r\npackage a.b # pkg\r\n\r\ntype X \"An X # not a "
