@@ -34,7 +34,8 @@ std::string Metrics::Render(size_t open_watches) const {
       out += fmt::format("{}_bucket{{{}le=\"{}\"}} {}\n", name, labels, kBuckets[i], h.counts[i]);
     }
     out += fmt::format("{}_bucket{{{}le=\"+Inf\"}} {}\n", name, labels, h.count);
-    std::string bare = labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
+    std::string bare =
+        labels.empty() ? std::string() : fmt::format("{{{}}}", labels.substr(0, labels.size() - 1));
     out += fmt::format("{}_sum{} {}\n{}_count{} {}\n", name, bare, h.sum, name, bare, h.count);
   };
   std::lock_guard lock(mu_);

@@ -137,11 +137,36 @@ class PodStrategy : public Strategy {
   }
 };
 
+// The rolling-update parameters upstream fills in when the strategy is RollingUpdate (they
+// depend on the strategy type, so the schema cannot say them).
+void DefaultRollingUpdate(json& obj) {
+  std::string kind = obj.value("kind", "");
+  const char* field = kind == "Deployment" ? "strategy" : "updateStrategy";
+  if (kind != "Deployment" && kind != "DaemonSet" && kind != "StatefulSet") return;
+  if (!obj.contains("spec") || !obj["spec"].is_object()) return;
+  json& strategy = obj["spec"][field];
+  if (!strategy.is_object()) strategy = json::object();
+  if (!strategy.contains("type")) strategy["type"] = "RollingUpdate";
+  if (strategy["type"] != "RollingUpdate") return;
+  json& rolling = strategy["rollingUpdate"];
+  if (!rolling.is_object()) rolling = json::object();
+  if (kind == "Deployment") {
+    if (!rolling.contains("maxSurge")) rolling["maxSurge"] = "25%";
+    if (!rolling.contains("maxUnavailable")) rolling["maxUnavailable"] = "25%";
+  } else if (kind == "DaemonSet") {
+    if (!rolling.contains("maxSurge")) rolling["maxSurge"] = 0;
+    if (!rolling.contains("maxUnavailable")) rolling["maxUnavailable"] = 1;
+  } else if (!rolling.contains("partition")) {
+    rolling["partition"] = 0;
+  }
+}
+
 class PodTemplateOwnerStrategy : public Strategy {
  public:
   void Default(json& obj) const override {
     json* spec = TemplateSpec(obj);
     if (spec != nullptr) DefaultPodSpec(*spec);
+    DefaultRollingUpdate(obj);
   }
   void Validate(const json& obj, FieldErrors& errors) const override {
     const json& selector = Field(obj, {"spec", "selector"});
