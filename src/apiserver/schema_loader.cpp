@@ -115,6 +115,7 @@ class Loader {
       if (t.alias_target != nullptr) FillAlias(t);
     }
     for (const DeferredCopy& d : deferred_) FillCopy(d);
+    CheckOmitZero();
     if (!errors_.empty()) return Failure();
     for (TypeDecl& t : types_) set_.AddNamed(t.node);
     DeriveLists();
@@ -731,10 +732,19 @@ class Loader {
       if (base == nullptr) continue;
       t.node->properties[i].schema = WithAttributes(base, f.attrs, f.loc);
       if (f.attrs.required) t.node->required.push_back(f.name);
-      if (f.attrs.omit_zero && !IsScalar(*base)) {
-        Error(f.loc,
-              "omitzero needs a scalar type (string, integer, number, boolean, bytes, "
-              "int-or-string)");
+    }
+  }
+
+  // omitzero is checked once every node is complete (aliases are filled late).
+  void CheckOmitZero() {
+    for (const TypeDecl& t : types_) {
+      for (size_t i = 0; i < t.fields.size(); ++i) {
+        const Schema* s = t.node->properties[i].schema;
+        if (t.fields[i].attrs.omit_zero && s != nullptr && !IsScalar(*s)) {
+          Error(t.fields[i].loc,
+                "omitzero needs a scalar type (string, integer, number, boolean, bytes, "
+                "int-or-string)");
+        }
       }
     }
   }
