@@ -10,13 +10,14 @@ scripts/setup.sh
 export ORCH_TEST_RUN="$$-$RANDOM$RANDOM"
 
 stray_processes() {
-  local pid
-  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-    [[ "$pid" == "$$" ]] && continue
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "ORCH_TEST_RUN=$ORCH_TEST_RUN"; then
-      echo "$pid"
-    fi
-  done
+  # env -u: grep's own environment must not match. No other program may run in this pipeline
+  # (it would carry the marker): the paths are cut in bash.
+  local file
+  while read -r file; do
+    file=${file#/proc/}
+    echo "${file%/environ}"
+  done < <(env -u ORCH_TEST_RUN grep -lzx "ORCH_TEST_RUN=$ORCH_TEST_RUN" /proc/[0-9]*/environ \
+    2>/dev/null || true)
 }
 
 kill_strays() {
@@ -24,7 +25,7 @@ kill_strays() {
   pids=$(stray_processes)
   [[ -z "$pids" ]] && return 0
   for pid in $pids; do
-    echo "test.sh: killing stray process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" >&2
+    echo "test.sh: killing stray process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" >&2
     kill -KILL "$pid" 2>/dev/null || true
   done
   return 1
