@@ -25,6 +25,8 @@ class OpenApiService {
 struct ApiHandlerOptions {
   std::string server_address;  // host:port clients should use (discovery's serverAddress)
   std::string ca_bundle_pem;   // served at /cacerts (joining agents pin its hash)
+  // The built-in schemas, for decoding protobuf request bodies; null: they are refused (415).
+  const SchemaSet* schemas = nullptr;
 };
 
 class ApiHandler : public Handler {
@@ -56,6 +58,11 @@ class ApiHandler : public Handler {
                     const std::string& name, std::shared_ptr<ResponseWriter> writer);
   void ServeEviction(Request& request, const ResourceType& type, const std::string& ns,
                      const std::string& name, std::shared_ptr<ResponseWriter> writer);
+  // Parses a request body; protobuf bodies (built-in kinds only, as upstream) are decoded as the
+  // kind their envelope names, else as the built-in kind group/version/kind.
+  ApiResult<json> ParseRequestBody(const Request& request, const std::string& group,
+                                   const std::string& version, const std::string& kind,
+                                   bool custom_resource = false) const;
 
   ApiHandlerOptions options_;
   ResourceRegistry& registry_;

@@ -59,6 +59,7 @@ class ApiServerImpl : public ApiServer {
     handler_options.server_address =
         options.advertise_address + ":" + std::to_string(options.port);
     handler_options.ca_bundle_pem = options.ca_bundle_pem;
+    handler_options.schemas = schemas_.get();
     handler_ = std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
                                                  authenticator_, authorizer_, openapi_.get(),
                                                  metrics_);

@@ -1,4 +1,5 @@
-// Implementation of object.h: metadata helpers, uids, times, and body parsing (JSON, YAML).
+// Implementation of object.h: metadata helpers, uids, times, and body parsing (JSON, YAML,
+// protobuf).
 #include "object.h"
 
 #include <openssl/rand.h>
@@ -6,6 +7,8 @@
 
 #include <cstdio>
 #include <ctime>
+
+#include "protobuf.h"
 
 namespace orch::api {
 namespace {
@@ -176,7 +179,13 @@ bool IsYaml(const std::string& content_type) {
          content_type.find("apply-patch") == std::string::npos;
 }
 
-ApiResult<json> ParseBody(const std::string& body, const std::string& content_type) {
+ApiResult<json> ParseBody(const std::string& body, const std::string& content_type,
+                          const SchemaSet* schemas, const Schema* expected) {
+  if (schemas != nullptr && content_type.find(kProtobufContentType) != std::string::npos) {
+    auto decoded = DecodeProtobufObject(body, *schemas, expected);
+    if (!decoded.ok()) return ApiError::BadRequest(decoded.status().message());
+    return std::move(decoded).value();
+  }
   if (content_type.find("protobuf") != std::string::npos ||
       content_type.find("cbor") != std::string::npos) {
     return ApiError::UnsupportedMediaType(

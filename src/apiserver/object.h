@@ -13,6 +13,8 @@
 namespace orch::api {
 
 using json = nlohmann::json;
+class SchemaSet;
+struct Schema;
 
 // A value or the API error that explains why there is none.
 template <typename T>
@@ -56,10 +58,13 @@ std::string NowMicroTime();
 // Five random characters from upstream's generateName alphabet.
 std::string RandomSuffix();
 
-// Parses JSON or YAML (by content type; JSON also when the type is empty). Errors are
-// BadRequest with the parser's message. Depth is limited so hostile bodies cannot recurse
-// without bound.
-ApiResult<json> ParseBody(const std::string& body, const std::string& content_type);
+// Parses JSON or YAML (by content type; JSON also when the type is empty), and Kubernetes
+// protobuf (application/vnd.kubernetes.protobuf) when `schemas` is given: decoded against the
+// kind its envelope names, else `expected` (protobuf.h). Errors are BadRequest with the parser's
+// message; protobuf without `schemas`, and CBOR, are UnsupportedMediaType. Depth is limited so
+// hostile bodies cannot recurse without bound.
+ApiResult<json> ParseBody(const std::string& body, const std::string& content_type,
+                          const SchemaSet* schemas = nullptr, const Schema* expected = nullptr);
 
 // True for application/yaml-ish content types.
 bool IsYaml(const std::string& content_type);
