@@ -42,8 +42,7 @@ int RunServer(const ServerConfig& config) {
   // In start order. Next to slot in: PKI and token, the API server (needs the store), the
   // scheduler and controllers (need the API), the embedded agent unless --disable-agent.
   ComponentList components;
-  auto* datastore =
-      components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
+  auto* datastore = components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
   components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
 
   if (Status s = components.StartAll(); !s.ok()) {
