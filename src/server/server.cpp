@@ -39,8 +39,8 @@ int RunServer(const ServerConfig& config) {
     return 1;
   }
 
-  // In start order. Next to slot in: PKI and token, the API server (needs the store), the
-  // scheduler and controllers (need the API), the embedded agent unless --disable-agent.
+  // In start order, each needing the ones before it. Next to slot in: the scheduler and the
+  // controllers (after the API server), then the embedded agent unless --disable-agent.
   ComponentList components;
   auto* datastore = components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
   components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
