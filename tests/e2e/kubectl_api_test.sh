@@ -204,6 +204,51 @@ k delete crd widgets.example.com --wait --timeout=30s >/dev/null
 run_capture k get widgets
 expect_eq "$RC" 1 "custom resources go with their CRD"
 
+# Typed commands (create <kind>, run, expose, autoscale): kubectl 1.32+ sends their bodies as
+# protobuf (application/vnd.kubernetes.protobuf), older ones as JSON; the objects are the same.
+client_minor=$(k version --client -o json |
+  python3 -c 'import json, re, sys; print(re.sub(r"\D", "", json.load(sys.stdin)["clientVersion"]["minor"]))')
+run_capture k create configmap typed --from-literal=a=b -v=8
+expect_eq "$RC" 0 "create configmap: $ERR"
+if [ "$client_minor" -ge 32 ]; then
+  expect_contains "$ERR" "Content-Type: application/vnd.kubernetes.protobuf" "typed bodies are protobuf"
+fi
+run_capture k get cm typed -o jsonpath='{.data.a}'
+expect_eq "$OUT" "b" "typed configmap"
+run_capture k create deployment typed --image=nginx:1.25 --replicas=0
+expect_eq "$RC" 0 "create deployment: $ERR"
+run_capture k get deploy typed -o jsonpath='{.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.strategy.rollingUpdate.maxSurge} {.spec.template.spec.containers[0].imagePullPolicy}'
+expect_eq "$OUT" "0 nginx:1.25 25% IfNotPresent" "typed deployment: replicas 0 kept, defaults applied"
+run_capture k create secret generic typed --from-literal=p=q
+expect_eq "$RC" 0 "create secret: $ERR"
+run_capture k get secret typed -o jsonpath='{.data.p} {.type}'
+expect_eq "$OUT" "cQ== Opaque" "typed secret"
+run_capture k create service clusterip typed --tcp=80:8080
+expect_eq "$RC" 0 "create service: $ERR"
+run_capture k get svc typed -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].protocol} {.spec.type}'
+expect_eq "$OUT" "80 8080 TCP ClusterIP" "typed service"
+run_capture k create namespace typed
+expect_eq "$RC" 0 "create namespace: $ERR"
+run_capture k create job typed --image=busybox -- echo hi
+expect_eq "$RC" 0 "create job: $ERR"
+run_capture k get job typed -o jsonpath='{.spec.template.spec.containers[0].command} {.spec.template.spec.restartPolicy}'
+expect_eq "$OUT" '["echo","hi"] Never' "typed job"
+run_capture k run typed --image=busybox --labels=tier=x
+expect_eq "$RC" 0 "kubectl run: $ERR"
+run_capture k get pod typed -o jsonpath='{.metadata.labels.tier} {.spec.containers[0].image} {.spec.restartPolicy}'
+expect_eq "$OUT" "x busybox Always" "kubectl run"
+run_capture k expose deployment typed --port=81 --target-port=8081 --name=typed-exposed
+expect_eq "$RC" 0 "kubectl expose: $ERR"
+run_capture k get svc typed-exposed -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}'
+expect_eq "$OUT" "81 8081 typed" "kubectl expose"
+# Before 1.33 autoscale posts autoscaling/v1, which orch does not serve (v2 only).
+if [ "$client_minor" -ge 33 ]; then
+  run_capture k autoscale deployment typed --min=1 --max=3 --cpu-percent=50
+  expect_eq "$RC" 0 "kubectl autoscale: $ERR"
+  run_capture k get hpa typed -o jsonpath='{.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}'
+  expect_eq "$OUT" "3 50" "kubectl autoscale"
+fi
+
 # Deletion with --wait.
 run_capture k delete deploy web --wait --timeout=20s
 expect_contains "$OUT" 'deployment.apps "web" deleted' "delete"
