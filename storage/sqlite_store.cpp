@@ -599,7 +599,7 @@ class SqliteStore final : public Store {
     return std::move(**kv);
   }
 
-  Result<ListResult> List(const ListOptions& options) override {
+  Result<ListResult> List(const RangeOptions& options) override {
     if (options.limit < 0) return InvalidArgument("negative list limit");
     if (options.revision < 0) return InvalidArgument("negative revision");
     auto conn = hub_->readers.Acquire();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "orch/api_client.h"
 #include "orch/status.h"
 #include "orch/store.h"
 
@@ -38,6 +39,12 @@ class ApiServer {
   // namespaces every cluster has. `store` must outlive the server.
   static Result<std::unique_ptr<ApiServer>> Start(const ApiServerOptions& options, Store& store);
   virtual ~ApiServer() = default;
+
+  // A client that calls the API in-process (no HTTP), as `user` in `groups`, writing with
+  // `field_manager` unless told otherwise. Valid until Stop; thread-safe.
+  virtual std::unique_ptr<ApiClient> NewClient(const std::string& user,
+                                               const std::vector<std::string>& groups,
+                                               const std::string& field_manager) = 0;
 
   // The port actually bound.
   virtual int port() const = 0;

@@ -35,7 +35,7 @@ struct Event {
   std::optional<KeyValue> prev;
 };
 
-struct ListOptions {
+struct RangeOptions {
   std::string prefix;       // keys that start with this ("" = all keys)
   std::string start_after;  // only keys strictly greater than this (pagination continue point)
   int64_t limit = 0;        // at most this many keys; 0 = no limit
@@ -84,10 +84,10 @@ class Store {
   // if `revision` is in the future.
   virtual Result<KeyValue> Get(const std::string& key, int64_t revision = 0) = 0;
 
-  // Keys under a prefix in key order, all as of one revision (see ListOptions), so that pages
+  // Keys under a prefix in key order, all as of one revision (see RangeOptions), so that pages
   // fetched one after another with start_after and the first page's revision form one consistent
   // snapshot even while writes continue. kCompacted if that revision has been compacted.
-  virtual Result<ListResult> List(const ListOptions& options) = 0;
+  virtual Result<ListResult> List(const RangeOptions& options) = 0;
 
   // The number of keys under `prefix` now.
   virtual Result<int64_t> Count(const std::string& prefix) = 0;

@@ -7,6 +7,7 @@
 #include "crd.h"
 #include "encryption.h"
 #include "http_server.h"
+#include "inprocess_client.h"
 #include "metrics.h"
 #include "openapi_service.h"
 #include "orch/log.h"
@@ -79,6 +80,12 @@ class ApiServerImpl : public ApiServer {
   }
 
   int port() const override { return http_ ? http_->port() : 0; }
+
+  std::unique_ptr<ApiClient> NewClient(const std::string& user,
+                                       const std::vector<std::string>& groups,
+                                       const std::string& field_manager) override {
+    return api::NewInProcessClient(*handler_, {user, groups}, field_manager);
+  }
 
   void Stop() override {
     if (stopped_) return;

@@ -90,7 +90,7 @@ class InstrumentedStore : public Store {
   Result<KeyValue> Get(const std::string& key, int64_t revision) override {
     return Timed("get", [&] { return inner_.Get(key, revision); });
   }
-  Result<ListResult> List(const ListOptions& options) override {
+  Result<ListResult> List(const RangeOptions& options) override {
     return Timed("list", [&] { return inner_.List(options); });
   }
   Result<int64_t> Count(const std::string& prefix) override {

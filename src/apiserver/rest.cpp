@@ -174,7 +174,7 @@ ApiResult<ListPage> Rest::List(const ResourceType& type, const std::string& ns,
 
   std::string prefix = type.namespaced && !ns.empty() ? type.StorePrefix() + ns + "/"
                                                       : type.StorePrefix();
-  ListOptions options;
+  RangeOptions options;
   options.prefix = prefix;
   if (!query.continue_token.empty()) {
     std::string last_key;

@@ -308,7 +308,7 @@ void ServiceAllocator::Release(const std::vector<std::string>& keys) {
 void ServiceAllocator::Repair(const std::vector<std::string>& services) {
   std::set<std::string> live(services.begin(), services.end());
   for (const char* prefix : {kIpPrefix, kPortPrefix}) {
-    ListOptions options;
+    RangeOptions options;
     options.prefix = prefix;
     auto listed = store_.List(options);
     if (!listed.ok()) continue;

@@ -443,7 +443,7 @@ class EtcdStore final : public Store {
     return ToKeyValue(resp->kvs(0));
   }
 
-  Result<ListResult> List(const ListOptions& options) override {
+  Result<ListResult> List(const RangeOptions& options) override {
     if (options.limit < 0) return InvalidArgument("negative list limit");
     pb::RangeRequest req;
     std::string start = RangeStart(options.prefix);

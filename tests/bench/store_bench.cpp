@@ -162,7 +162,7 @@ void RunList(orch::Store& store, const Flags& flags, Results& out) {
   std::vector<double> full;
   std::vector<double> paged;
   for (int run = 0; run < 3; ++run) {
-    orch::ListOptions all;
+    orch::RangeOptions all;
     all.prefix = prefix;
     auto t0 = Clock::now();
     auto r = store.List(all);
@@ -173,7 +173,7 @@ void RunList(orch::Store& store, const Flags& flags, Results& out) {
       return;
     }
 
-    orch::ListOptions page;
+    orch::RangeOptions page;
     page.prefix = prefix;
     page.limit = flags.list_page;
     int64_t seen = 0;

@@ -151,7 +151,7 @@ TEST_CASE("etcd: paged lists stay consistent at the first page's revision") {
   REQUIRE(store->Create("/t/list", "parent").ok());
   REQUIRE(store->Create("/t/listx/k", "sibling").ok());
 
-  orch::ListOptions page;
+  orch::RangeOptions page;
   page.prefix = prefix;
   page.limit = 10;
   auto first = store->List(page);
@@ -183,7 +183,7 @@ TEST_CASE("etcd: paged lists stay consistent at the first page's revision") {
   }
   CHECK(seen == expected);
 
-  orch::ListOptions all;
+  orch::RangeOptions all;
   all.prefix = prefix;
   auto latest = store->List(all);
   REQUIRE(latest.ok());
@@ -197,7 +197,7 @@ TEST_CASE("etcd: paged lists stay consistent at the first page's revision") {
   CHECK(*store->Count("/t/nothing-here/") == 0);
 
   // A limit that ends exactly at the last key says there is no more.
-  orch::ListOptions exact;
+  orch::RangeOptions exact;
   exact.prefix = prefix;
   exact.limit = 25;
   auto whole = store->List(exact);
@@ -345,7 +345,7 @@ TEST_CASE("etcd: compaction makes old revisions kCompacted") {
   auto kept = store->Get("/t/compact/a", v2->mod_revision);
   REQUIRE(kept.ok());
   CHECK(kept->value == "2");
-  orch::ListOptions old;
+  orch::RangeOptions old;
   old.prefix = "/t/compact/";
   old.revision = v1->mod_revision;
   CHECK(store->List(old).status().code() == StatusCode::kCompacted);

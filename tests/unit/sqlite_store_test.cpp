@@ -216,7 +216,7 @@ TEST_CASE("sqlite store: list, count, and exact `more`", "[sqlite]") {
   CHECK(*store->Count("") == 22);
   CHECK(*store->Count("/none/") == 0);
 
-  ListOptions o;
+  RangeOptions o;
   o.prefix = "/p/";
   o.limit = 10;
   auto page1 = store->List(o);
@@ -231,7 +231,7 @@ TEST_CASE("sqlite store: list, count, and exact `more`", "[sqlite]") {
   CHECK(page2->kvs.front().key == "/p/10");
   CHECK_FALSE(page2->more);  // exactly the limit was left
 
-  ListOptions all;
+  RangeOptions all;
   auto everything = store->List(all);
   REQUIRE(everything.ok());
   CHECK(everything->kvs.size() == 22);
@@ -253,7 +253,7 @@ TEST_CASE("sqlite store: pagination stays consistent at a revision while writes 
   REQUIRE(before.ok());
   for (auto& kv : before->kvs) expected[kv.key] = kv;
 
-  ListOptions o;
+  RangeOptions o;
   o.prefix = "/p/";
   o.limit = 7;
   auto page = store->List(o);
@@ -697,7 +697,7 @@ TEST_CASE("sqlite store: random concurrent writes match a model at every revisio
     INFO("revision " << r);
     // Paginated list at r, 5 keys a page.
     std::vector<KeyValue> got;
-    ListOptions o{"/m/", "", 5, r};
+    RangeOptions o{"/m/", "", 5, r};
     while (true) {
       auto page = s.List(o);
       REQUIRE(page.ok());
