@@ -8,6 +8,7 @@
 #include "encryption.h"
 #include "http_server.h"
 #include "inprocess_client.h"
+#include "manifests.h"
 #include "metrics.h"
 #include "openapi_service.h"
 #include "orch/log.h"
@@ -57,13 +58,12 @@ class ApiServerImpl : public ApiServer {
     }
     openapi_ = api::NewOpenApiService(*registry_, schemas_.get());
     api::ApiHandlerOptions handler_options;
-    handler_options.server_address =
-        options.advertise_address + ":" + std::to_string(options.port);
+    handler_options.server_address = options.advertise_address + ":" + std::to_string(options.port);
     handler_options.ca_bundle_pem = options.ca_bundle_pem;
     handler_options.schemas = schemas_.get();
-    handler_ = std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
-                                                 authenticator_, authorizer_, openapi_.get(),
-                                                 metrics_);
+    handler_ =
+        std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
+                                          authenticator_, authorizer_, openapi_.get(), metrics_);
     api::HttpServerOptions http;
     http.bind_address = options.bind_address;
     http.port = options.port;
@@ -75,6 +75,12 @@ class ApiServerImpl : public ApiServer {
     if (!server.ok()) return server.status();
     http_ = std::move(*server);
     handler_->SetReady(true);
+    if (!options.manifests_dir.empty()) {
+      manifests_client_ = NewClient("system:orch:manifests", {"system:masters"}, "orch-manifests");
+      manifests_ = std::make_unique<api::ManifestDeployer>(options.manifests_dir,
+                                                           *manifests_client_, *registry_);
+      manifests_->Start();
+    }
     log::Info("apiserver", "serving on https://{}:{}", options.bind_address, http_->port());
     return Status::Ok();
   }
@@ -91,6 +97,9 @@ class ApiServerImpl : public ApiServer {
     if (stopped_) return;
     stopped_ = true;
     if (handler_) handler_->SetReady(false);
+    if (manifests_) manifests_->Stop();
+    manifests_.reset();
+    manifests_client_.reset();
     if (crds_) crds_->Stop();
     if (cache_) cache_->Stop();  // ends watches so streams close before the listener goes
     if (http_) http_->Stop();
@@ -117,25 +126,28 @@ class ApiServerImpl : public ApiServer {
     auto listed = rest_->List(*services, "", {});
     if (!listed.ok()) return Unavailable("list services: " + listed.error().message);
     std::vector<std::string> owners;
-    for (const json& svc : listed->items) owners.push_back(api::Namespace(svc) + "/" + api::Name(svc));
+    for (const json& svc : listed->items)
+      owners.push_back(api::Namespace(svc) + "/" + api::Name(svc));
     service_allocator_->Repair(owners);
 
     api::WriteOptions write;
     write.field_manager = "orch";
     auto first_ip = service_cidr.AddressAt(1);
     if (!first_ip.ok()) return first_ip.status();
-    json kubernetes = {
-        {"apiVersion", "v1"},
-        {"kind", "Service"},
-        {"metadata",
-         {{"name", "kubernetes"},
-          {"namespace", "default"},
-          {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
-        {"spec",
-         {{"type", "ClusterIP"},
-          {"clusterIP", first_ip->ToString()},
-          {"ports",
-           {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", options.port}}}}}}};
+    json kubernetes = {{"apiVersion", "v1"},
+                       {"kind", "Service"},
+                       {"metadata",
+                        {{"name", "kubernetes"},
+                         {"namespace", "default"},
+                         {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+                       {"spec",
+                        {{"type", "ClusterIP"},
+                         {"clusterIP", first_ip->ToString()},
+                         {"ports",
+                          {{{"name", "https"},
+                            {"port", 443},
+                            {"protocol", "TCP"},
+                            {"targetPort", options.port}}}}}}};
     if (!rest_->Get(*services, "default", "kubernetes").ok()) {
       auto created = rest_->Create(*services, "default", kubernetes, write);
       if (!created.ok() && created.error().code != 409) {
@@ -143,8 +155,9 @@ class ApiServerImpl : public ApiServer {
       }
     }
     json address = {{"ip", options.advertise_address}};
-    json subsets = {{{"addresses", {address}},
-                     {"ports", {{{"name", "https"}, {"port", options.port}, {"protocol", "TCP"}}}}}};
+    json subsets = {
+        {{"addresses", {address}},
+         {"ports", {{{"name", "https"}, {"port", options.port}, {"protocol", "TCP"}}}}}};
     json ep = {{"apiVersion", "v1"},
                {"kind", "Endpoints"},
                {"metadata", {{"name", "kubernetes"}, {"namespace", "default"}}},
@@ -157,7 +170,8 @@ class ApiServerImpl : public ApiServer {
       }
     } else if ((*existing)["subsets"] != subsets) {
       auto updated = rest_->Update(*endpoints, "default", "kubernetes", ep, "", write);
-      if (!updated.ok()) return Unavailable("update the kubernetes endpoints: " + updated.error().message);
+      if (!updated.ok())
+        return Unavailable("update the kubernetes endpoints: " + updated.error().message);
     }
     return Status::Ok();
   }
@@ -177,13 +191,14 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::OpenApiService> openapi_;
   std::unique_ptr<api::ApiHandler> handler_;
   std::unique_ptr<api::HttpServer> http_;
+  std::unique_ptr<ApiClient> manifests_client_;  // before manifests_: the deployer uses it
+  std::unique_ptr<api::ManifestDeployer> manifests_;
   bool stopped_ = false;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
-                                                    Store& store) {
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options, Store& store) {
   auto server = std::make_unique<ApiServerImpl>();
   if (Status s = server->Init(options, store); !s.ok()) return s;
   return std::unique_ptr<ApiServer>(std::move(server));
