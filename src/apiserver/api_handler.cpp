@@ -57,7 +57,11 @@ std::string VerbOf(const std::string& method, bool has_name, bool watch) {
   return method;
 }
 
-bool IsTrue(const std::string& v) { return v == "true" || v == "1"; }
+// Boolean query parameters are read like Go's strconv.ParseBool, as upstream does: clients
+// send "true", "True" (the Python client) or "1".
+bool IsTrue(const std::string& v) {
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "True" || v == "TRUE";
+}
 
 // Records the request in metrics when the response is sent or the stream starts.
 class MeteredWriter : public ResponseWriter {
