@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -54,10 +55,11 @@ class WorkQueue {
   const std::chrono::milliseconds max_delay_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::string> queue_;                       // guarded by mu_; FIFO of ready keys
+  std::deque<std::string> queue_;                        // guarded by mu_; FIFO of ready keys
   std::set<std::string> dirty_;                          // guarded by mu_; queued or to requeue
   std::set<std::string> processing_;                     // guarded by mu_
   std::multimap<Clock::time_point, std::string> delayed_;  // guarded by mu_
+  std::map<std::string, Clock::time_point> delayed_at_;   // guarded by mu_; one entry per key
   std::map<std::string, int> failures_;                  // guarded by mu_
   bool shutting_down_ = false;                           // guarded by mu_
 };
@@ -73,6 +75,7 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
  private:
+  WorkQueue& queue_;
   std::vector<std::thread> threads_;
 };
 

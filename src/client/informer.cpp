@@ -1,0 +1,539 @@
+// Informers and their factory (informer.h): list, then watch from the list's resourceVersion,
+// re-list on compaction or errors; one factory thread does every (re)list and every notification.
+#include "orch/informer.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <shared_mutex>
+#include <thread>
+#include <tuple>
+
+#include "orch/log.h"
+
+namespace orch {
+
+std::string ObjectKey(const nlohmann::json& object) {
+  std::string ns, name;
+  if (object.is_object() && object.contains("metadata") && object["metadata"].is_object()) {
+    const auto& meta = object["metadata"];
+    ns = meta.value("namespace", "");
+    name = meta.value("name", "");
+  }
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+std::pair<std::string, std::string> SplitObjectKey(const std::string& key) {
+  size_t slash = key.find('/');
+  if (slash == std::string::npos) return {"", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr int64_t kPageSize = 500;
+constexpr auto kMinBackoff = std::chrono::seconds(1);
+constexpr auto kMaxBackoff = std::chrono::seconds(30);
+// Watches end by themselves after 5 to 10 minutes, so that reconnections spread out.
+constexpr int64_t kMinWatchSeconds = 300;
+
+std::string ResourceVersionOf(const json& object) {
+  if (!object.is_object() || !object.contains("metadata")) return "";
+  const json& meta = object["metadata"];
+  return meta.is_object() ? meta.value("resourceVersion", "") : "";
+}
+
+class FactoryImpl;
+
+class InformerImpl : public Informer {
+ public:
+  InformerImpl(FactoryImpl& factory, ApiClient& client, ResourceRef ref, std::string ns,
+               std::string label_selector, std::string field_selector)
+      : factory_(factory),
+        client_(client),
+        ref_(std::move(ref)),
+        ns_(std::move(ns)),
+        label_selector_(std::move(label_selector)),
+        field_selector_(std::move(field_selector)),
+        random_(std::random_device{}()) {}
+
+  void AddHandler(InformerHandler handler) override;
+  bool HasSynced() const override { return synced_; }
+
+  ObjectPtr Get(const std::string& ns, const std::string& name) const override {
+    std::shared_lock lock(mu_);
+    auto it = store_.find(ns.empty() ? name : ns + "/" + name);
+    return it == store_.end() ? nullptr : it->second;
+  }
+
+  std::vector<ObjectPtr> List(const std::string& ns) const override {
+    std::shared_lock lock(mu_);
+    std::vector<ObjectPtr> out;
+    if (ns.empty()) {
+      out.reserve(store_.size());
+      for (const auto& [key, object] : store_) out.push_back(object);
+      return out;
+    }
+    // Keys are "ns/name": one namespace is one contiguous range.
+    const std::string prefix = ns + "/";
+    for (auto it = store_.lower_bound(prefix);
+         it != store_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
+  std::vector<ObjectPtr> ByIndex(const std::string& index,
+                                 const std::string& value) const override {
+    std::shared_lock lock(mu_);
+    std::vector<ObjectPtr> out;
+    auto idx = indexes_.find(index);
+    if (idx == indexes_.end()) return out;
+    auto keys = idx->second.keys.find(value);
+    if (keys == idx->second.keys.end()) return out;
+    for (const std::string& key : keys->second) {
+      auto it = store_.find(key);
+      if (it != store_.end()) out.push_back(it->second);
+    }
+    return out;
+  }
+
+  void AddIndex(const std::string& index,
+                std::function<std::vector<std::string>(const json&)> values) override {
+    std::unique_lock lock(mu_);
+    Index& idx = indexes_[index];
+    idx.values = std::move(values);
+    idx.keys.clear();
+    for (const auto& [key, object] : store_) IndexAdd(idx, key, *object);
+  }
+
+  // The rest runs on the factory thread only.
+  void Relist();
+  void OnEvent(uint64_t generation, WatchEvent event);
+  void OnEnd(uint64_t generation, Status status);
+  void AddHandlerNow(InformerHandler handler);
+  void StopWatch();
+
+ private:
+  struct Index {
+    std::function<std::vector<std::string>(const json&)> values;
+    std::map<std::string, std::set<std::string>> keys;  // value -> object keys
+  };
+
+  static void IndexAdd(Index& idx, const std::string& key, const json& object) {
+    for (std::string& value : idx.values(object)) idx.keys[std::move(value)].insert(key);
+  }
+  static void IndexRemove(Index& idx, const std::string& key, const json& object) {
+    for (const std::string& value : idx.values(object)) {
+      auto it = idx.keys.find(value);
+      if (it == idx.keys.end()) continue;
+      it->second.erase(key);
+      if (it->second.empty()) idx.keys.erase(it);
+    }
+  }
+
+  // Stores `object` under `key` (null: removes it); returns what was there.
+  ObjectPtr Store(const std::string& key, ObjectPtr object) {
+    std::unique_lock lock(mu_);
+    ObjectPtr old;
+    auto it = store_.find(key);
+    if (it != store_.end()) {
+      old = std::move(it->second);
+      for (auto& [name, idx] : indexes_) IndexRemove(idx, key, *old);
+      if (object) {
+        it->second = object;
+      } else {
+        store_.erase(it);
+      }
+    } else if (object) {
+      store_.emplace(key, object);
+    }
+    if (object) {
+      for (auto& [name, idx] : indexes_) IndexAdd(idx, key, *object);
+    }
+    return old;
+  }
+
+  void StartWatch();
+  void RelistLater(const Status& why);
+  void NotifyAdd(const ObjectPtr& object);
+  void NotifyUpdate(const ObjectPtr& old_object, const ObjectPtr& object);
+  void NotifyDelete(const ObjectPtr& object);
+  std::string What() const { return ref_.resource + (ns_.empty() ? "" : " in " + ns_); }
+
+  FactoryImpl& factory_;
+  ApiClient& client_;
+  const ResourceRef ref_;
+  const std::string ns_;
+  const std::string label_selector_;
+  const std::string field_selector_;
+
+  mutable std::shared_mutex mu_;
+  std::map<std::string, ObjectPtr> store_;  // guarded by mu_; by ObjectKey
+  std::map<std::string, Index> indexes_;    // guarded by mu_
+  std::atomic<bool> synced_{false};
+
+  // Factory thread only.
+  std::vector<InformerHandler> handlers_;
+  std::unique_ptr<Watch> watch_;
+  uint64_t generation_ = 0;  // of the current watch; callbacks of older ones are ignored
+  bool generation_saw_event_ = false;
+  std::string last_resource_version_;
+  std::chrono::seconds backoff_ = kMinBackoff;
+  std::minstd_rand random_;
+};
+
+class FactoryImpl : public InformerFactory {
+ public:
+  explicit FactoryImpl(ApiClient& client) : client_(client) {}
+  ~FactoryImpl() override {
+    Stop();
+    if (thread_.joinable()) {
+      // Destroyed from one of its own handlers: nothing else may join it.
+      if (thread_.get_id() == std::this_thread::get_id()) {
+        thread_.detach();
+      } else {
+        thread_.join();
+      }
+    }
+  }
+
+  Informer& For(const ResourceRef& ref, const std::string& ns, const std::string& label_selector,
+                const std::string& field_selector) override {
+    std::lock_guard lock(mu_);
+    Key key{ref.group, ref.version, ref.resource, ns, label_selector, field_selector};
+    auto it = informers_.find(key);
+    if (it != informers_.end()) return *it->second;
+    auto informer =
+        std::make_unique<InformerImpl>(*this, client_, ref, ns, label_selector, field_selector);
+    InformerImpl* raw = informer.get();
+    informers_.emplace(std::move(key), std::move(informer));
+    if (started_) PostLocked([raw] { raw->Relist(); });
+    return *raw;
+  }
+
+  void Start() override {
+    std::lock_guard lock(mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    for (auto& [key, informer] : informers_) {
+      InformerImpl* raw = informer.get();
+      PostLocked([raw] { raw->Relist(); });
+    }
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  bool WaitForSync(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    bool done = sync_cv_.wait_for(lock, timeout, [this] {
+      if (stopping_) return true;
+      for (const auto& [key, informer] : informers_) {
+        if (!informer->HasSynced()) return false;
+      }
+      return true;
+    });
+    return done && !stopping_;
+  }
+
+  void Stop() override {
+    std::vector<InformerImpl*> informers;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+      sync_cv_.notify_all();
+      for (auto& [key, informer] : informers_) informers.push_back(informer.get());
+    }
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    // Only this thread touches the watches now. The lock is not held: a watch's Stop waits for
+    // its running callback, which may be waiting to Post.
+    for (InformerImpl* informer : informers) informer->StopWatch();
+    std::lock_guard lock(mu_);
+    tasks_.clear();
+    timers_.clear();
+  }
+
+  // Runs `task` on the factory thread, after what is queued.
+  void Post(std::function<void()> task) {
+    std::lock_guard lock(mu_);
+    PostLocked(std::move(task));
+  }
+
+  void PostAfter(std::chrono::milliseconds delay, std::function<void()> task) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    timers_.emplace(Clock::now() + delay, std::move(task));
+    cv_.notify_one();
+  }
+
+  void NotifySynced() {
+    std::lock_guard lock(mu_);
+    sync_cv_.notify_all();
+  }
+
+  bool Stopping() {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+
+ private:
+  using Key =
+      std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>;
+
+  void PostLocked(std::function<void()> task) {
+    if (stopping_) return;
+    tasks_.push_back(std::move(task));
+    cv_.notify_one();
+  }
+
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      auto now = Clock::now();
+      while (!timers_.empty() && timers_.begin()->first <= now) {
+        tasks_.push_back(std::move(timers_.begin()->second));
+        timers_.erase(timers_.begin());
+      }
+      if (tasks_.empty()) {
+        if (timers_.empty()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, timers_.begin()->first);
+        }
+        continue;
+      }
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      task = nullptr;  // captured state goes before the lock is taken again
+      lock.lock();
+    }
+  }
+
+  ApiClient& client_;
+  std::mutex mu_;
+  std::condition_variable cv_;                                      // wakes the factory thread
+  std::condition_variable sync_cv_;                                 // wakes WaitForSync
+  std::map<Key, std::unique_ptr<InformerImpl>> informers_;          // guarded by mu_; never shrinks
+  std::deque<std::function<void()>> tasks_;                         // guarded by mu_
+  std::multimap<Clock::time_point, std::function<void()>> timers_;  // guarded by mu_
+  bool started_ = false;                                            // guarded by mu_
+  bool stopping_ = false;                                           // guarded by mu_
+  std::thread thread_;
+};
+
+void InformerImpl::AddHandler(InformerHandler handler) {
+  factory_.Post(
+      [this, handler = std::move(handler)]() mutable { AddHandlerNow(std::move(handler)); });
+}
+
+void InformerImpl::AddHandlerNow(InformerHandler handler) {
+  handlers_.push_back(std::move(handler));
+  if (!synced_ || !handlers_.back().on_add) return;
+  for (const ObjectPtr& object : List("")) {
+    try {
+      handlers_.back().on_add(object);
+    } catch (const std::exception& e) {
+      log::Error("informer", "{} add handler threw: {}", What(), e.what());
+    }
+  }
+}
+
+void InformerImpl::Relist() {
+  StopWatch();
+  std::map<std::string, ObjectPtr> fresh;
+  ListOptions options;
+  options.label_selector = label_selector_;
+  options.field_selector = field_selector_;
+  options.limit = kPageSize;
+  std::string resource_version;
+  do {
+    auto page = client_.List(ref_, ns_, options);
+    if (!page.ok()) {
+      // An expired continue token: start over at once.
+      if (page.status().code() == StatusCode::kCompacted && !options.continue_token.empty()) {
+        factory_.Post([this] { Relist(); });
+        return;
+      }
+      return RelistLater(page.status());
+    }
+    // Later pages are served at the first page's revision; watching from it misses nothing.
+    if (resource_version.empty()) resource_version = page->resource_version;
+    for (json& item : page->items) {
+      std::string key = ObjectKey(item);
+      fresh[std::move(key)] = std::make_shared<const json>(std::move(item));
+    }
+    options.continue_token = page->continue_token;
+  } while (!options.continue_token.empty() && !factory_.Stopping());
+  if (factory_.Stopping()) return;  // a partial list must not look like deletions
+
+  // What changed while we were not watching, for the handlers.
+  std::vector<ObjectPtr> added, deleted;
+  std::vector<std::pair<ObjectPtr, ObjectPtr>> updated;
+  {
+    std::unique_lock lock(mu_);
+    for (auto& [key, object] : fresh) {
+      auto old = store_.find(key);
+      if (old == store_.end()) {
+        added.push_back(object);
+      } else if (ResourceVersionOf(*old->second) == ResourceVersionOf(*object)) {
+        object = old->second;  // unchanged: keep the pointer handlers may hold
+      } else {
+        updated.emplace_back(old->second, object);
+      }
+    }
+    for (const auto& [key, object] : store_) {
+      if (!fresh.count(key)) deleted.push_back(object);
+    }
+    store_ = std::move(fresh);
+    for (auto& [name, idx] : indexes_) {
+      idx.keys.clear();
+      for (const auto& [key, object] : store_) IndexAdd(idx, key, *object);
+    }
+  }
+  for (const ObjectPtr& object : deleted) NotifyDelete(object);
+  for (const ObjectPtr& object : added) NotifyAdd(object);
+  for (const auto& [old_object, object] : updated) NotifyUpdate(old_object, object);
+  last_resource_version_ = resource_version;
+  StartWatch();
+  // Synced after the watch started, so that a change made once WaitForSync returns is seen.
+  if (!synced_) {
+    synced_ = true;
+    factory_.NotifySynced();
+  }
+}
+
+void InformerImpl::StartWatch() {
+  uint64_t generation = ++generation_;
+  generation_saw_event_ = false;
+  WatchOptions options;
+  options.label_selector = label_selector_;
+  options.field_selector = field_selector_;
+  options.resource_version = last_resource_version_;
+  options.allow_bookmarks = true;
+  options.timeout_seconds = kMinWatchSeconds + static_cast<int64_t>(random_() % kMinWatchSeconds);
+  // Events only queue work for the factory thread: the client's thread never waits on us.
+  WatchHandler handler;
+  FactoryImpl* factory = &factory_;
+  handler.on_event = [this, factory, generation](WatchEvent event) {
+    factory->Post([this, generation, event = std::move(event)]() mutable {
+      OnEvent(generation, std::move(event));
+    });
+  };
+  handler.on_end = [this, factory, generation](Status status) {
+    factory->Post([this, generation, status = std::move(status)] { OnEnd(generation, status); });
+  };
+  auto watch = client_.StartWatch(ref_, ns_, options, std::move(handler));
+  if (!watch.ok()) {
+    ++generation_;
+    if (watch.status().code() == StatusCode::kCompacted) {
+      factory_.Post([this] { Relist(); });
+      return;
+    }
+    return RelistLater(watch.status());
+  }
+  watch_ = std::move(*watch);
+}
+
+void InformerImpl::StopWatch() {
+  ++generation_;
+  if (watch_) {
+    watch_->Stop();
+    watch_.reset();
+  }
+}
+
+void InformerImpl::RelistLater(const Status& why) {
+  StopWatch();
+  log::Warn("informer", "{}: {}; listing again in {}s", What(), why.ToString(), backoff_.count());
+  factory_.PostAfter(backoff_, [this] { Relist(); });
+  backoff_ = std::min<std::chrono::seconds>(backoff_ * 2, kMaxBackoff);
+}
+
+void InformerImpl::OnEvent(uint64_t generation, WatchEvent event) {
+  if (generation != generation_) return;
+  if (!generation_saw_event_) {
+    generation_saw_event_ = true;
+    backoff_ = kMinBackoff;  // the API works again
+  }
+  std::string resource_version = ResourceVersionOf(event.object);
+  if (!resource_version.empty()) last_resource_version_ = resource_version;
+  if (event.type == WatchEvent::Type::kBookmark) return;
+  std::string key = ObjectKey(event.object);
+  if (key.empty()) return;
+  auto object = std::make_shared<const json>(std::move(event.object));
+  if (event.type == WatchEvent::Type::kDeleted) {
+    if (Store(key, nullptr)) NotifyDelete(object);
+    return;
+  }
+  ObjectPtr old = Store(key, object);
+  if (old) {
+    NotifyUpdate(old, object);
+  } else {
+    NotifyAdd(object);
+  }
+}
+
+void InformerImpl::OnEnd(uint64_t generation, Status status) {
+  if (generation != generation_) return;
+  if (status.ok()) {
+    // The server ended the watch (its timeout): resume where it stopped.
+    StopWatch();
+    backoff_ = kMinBackoff;
+    return StartWatch();
+  }
+  if (status.code() == StatusCode::kCompacted) {
+    log::Info("informer", "{}: {}; listing again", What(), status.message());
+    return Relist();
+  }
+  RelistLater(status);
+}
+
+void InformerImpl::NotifyAdd(const ObjectPtr& object) {
+  for (const auto& handler : handlers_) {
+    if (!handler.on_add) continue;
+    try {
+      handler.on_add(object);
+    } catch (const std::exception& e) {
+      log::Error("informer", "{} add handler threw: {}", What(), e.what());
+    }
+  }
+}
+
+void InformerImpl::NotifyUpdate(const ObjectPtr& old_object, const ObjectPtr& object) {
+  for (const auto& handler : handlers_) {
+    if (!handler.on_update) continue;
+    try {
+      handler.on_update(old_object, object);
+    } catch (const std::exception& e) {
+      log::Error("informer", "{} update handler threw: {}", What(), e.what());
+    }
+  }
+}
+
+void InformerImpl::NotifyDelete(const ObjectPtr& object) {
+  for (const auto& handler : handlers_) {
+    if (!handler.on_delete) continue;
+    try {
+      handler.on_delete(object);
+    } catch (const std::exception& e) {
+      log::Error("informer", "{} delete handler threw: {}", What(), e.what());
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<InformerFactory> InformerFactory::Create(ApiClient& client) {
+  return std::make_unique<FactoryImpl>(client);
+}
+
+}  // namespace orch

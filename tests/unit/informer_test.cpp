@@ -1,0 +1,228 @@
+// Informers against the fake API client: sync, change notifications, paging, indexes, re-watch
+// after a normal end, re-list (with the right synthetic diffs) after compaction, and Stop.
+#include "orch/informer.h"
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
+
+#include "fake_api_client.h"
+
+namespace {
+
+using json = nlohmann::json;
+using orch::ObjectPtr;
+using orch::testing::FakeApiClient;
+namespace resources = orch::resources;
+
+json ConfigMap(const std::string& ns, const std::string& name, const std::string& app,
+               const std::string& data = "1") {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"app", app}}}}},
+          {"data", {{"v", data}}}};
+}
+
+// Records handler calls as lines ("add a/x", "update a/y 1->2", "delete a/z") for assertions.
+class Journal {
+ public:
+  orch::InformerHandler Handler() {
+    orch::InformerHandler h;
+    h.on_add = [this](const ObjectPtr& o) { Push("add " + orch::ObjectKey(*o)); };
+    h.on_update = [this](const ObjectPtr& old_object, const ObjectPtr& o) {
+      Push("update " + orch::ObjectKey(*o) + " " + (*old_object)["data"].value("v", "") + "->" +
+           (*o)["data"].value("v", ""));
+    };
+    h.on_delete = [this](const ObjectPtr& o) { Push("delete " + orch::ObjectKey(*o)); };
+    return h;
+  }
+
+  // Waits (up to 10 s) for `n` lines, then returns them sorted and forgets them.
+  std::vector<std::string> Take(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return lines_.size() >= n; });
+    std::vector<std::string> out = std::move(lines_);
+    lines_.clear();
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  void Push(std::string line) {
+    std::lock_guard lock(mu_);
+    lines_.push_back(std::move(line));
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> lines_;
+};
+
+using Lines = std::vector<std::string>;
+
+int Count(const FakeApiClient& fake, const std::string& verb) {
+  auto actions = fake.Actions();
+  return static_cast<int>(
+      std::count_if(actions.begin(), actions.end(),
+                    [&](const orch::testing::Action& a) { return a.verb == verb; }));
+}
+
+}  // namespace
+
+TEST_CASE("An informer syncs, serves reads and tells handlers about every change") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "x", "web")).ok());
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "y", "db")).ok());
+  REQUIRE(fake.Create(resources::kConfigMaps, "b", ConfigMap("b", "z", "web")).ok());
+
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& informer = factory->For(resources::kConfigMaps);
+  CHECK(&factory->For(resources::kConfigMaps) == &informer);
+  CHECK(&factory->For(resources::kConfigMaps, "", "app=web") != &informer);
+  informer.AddIndex("app", [](const json& o) {
+    return std::vector<std::string>{o["metadata"]["labels"].value("app", "")};
+  });
+  Journal journal;
+  informer.AddHandler(journal.Handler());
+  CHECK_FALSE(informer.HasSynced());
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(informer.HasSynced());
+  CHECK(journal.Take(3) == Lines{"add a/x", "add a/y", "add b/z"});
+
+  CHECK(informer.List().size() == 3);
+  CHECK(informer.List("a").size() == 2);
+  CHECK(informer.List("c").empty());
+  REQUIRE(informer.Get("a", "y") != nullptr);
+  CHECK((*informer.Get("a", "y"))["data"]["v"] == "1");
+  CHECK(informer.Get("a", "nope") == nullptr);
+  CHECK(informer.ByIndex("app", "web").size() == 2);
+
+  REQUIRE(fake.Create(resources::kConfigMaps, "b", ConfigMap("b", "w", "db")).ok());
+  CHECK(journal.Take(1) == Lines{"add b/w"});
+  REQUIRE(fake.Patch(resources::kConfigMaps, "a", "x", orch::PatchType::kMerge,
+                     R"({"data":{"v":"2"},"metadata":{"labels":{"app":"db"}}})")
+              .ok());
+  CHECK(journal.Take(1) == Lines{"update a/x 1->2"});
+  REQUIRE(fake.Delete(resources::kConfigMaps, "a", "y").ok());
+  CHECK(journal.Take(1) == Lines{"delete a/y"});
+
+  CHECK(informer.List().size() == 3);
+  CHECK(informer.Get("a", "y") == nullptr);
+  CHECK((*informer.Get("a", "x"))["data"]["v"] == "2");
+  auto db = informer.ByIndex("app", "db");
+  CHECK(db.size() == 2);  // a/x moved from web to db, b/w is new, a/y is gone
+  CHECK(informer.ByIndex("app", "web").size() == 1);
+
+  // A handler added after the sync first hears of everything already known.
+  Journal late;
+  informer.AddHandler(late.Handler());
+  CHECK(late.Take(3) == Lines{"add a/x", "add b/w", "add b/z"});
+
+  factory->Stop();
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "after-stop", "web")).ok());
+  CHECK(fake.WaitForDelivery());
+  CHECK(fake.WatchCount() == 0);
+  CHECK(journal.Take(0).empty());
+  factory->Stop();  // idempotent
+}
+
+TEST_CASE("An informer lists in pages of 500") {
+  FakeApiClient fake;
+  for (int i = 0; i < 1100; ++i) {
+    REQUIRE(
+        fake.Create(resources::kConfigMaps, "a", ConfigMap("a", fmt::format("cm-{:04}", i), "x"))
+            .ok());
+  }
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& informer = factory->For(resources::kConfigMaps, "a");
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(informer.List().size() == 1100);
+  CHECK(Count(fake, "list") == 3);
+}
+
+TEST_CASE("After compaction an informer lists again and reports what changed meanwhile") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "keep", "x")).ok());
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "change", "x")).ok());
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "remove", "x")).ok());
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& informer = factory->For(resources::kConfigMaps);
+  Journal journal;
+  informer.AddHandler(journal.Handler());
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(journal.Take(3).size() == 3);
+  ObjectPtr kept = informer.Get("a", "keep");
+
+  // Changes the watch never delivers: it falls behind a compaction and ends with kCompacted.
+  fake.PauseWatches();
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "new", "x")).ok());
+  REQUIRE(fake.Patch(resources::kConfigMaps, "a", "change", orch::PatchType::kMerge,
+                     R"({"data":{"v":"2"}})")
+              .ok());
+  REQUIRE(fake.Delete(resources::kConfigMaps, "a", "remove").ok());
+  fake.Compact();
+  fake.ResumeWatches();
+
+  CHECK(journal.Take(3) == Lines{"add a/new", "delete a/remove", "update a/change 1->2"});
+  CHECK(Count(fake, "list") == 2);
+  CHECK(informer.List().size() == 3);
+  CHECK(informer.Get("a", "keep") == kept);  // unchanged objects keep their pointer
+  CHECK((*informer.Get("a", "change"))["data"]["v"] == "2");
+
+  // And it watches again from the new list.
+  REQUIRE(fake.Delete(resources::kConfigMaps, "a", "new").ok());
+  CHECK(journal.Take(1) == Lines{"delete a/new"});
+}
+
+TEST_CASE("A watch that ends normally is resumed from the last version, without a list") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "x", "x")).ok());
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& informer = factory->For(resources::kConfigMaps);
+  Journal journal;
+  informer.AddHandler(journal.Handler());
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(journal.Take(1) == Lines{"add a/x"});
+
+  fake.PauseWatches();
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "y", "x")).ok());
+  fake.EndWatches(orch::Status::Ok());  // the pending ADDED is dropped with the old watch
+  fake.ResumeWatches();
+  // The new watch starts from the last version the informer saw, so it gets the ADDED again.
+  CHECK(journal.Take(1) == Lines{"add a/y"});
+  CHECK(Count(fake, "list") == 1);
+  CHECK(Count(fake, "watch") == 2);
+}
+
+TEST_CASE("A failed list is retried with back-off") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kPods, "a",
+                      {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "p"}}}})
+              .ok());
+  int failures = 0;
+  fake.SetErrorHook([&](const orch::testing::Action& a) {
+    if (a.verb == "list" && failures < 1) {
+      ++failures;
+      return orch::Unavailable("connection refused");
+    }
+    return orch::Status::Ok();
+  });
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& informer = factory->For(resources::kPods);
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(informer.Get("a", "p") != nullptr);
+  CHECK(Count(fake, "list") == 2);
+}
+
+TEST_CASE("ObjectKey and SplitObjectKey") {
+  CHECK(orch::ObjectKey(json{{"metadata", {{"name", "n"}, {"namespace", "ns"}}}}) == "ns/n");
+  CHECK(orch::ObjectKey(json{{"metadata", {{"name", "node-1"}}}}) == "node-1");
+  CHECK(orch::SplitObjectKey("ns/n") == std::pair<std::string, std::string>{"ns", "n"});
+  CHECK(orch::SplitObjectKey("node-1") == std::pair<std::string, std::string>{"", "node-1"});
+}
