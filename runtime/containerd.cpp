@@ -130,8 +130,8 @@ class ManagedContainerd final : public Containerd {
     return WriteFileAtomic(layout_.pause_archive, std::string(pause), 0644);
   }
 
-  // containerd creates its socket only once its plugins are loaded, and nothing announces that;
-  // Version is asked every 50 ms, bounded by start_timeout, at start only.
+  // Version waits (up to 2 s per try) for the socket to answer; between tries the child is checked
+  // so a containerd that dies at start fails Start at once rather than after start_timeout.
   Status WaitReady() {
     CriClientOptions o;
     o.endpoint = endpoint();

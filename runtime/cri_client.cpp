@@ -14,7 +14,9 @@ namespace {
 namespace pb = ::runtime::v1;
 
 // gRPC's default reconnect back-off starts at 1 s and grows to 120 s; a containerd restarted by
-// its supervisor is back within a second, and the agent should notice at once.
+// its supervisor is back within a second, and the agent should notice at once. Note that a
+// reconnection makes progress only while some call waits for it (otherwise only gRPC's 5 s
+// backup poller drives it): Version and Status wait for readiness, the other calls fail fast.
 constexpr int kMinReconnectMs = 100;
 constexpr int kMaxReconnectMs = 2000;
 // Stop and exec calls run for the caller's timeout plus this much runtime work.
@@ -290,7 +292,7 @@ class CriClient final : public Runtime {
     pb::VersionRequest req;
     req.set_version("v1");
     pb::VersionResponse resp;
-    auto ctx = Context(options_.probe_timeout);
+    auto ctx = Context(options_.probe_timeout, /*wait_for_ready=*/true);
     grpc::Status s = runtime_->Version(ctx.get(), req, &resp);
     if (!s.ok()) return FromGrpc(s, "CRI Version");
     return VersionInfo{resp.runtime_api_version(), resp.runtime_name(), resp.runtime_version()};
@@ -299,7 +301,7 @@ class CriClient final : public Runtime {
   Result<RuntimeStatus> GetRuntimeStatus() override {
     pb::StatusRequest req;
     pb::StatusResponse resp;
-    auto ctx = Context(options_.probe_timeout);
+    auto ctx = Context(options_.probe_timeout, /*wait_for_ready=*/true);
     grpc::Status s = runtime_->Status(ctx.get(), req, &resp);
     if (!s.ok()) return FromGrpc(s, "CRI Status");
     RuntimeStatus out;
@@ -639,9 +641,11 @@ class CriClient final : public Runtime {
   }
 
  private:
-  static std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds timeout) {
+  static std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds timeout,
+                                                      bool wait_for_ready = false) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+    ctx->set_wait_for_ready(wait_for_ready);
     return ctx;
   }
 

@@ -279,6 +279,9 @@ class Runtime {
  public:
   virtual ~Runtime() = default;
 
+  // These two wait (up to CriClientOptions::probe_timeout) for a runtime that is not reachable
+  // yet, and are how a client notices a restarted runtime at once; every other call fails fast
+  // with kUnavailable while the runtime is unreachable.
   virtual Result<VersionInfo> GetVersion() = 0;
   // Whether the runtime and the pod network are ready (RuntimeReady / NetworkReady conditions).
   virtual Result<RuntimeStatus> GetRuntimeStatus() = 0;
