@@ -1,0 +1,31 @@
+// The node agent (orch's kubelet): registers its Node, keeps it healthy, and runs the pods bound
+// to it in containerd through CRI. Embedded in `orch server` (in-process API client) and the whole
+// of `orch agent --join` (HTTPS client with the node's certificate).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "orch/api_client.h"
+#include "orch/component.h"
+#include "orch/config.h"
+
+namespace orch {
+
+struct NodeAgentOptions {
+  // The server role's embedded agent labels its node as a control-plane node.
+  bool control_plane = false;
+  // Where the agent's API client reaches the API server, for pods' KUBERNETES_SERVICE_* and the
+  // `kubernetes` Service endpoints the agent does not own; informational.
+  std::string server_url;
+};
+
+// Start: starts (or connects to, with --container-runtime-endpoint) containerd, imports the pause
+// image and <data-dir>/agent/images, registers the Node, then runs pods; returns once the Node is
+// registered, or with the reason it cannot be. Stop: stops the pod workers and heartbeats but
+// leaves pods' containers running (a restarted agent adopts them), then stops containerd.
+// `client` must outlive the agent.
+std::unique_ptr<Component> NewNodeAgent(const AgentConfig& config, ApiClient& client,
+                                        NodeAgentOptions options = {});
+
+}  // namespace orch
