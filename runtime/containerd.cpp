@@ -41,35 +41,27 @@ bool IsGzip(const std::string& path) {
 class ManagedContainerd final : public Containerd {
  public:
   explicit ManagedContainerd(ContainerdOptions options)
-      : options_(std::move(options)), layout_(LayoutFor(options_)) {}
+      : options_(std::move(options)),
+        layout_(LayoutFor(options_)),
+        supervisor_(SupervisorOptions(options_, layout_)) {}
 
-  ~ManagedContainerd() override {
-    if (supervisor_) supervisor_->Stop(options_.stop_grace);
-  }
+  ~ManagedContainerd() override { supervisor_.Stop(options_.stop_grace); }
 
   std::string_view Name() const override { return "containerd"; }
 
   std::string endpoint() const override { return "unix://" + layout_.socket; }
 
-  int starts() const override { return supervisor_ ? supervisor_->starts() : 0; }
+  int starts() const override { return supervisor_.starts(); }
 
-  int pid() const override { return supervisor_ ? supervisor_->pid() : -1; }
+  int pid() const override { return supervisor_.pid(); }
 
   Status Start() override {
     if (Status s = WriteFiles(); !s.ok()) return s;
-    ProcessSupervisor::Options p;
-    p.name = "containerd";
-    p.argv = {options_.containerd_binary, "--config", layout_.config_file};
-    p.log_file = layout_.log_file;
-    p.backoff_min = options_.restart_backoff_min;
-    p.backoff_max = options_.restart_backoff_max;
-    supervisor_ = std::make_unique<ProcessSupervisor>(std::move(p));
-    Status s = supervisor_->Start();
+    Status s = supervisor_.Start();
     if (s.ok()) s = WaitReady();
     if (s.ok()) s = Import(layout_.pause_archive);
     if (!s.ok()) {
-      supervisor_->Stop(options_.stop_grace);
-      supervisor_.reset();
+      supervisor_.Stop(options_.stop_grace);
       return s;
     }
     ImportImageDirectory();
@@ -77,10 +69,9 @@ class ManagedContainerd final : public Containerd {
   }
 
   void Stop() override {
-    if (!supervisor_) return;
-    supervisor_->Stop(options_.stop_grace);
-    supervisor_.reset();
-    log::Info(kLog, "stopped");
+    bool running = supervisor_.pid() > 0;
+    supervisor_.Stop(options_.stop_grace);
+    if (running) log::Info(kLog, "stopped");
   }
 
  private:
@@ -141,14 +132,14 @@ class ManagedContainerd final : public Containerd {
     auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
     Status last;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (supervisor_->starts() > 1 || supervisor_->pid() < 0) {
+      if (supervisor_.starts() > 1 || supervisor_.pid() < 0) {
         return Unavailable(
             fmt::format("containerd exited while starting; see {}", layout_.log_file));
       }
       auto version = (*client)->GetVersion();
       if (version.ok()) {
         log::Info(kLog, "ready: {} {} (pid {}, socket {})", version->runtime_name,
-                  version->runtime_version, supervisor_->pid(), layout_.socket);
+                  version->runtime_version, supervisor_.pid(), layout_.socket);
         return Status::Ok();
       }
       last = version.status();
@@ -224,9 +215,20 @@ class ManagedContainerd final : public Containerd {
     }
   }
 
+  static ProcessSupervisor::Options SupervisorOptions(const ContainerdOptions& options,
+                                                      const ContainerdLayout& layout) {
+    ProcessSupervisor::Options p;
+    p.name = "containerd";
+    p.argv = {options.containerd_binary, "--config", layout.config_file};
+    p.log_file = layout.log_file;
+    p.backoff_min = options.restart_backoff_min;
+    p.backoff_max = options.restart_backoff_max;
+    return p;
+  }
+
   const ContainerdOptions options_;
   const ContainerdLayout layout_;
-  std::unique_ptr<ProcessSupervisor> supervisor_;  // set between Start and Stop
+  ProcessSupervisor supervisor_;  // thread-safe: the accessors read it from any thread
 };
 
 }  // namespace

@@ -2,8 +2,12 @@
 // containerd 1.6 hosts.toml files and CRI auth sections, and the generated config.toml.
 #include "containerd_config.h"
 
-#include <catch2/catch.hpp>
+#include <stdlib.h>
 
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "orch/files.h"
 #include "pause_image.h"
 
 using Catch::Contains;
@@ -199,4 +203,66 @@ TEST_CASE("The linked-in pause archive is an OCI layout naming kPauseImage") {
   CHECK(archive.find("\"imageLayoutVersion\":\"1.0.0\"") != std::string_view::npos);
   CHECK(archive.find(std::string("\"io.containerd.image.name\":\"") + orch::cri::kPauseImage +
                      "\"") != std::string_view::npos);
+}
+
+namespace {
+
+struct TempDataDir {
+  TempDataDir() {
+    char tmpl[] = "/tmp/orch-containerd-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDataDir() { std::filesystem::remove_all(path); }
+  std::string path;
+};
+
+}  // namespace
+
+TEST_CASE("Start refuses a malformed registries.yaml before starting anything") {
+  TempDataDir dir;
+  REQUIRE(orch::WriteFileAtomic(dir.path + "/registries.yaml", "mirrors: [oops]\n", 0600).ok());
+  ContainerdOptions options;
+  options.data_dir = dir.path;
+  options.containerd_binary = "/nonexistent/containerd";
+  auto containerd = orch::cri::NewContainerd(options);
+  orch::Status s = containerd->Start();
+  CHECK(s.code() == orch::StatusCode::kInvalidArgument);
+  CHECK_THAT(s.message(), Contains(dir.path + "/registries.yaml"));
+  CHECK_THAT(s.message(), Contains("mirrors must be a map"));
+  CHECK(containerd->starts() == 0);
+}
+
+TEST_CASE("Start writes the config files and fails cleanly when containerd cannot run") {
+  TempDataDir dir;
+  REQUIRE(orch::WriteFileAtomic(dir.path + "/registries.yaml",
+                                "mirrors:\n  docker.io:\n    endpoint: [\"http://m:5000\"]\n", 0600)
+              .ok());
+  ContainerdOptions options;
+  options.data_dir = dir.path;
+  options.containerd_binary = "/nonexistent/containerd";
+  auto containerd = orch::cri::NewContainerd(options);
+  orch::Status s = containerd->Start();
+  CHECK_THAT(s.message(), Contains("cannot run /nonexistent/containerd"));
+  CHECK(containerd->pid() == -1);
+  auto layout = LayoutFor(options);
+  auto config = orch::ReadFileToString(layout.config_file);
+  REQUIRE(config.ok());
+  CHECK_THAT(*config, Contains("restrict_oom_score_adj = true"));
+  auto hosts = orch::ReadFileToString(layout.hosts_dir + "/docker.io/hosts.toml");
+  REQUIRE(hosts.ok());
+  CHECK_THAT(*hosts, Contains("[host.\"http://m:5000\"]"));
+  auto pause = orch::ReadFileToString(layout.pause_archive);
+  REQUIRE(pause.ok());
+  CHECK(pause->size() == orch::cri::PauseImageArchive().size());
+  CHECK(std::filesystem::is_directory(layout.cni_conf_dir));
+  CHECK(std::filesystem::is_directory(layout.images_dir));
+  containerd->Stop();  // harmless after a failed start
+}
+
+TEST_CASE("A data dir too deep for a unix socket path is refused") {
+  ContainerdOptions options;
+  options.data_dir = "/tmp/" + std::string(120, 'x');
+  orch::Status s = orch::cri::NewContainerd(options)->Start();
+  CHECK(s.code() == orch::StatusCode::kInvalidArgument);
+  CHECK_THAT(s.message(), Contains("too long"));
 }
