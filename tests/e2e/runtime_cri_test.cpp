@@ -277,6 +277,26 @@ TEST_CASE("orch runs a pod through its own containerd") {
   REQUIRE(hi_again.ok());
   CHECK(hi_again->stdout_data == "hi\n");
 
+  // A container over its memory limit is killed by the kernel and reported as OOMKilled
+  // (`tail` of a file without newlines buffers it all).
+  cri::ContainerConfig hog;
+  hog.name = "hog";
+  hog.image = "orch.test/busybox:1";
+  hog.command = {"tail", "/dev/zero"};
+  hog.resources.memory_limit_bytes = 16 << 20;
+  auto hog_id = runtime.CreateContainer(*sandbox_id, hog, pod);
+  REQUIRE(hog_id.ok());
+  REQUIRE(runtime.StartContainer(*hog_id).ok());
+  cri::ContainerStatus hog_status;
+  REQUIRE(Eventually([&] {
+    auto st = runtime.GetContainerStatus(*hog_id);
+    if (st.ok()) hog_status = *st;
+    return st.ok() && st->container.state == cri::ContainerState::kExited;
+  }));
+  CHECK(hog_status.reason == "OOMKilled");
+  CHECK(hog_status.exit_code == 137);
+  REQUIRE(runtime.RemoveContainer(*hog_id).ok());
+
   // Teardown. sh as PID 1 ignores SIGTERM, so the stop ends with SIGKILL after the grace.
   REQUIRE(runtime.StopContainer(*container_id, 1s).ok());
   auto stopped = runtime.GetContainerStatus(*container_id);
