@@ -51,6 +51,13 @@ json Involved(const sched::PodView& pod) {
             {"resourceVersion", pod.resource_version}}}};
 }
 
+std::string StringAt(const json& object, const char* section, const char* field) {
+  auto it = object.find(section);
+  if (it == object.end() || !it->is_object()) return "";
+  auto value = it->find(field);
+  return value != it->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
 const json& Labels(const json& object) {
   static const json kNull;
   auto meta = object.find("metadata");
@@ -252,9 +259,10 @@ void SchedulerCore::OnPod(const ObjectPtr& old_object, const ObjectPtr& object) 
     bool was_bound = false;
     bool was_terminal = false;
     if (old_object) {
-      PodPtr old = sched::ParsePod(*old_object);
-      was_bound = !old->node_name.empty();
-      was_terminal = old->IsTerminal();
+      // Two fields of the old version are all that matter: no need to parse it whole.
+      was_bound = !StringAt(*old_object, "spec", "nodeName").empty();
+      std::string phase = StringAt(*old_object, "status", "phase");
+      was_terminal = phase == "Succeeded" || phase == "Failed";
     }
     cache_.UpsertBoundPod(pod);
     queue_.Delete(pod->key);
