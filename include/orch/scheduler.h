@@ -19,8 +19,9 @@ struct SchedulerOptions {
   // Pods whose spec.schedulerName is this (or empty) are ours; others are left alone.
   std::string scheduler_name = "default-scheduler";
   // Threads that write bindings, pod status, preemption deletes to the API. Decisions are made on
-  // one scheduling thread; only the writes run in parallel.
-  int api_workers = 4;
+  // one scheduling thread; only the writes run in parallel, and the datastore's group commit
+  // turns concurrent writes into throughput, so there are more of them than cores.
+  int api_workers = 16;
   // Back-off of a pod that failed to schedule: initial doubling up to max (upstream 1 s and 10 s).
   std::chrono::milliseconds initial_backoff{1000};
   std::chrono::milliseconds max_backoff{10000};
