@@ -1,0 +1,30 @@
+// The table of orch's controllers (include/orch/controllers.h), in start order. Each controller
+// lives in its own file and contributes one line here.
+#include "orch/controllers.h"
+
+#include "deployment_controller.h"
+#include "node_ipam.h"
+#include "replicaset_controller.h"
+
+namespace orch {
+
+const std::vector<ControllerEntry>& AllControllers() {
+  static const std::vector<ControllerEntry> kControllers = {
+      {"nodeipam", NewNodeIpamController},
+      {"replicaset", NewReplicaSetController},
+      {"replicationcontroller", NewReplicationController},
+      {"deployment", NewDeploymentController},
+  };
+  return kControllers;
+}
+
+std::vector<std::unique_ptr<Component>> NewControllers(ControllerContext& context,
+                                                       const std::set<std::string>& disabled) {
+  std::vector<std::unique_ptr<Component>> controllers;
+  for (const ControllerEntry& entry : AllControllers()) {
+    if (disabled.count(entry.name) == 0) controllers.push_back(entry.make(context));
+  }
+  return controllers;
+}
+
+}  // namespace orch
