@@ -9,6 +9,7 @@
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange without it
 // clang-format on
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -223,35 +224,44 @@ class Core {
   std::vector<Idle> idle_;  // guarded by pool_mu_; most recently used last
 };
 
-// Connects a fresh stream: resolve, TCP connect, TLS handshake, each bounded by `deadline`.
-// `done(ec)` runs on the stream's strand.
+// Connects a fresh stream: resolve (names only), TCP connect, TLS handshake, each bounded by
+// `deadline`. `done(ec)` runs on the stream's strand.
 template <typename Done>
-void Connect(Core& core, Stream& stream, std::shared_ptr<tcp::resolver> resolver,
-             Clock::time_point deadline, Done done) {
-  resolver->async_resolve(
-      core.url().host, core.url().port,
-      [&stream, resolver, deadline, done = std::move(done)](
-          beast::error_code ec, tcp::resolver::results_type results) mutable {
-        if (ec) return done(ec);
-        auto& tcp_stream = beast::get_lowest_layer(stream);
-        tcp_stream.expires_at(deadline);
-        tcp_stream.async_connect(results, [&stream, deadline, done = std::move(done)](
-                                              beast::error_code ec, const tcp::endpoint&) mutable {
-          if (ec) return done(ec);
-          auto& socket = beast::get_lowest_layer(stream).socket();
-          beast::error_code ignored;
-          socket.set_option(tcp::no_delay(true), ignored);
-          socket.set_option(net::socket_base::keep_alive(true), ignored);
-          // Notice a dead server under a quiet watch within about two minutes.
-          int idle = 60, interval = 10, count = 6;
-          setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-          setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval,
-                     sizeof(interval));
-          setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
-          beast::get_lowest_layer(stream).expires_at(deadline);
-          stream.async_handshake(ssl::stream_base::client, std::move(done));
-        });
-      });
+void Connect(Core& core, Stream& stream, Clock::time_point deadline, Done done) {
+  auto connect = [&stream, deadline, done = std::move(done)](beast::error_code ec,
+                                                             const auto& endpoints) mutable {
+    if (ec) return done(ec);
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    tcp_stream.expires_at(deadline);
+    tcp_stream.async_connect(endpoints, [&stream, deadline, done = std::move(done)](
+                                            beast::error_code ec, const tcp::endpoint&) mutable {
+      if (ec) return done(ec);
+      auto& socket = beast::get_lowest_layer(stream).socket();
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      socket.set_option(net::socket_base::keep_alive(true), ignored);
+      // Notice a dead server under a quiet watch within about two minutes.
+      int idle = 60, interval = 10, count = 6;
+      setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+      setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+      setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+      beast::get_lowest_layer(stream).expires_at(deadline);
+      stream.async_handshake(ssl::stream_base::client, std::move(done));
+    });
+  };
+  const ServerUrl& url = core.url();
+  if (url.host_is_ip) {
+    // No resolver for addresses: Asio resolves on a hidden thread of its own.
+    tcp::endpoint endpoint(net::ip::make_address(url.host),
+                           static_cast<unsigned short>(std::stoi(url.port)));
+    return connect({}, std::array<tcp::endpoint, 1>{endpoint});
+  }
+  auto resolver = std::make_shared<tcp::resolver>(stream.get_executor());
+  resolver->async_resolve(url.host, url.port,
+                          [resolver, connect = std::move(connect)](
+                              beast::error_code ec, tcp::resolver::results_type results) mutable {
+                            connect(ec, results);
+                          });
 }
 
 std::string TransportMessage(const beast::error_code& ec) {
@@ -282,12 +292,10 @@ class Call : public std::enable_shared_from_this<Call> {
 
  private:
   void ConnectNew() {
-    auto resolver = std::make_shared<tcp::resolver>(stream_->get_executor());
-    Connect(core_, *stream_, resolver, deadline_,
-            [self = shared_from_this()](beast::error_code ec) {
-              if (ec) return self->Fail(ec);
-              self->Write();
-            });
+    Connect(core_, *stream_, deadline_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->Fail(ec);
+      self->Write();
+    });
   }
 
   void Write() {
@@ -368,19 +376,16 @@ class WatchStream : public std::enable_shared_from_this<WatchStream> {
     auto future = started_.get_future();
     auto deadline = Clock::now() + core_.options().request_timeout;
     net::dispatch(stream_->get_executor(), [self = shared_from_this(), deadline] {
-      auto resolver = std::make_shared<tcp::resolver>(self->stream_->get_executor());
-      Connect(self->core_, *self->stream_, resolver, deadline,
-              [self, deadline](beast::error_code ec) {
-                if (ec) return self->StartFailed(Unavailable(TransportMessage(ec)));
-                beast::get_lowest_layer(*self->stream_).expires_at(deadline);
-                bhttp::async_write(*self->stream_, self->request_,
-                                   [self](beast::error_code ec, size_t) {
-                                     if (ec) {
-                                       return self->StartFailed(Unavailable(TransportMessage(ec)));
-                                     }
-                                     self->ReadHeader();
-                                   });
-              });
+      Connect(self->core_, *self->stream_, deadline, [self, deadline](beast::error_code ec) {
+        if (ec) return self->StartFailed(Unavailable(TransportMessage(ec)));
+        beast::get_lowest_layer(*self->stream_).expires_at(deadline);
+        bhttp::async_write(*self->stream_, self->request_, [self](beast::error_code ec, size_t) {
+          if (ec) {
+            return self->StartFailed(Unavailable(TransportMessage(ec)));
+          }
+          self->ReadHeader();
+        });
+      });
     });
     return future;
   }
@@ -674,14 +679,23 @@ class HttpsApiClient : public ApiClient {
         Object(Send(bhttp::verb::delete_, ref.ObjectPath(ns, name), std::move(text), content_type));
     if (!answer.ok()) return answer;
     // A Status means the object is gone; so does the object without a deletionTimestamp (the
-    // server answers with its last state). With one, finalizers or a grace period hold it.
+    // server answers with its last state). With one, finalizers or a grace period may hold it,
+    // or it may be the last state of an object that was already terminating: only a read tells.
     if (answer->value("kind", "") == "Status") return json();
     const json& meta = (*answer)["metadata"];
-    if (meta.is_object() && meta.contains("deletionTimestamp") &&
-        !meta["deletionTimestamp"].is_null()) {
-      return answer;
+    if (!meta.is_object() || !meta.contains("deletionTimestamp") ||
+        meta["deletionTimestamp"].is_null()) {
+      return json();
     }
-    return json();
+    auto now = Get(ref, ns, name);
+    if (now.ok()) {
+      const json& now_meta = (*now)["metadata"];
+      bool same = now_meta.is_object() && now_meta.value("uid", "") == meta.value("uid", "");
+      if (same) return now;
+      return json();
+    }
+    if (now.status().code() == StatusCode::kNotFound) return json();
+    return answer;
   }
 
   Result<json> Post(const ResourceRef& ref, const std::string& ns, const std::string& name,

@@ -476,6 +476,8 @@ void InformerImpl::OnEvent(uint64_t generation, WatchEvent event) {
   }
   ObjectPtr old = Store(key, object);
   if (old) {
+    // A resumed watch may repeat what the informer already has: no news for the handlers.
+    if (!resource_version.empty() && ResourceVersionOf(*old) == resource_version) return;
     NotifyUpdate(old, object);
   } else {
     NotifyAdd(object);
