@@ -367,6 +367,9 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
   AddNodeFlags(server_cmd, server.agent);
   server_cmd->add_flag("--disable-agent", server.disable_agent,
                        "Run the control plane only, no node on this machine");
+  server_cmd->add_flag("--disable-scheduler", server.disable_scheduler, "Do not run the scheduler");
+  server_cmd->add_flag("--disable-controller-manager", server.disable_controller_manager,
+                       "Do not run the controllers");
   server_cmd
       ->add_option("--disable", server.disable,
                    fmt::format("Do not run a packaged component (repeatable, or comma-separated): "
@@ -581,6 +584,8 @@ std::string FormatConfig(const ServerConfig& c) {
   out << YAML::Key << "cluster-domain" << YAML::Value << c.cluster_domain;
   EmitNode(out, c.agent);
   out << YAML::Key << "disable-agent" << YAML::Value << c.disable_agent;
+  out << YAML::Key << "disable-scheduler" << YAML::Value << c.disable_scheduler;
+  out << YAML::Key << "disable-controller-manager" << YAML::Value << c.disable_controller_manager;
   EmitList(out, "disable", c.disable);
   out << YAML::Key << "debug" << YAML::Value << c.debug;
   out << YAML::EndMap;

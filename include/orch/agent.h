@@ -18,6 +18,9 @@ struct NodeAgentOptions {
   // Where the agent's API client reaches the API server, for pods' KUBERNETES_SERVICE_* and the
   // `kubernetes` Service endpoints the agent does not own; informational.
   std::string server_url;
+  // The Linux bridge of the node's pod network (CNI bridge plugin). Tests that run several
+  // nodes, or next to a real cluster, give each its own.
+  std::string cni_bridge = "orch0";
 };
 
 // Start: starts (or connects to, with --container-runtime-endpoint) containerd, imports the pause

@@ -30,6 +30,11 @@ struct ApiServerOptions {
     std::vector<std::string> groups;
   };
   std::vector<Token> tokens;
+  // Node join (POST /v1-orch/client-node.crt, src/apiserver/node_join.h): callers presenting one
+  // of `join_tokens` as bearer token get a node client certificate signed by the CA of
+  // client_ca_file with `ca_key_file`, its private key (PEM). Empty ca_key_file: no joins (404).
+  std::string ca_key_file;
+  std::vector<std::string> join_tokens;
   int worker_threads = 16;
 };
 

@@ -58,6 +58,8 @@ struct ServerConfig {
   std::string cluster_domain = "cluster.local";
   std::vector<std::string> disable;  // normalized names from kDisableableComponents
   bool disable_agent = false;
+  bool disable_scheduler = false;           // --disable-scheduler
+  bool disable_controller_manager = false;  // --disable-controller-manager
   bool debug = false;
   AgentConfig agent;
 };

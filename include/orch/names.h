@@ -1,5 +1,5 @@
-// The Kubernetes syntax of names, labels and taints (DNS-1123 names, qualified label keys),
-// checked the way the API server checks them so the CLI refuses what the cluster would refuse.
+// The Kubernetes syntax of names, labels and taints (DNS-1123 names, qualified label keys) as
+// Status values for the CLI, checked by orch/labels.h so the CLI refuses what the cluster would.
 #pragma once
 
 #include <string>
@@ -9,8 +9,12 @@
 
 namespace orch {
 
+// Each check returns Ok or InvalidArgument with one line: the value, then upstream's reasons.
+
 // A DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253 characters, each
-// dot-separated part starting and ending alphanumeric. Node names and most object names.
+// dot-separated part starting and ending alphanumeric. Node names and most object names. Each part
+// is also held to DNS's 63 characters (which the API server does not check), as these names
+// serve as host names too.
 Status ValidateDnsSubdomain(std::string_view name);
 
 // A host name for a TLS certificate: a DNS-1123 subdomain, optionally with a leading "*." wildcard.

@@ -197,6 +197,10 @@ void ApiHandler::Serve(Request request, std::shared_ptr<ResponseWriter> writer) 
     return writer->Send({200, "text/plain; charset=utf-8", {}, options_.ca_bundle_pem});
   }
   auto user = authenticator_.Authenticate(request);
+  // Joining nodes authenticate with the join token itself, checked by the signer.
+  if (path.rfind(kNodeJoinPrefix, 0) == 0 && options_.node_signer != nullptr) {
+    return writer->Send(options_.node_signer->Serve(request, user.has_value()));
+  }
   if (!user) return writer->Send(ApiError::Unauthorized().ToResponse());
   ServeAs(*user, std::move(request), std::move(writer));
 }

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "http.h"
 #include "metrics.h"
+#include "node_join.h"
 #include "resources.h"
 #include "rest.h"
 #include "watch_cache.h"
@@ -27,6 +28,8 @@ struct ApiHandlerOptions {
   std::string ca_bundle_pem;   // served at /cacerts (joining agents pin its hash)
   // The built-in schemas, for decoding protobuf request bodies; null: they are refused (415).
   const SchemaSet* schemas = nullptr;
+  // Serves the node join path (node_join.h); null: that path is not found.
+  const NodeCertificateSigner* node_signer = nullptr;
 };
 
 class ApiHandler : public Handler {

@@ -2,6 +2,8 @@
 // admission, watch cache, handler and the HTTPS front, started in that order.
 #include "orch/apiserver.h"
 
+#include <fmt/format.h>
+
 #include "admission.h"
 #include "api_handler.h"
 #include "crd.h"
@@ -10,7 +12,9 @@
 #include "inprocess_client.h"
 #include "manifests.h"
 #include "metrics.h"
+#include "node_join.h"
 #include "openapi_service.h"
+#include "orch/files.h"
 #include "orch/log.h"
 #include "schema_loader.h"
 #include "service_allocator.h"
@@ -56,11 +60,17 @@ class ApiServerImpl : public ApiServer {
     for (const auto& t : options.tokens) {
       authenticator_.AddToken(t.token, {t.user, t.groups});
     }
+    if (!options.ca_key_file.empty()) {
+      auto signer = NewNodeSigner(options);
+      if (!signer.ok()) return signer.status();
+      node_signer_ = std::move(*signer);
+    }
     openapi_ = api::NewOpenApiService(*registry_, schemas_.get());
     api::ApiHandlerOptions handler_options;
     handler_options.server_address = options.advertise_address + ":" + std::to_string(options.port);
     handler_options.ca_bundle_pem = options.ca_bundle_pem;
     handler_options.schemas = schemas_.get();
+    handler_options.node_signer = node_signer_.get();
     handler_ =
         std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
                                           authenticator_, authorizer_, openapi_.get(), metrics_);
@@ -106,6 +116,30 @@ class ApiServerImpl : public ApiServer {
   }
 
  private:
+  // The signer of joining nodes' certificates; a trial signature now makes a CA that cannot
+  // sign fail the start rather than every join.
+  static Result<std::unique_ptr<api::NodeCertificateSigner>> NewNodeSigner(
+      const ApiServerOptions& options) {
+    auto cert = ReadFileToString(options.client_ca_file);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFileToString(options.ca_key_file);
+    if (!key.ok()) return key.status();
+    pki::Credential ca{*cert, *key};
+    auto trial = pki::CreateSigningRequest("trial");
+    if (!trial.ok()) return trial.status();
+    pki::CertificateRequest subject;
+    subject.common_name = "trial";
+    subject.client = true;
+    if (auto signed_cert = pki::SignRequest(ca, trial->cert_pem, subject); !signed_cert.ok()) {
+      return InvalidArgument(fmt::format("the CA in {} and {} cannot sign node certificates: {}",
+                                         options.client_ca_file, options.ca_key_file,
+                                         signed_cert.status().message()));
+    }
+    return std::make_unique<api::NodeCertificateSigner>(
+        std::move(ca), options.ca_bundle_pem.empty() ? *cert : options.ca_bundle_pem,
+        options.join_tokens);
+  }
+
   // What every cluster has: its namespaces, and the `kubernetes` Service on the first service
   // address pointing at this API server. Allocations without a Service are released.
   Status Bootstrap(const ApiServerOptions& options, const Cidr& service_cidr) {
@@ -188,6 +222,7 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::CrdController> crds_;
   api::Authenticator authenticator_;
   api::AllowAllAuthorizer authorizer_;
+  std::unique_ptr<api::NodeCertificateSigner> node_signer_;
   std::unique_ptr<api::OpenApiService> openapi_;
   std::unique_ptr<api::ApiHandler> handler_;
   std::unique_ptr<api::HttpServer> http_;

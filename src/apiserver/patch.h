@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "orch/go_strconv.h"
 #include "orch/status.h"
 #include "schema.h"
 
@@ -100,7 +101,7 @@ Status CheckDepth(const json& value, int max_depth, std::string_view what);
 // bool.
 const char* JsonTypeName(const json& value);
 // strconv.Quote: "a\"b".
-std::string GoQuote(std::string_view s);
+using orch::GoQuote;
 // fmt's %v of a decoded JSON value: map[a:1 b:[x y]], strings bare, <nil> for null.
 std::string GoFormat(const json& value);
 // encoding/json's compact encoding (keys sorted, <>& escaped as \u003c...).

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "orch/go_strconv.h"
 #include "orch/status.h"
 
 namespace orch::api {
@@ -131,7 +132,7 @@ FieldError FieldNotSupported(std::string field, const json& value,
 FieldError FieldTooMany(std::string field, int64_t actual, int64_t max);
 FieldError FieldTooLong(std::string field, int64_t max_length);
 // Go's strconv.Quote ("a\"b" for a"b) and fmt's %v of a JSON value (1, 1.5, 1e+21, "x" unquoted).
-std::string GoQuote(std::string_view s);
+using orch::GoQuote;
 std::string GoFormat(const json& value);
 
 // Owns schema nodes and indexes named types and kinds. Read-only (and so thread-safe) once

@@ -1,57 +1,38 @@
-// Implementation of orch/names.h, following k8s.io/apimachinery/pkg/util/validation so a value
+// Implementation of orch/names.h on top of the syntax checks of orch/labels.h, so a value
 // accepted here is accepted by any Kubernetes API server.
 #include "orch/names.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <vector>
+
+#include "orch/labels.h"
+
 namespace orch {
 namespace {
 
-bool IsLowerAlnum(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-bool IsAlnum(char c) {
-  return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-// One DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
-bool IsDnsLabel(std::string_view part) {
-  if (part.empty() || part.size() > 63) return false;
-  if (!IsLowerAlnum(part.front()) || !IsLowerAlnum(part.back())) return false;
-  for (char c : part) {
-    if (!IsLowerAlnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
-// The name part of a label key, and a non-empty label value:
-// [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?, at most 63 characters.
-bool IsQualifiedNamePart(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  if (!IsAlnum(s.front()) || !IsAlnum(s.back())) return false;
-  for (char c : s) {
-    if (!IsAlnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
+// One line for the CLI: what was refused, then upstream's reasons (the rules and their wording
+// are orch/labels.h's, so the CLI refuses exactly what the API server refuses).
+Status Refused(std::string_view what, const std::vector<std::string>& reasons) {
+  if (reasons.empty()) return Status::Ok();
+  return InvalidArgument(fmt::format("{}: {}", what, fmt::join(reasons, "; ")));
 }
 
 }  // namespace
 
 Status ValidateDnsSubdomain(std::string_view name) {
   if (name.empty()) return InvalidArgument("empty name");
-  bool ok = name.size() <= 253;
-  for (size_t start = 0; ok;) {
-    size_t dot = name.find('.', start);
-    std::string_view part = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    ok = IsDnsLabel(part);
-    if (dot == std::string_view::npos) break;
+  const std::string what = fmt::format("'{}' is not a valid DNS-1123 name", name);
+  if (Status s = Refused(what, IsDns1123Subdomain(name)); !s.ok()) return s;
+  // The API server stops here; these names also serve as DNS host names, whose labels DNS
+  // limits to 63 characters.
+  for (size_t start = 0; start <= name.size();) {
+    size_t dot = std::min(name.find('.', start), name.size());
+    if (Status s = Refused(what, IsDns1123Label(name.substr(start, dot - start))); !s.ok()) {
+      return s;
+    }
     start = dot + 1;
-  }
-  if (!ok) {
-    return InvalidArgument(
-        fmt::format("'{}' is not a valid DNS-1123 name (lowercase letters, digits, '-' and '.', "
-                    "at most 253 characters)",
-                    name));
   }
   return Status::Ok();
 }
@@ -62,31 +43,11 @@ Status ValidateDnsHostName(std::string_view name) {
 }
 
 Status ValidateLabelKey(std::string_view key) {
-  std::string_view name = key;
-  size_t slash = key.find('/');
-  if (slash != std::string_view::npos) {
-    std::string_view prefix = key.substr(0, slash);
-    name = key.substr(slash + 1);
-    if (!ValidateDnsSubdomain(prefix).ok()) {
-      return InvalidArgument(
-          fmt::format("label key '{}': prefix '{}' is not a DNS-1123 name", key, prefix));
-    }
-  }
-  if (!IsQualifiedNamePart(name)) {
-    return InvalidArgument(fmt::format(
-        "label key '{}' is invalid (a name of at most 63 letters, digits, '-', '_' or '.', "
-        "starting and ending with a letter or digit, optionally prefixed by DNS-NAME/)",
-        key));
-  }
-  return Status::Ok();
+  return Refused(fmt::format("label key '{}' is invalid", key), IsQualifiedName(key));
 }
 
 Status ValidateLabelValue(std::string_view value) {
-  if (value.empty() || IsQualifiedNamePart(value)) return Status::Ok();
-  return InvalidArgument(fmt::format(
-      "label value '{}' is invalid (at most 63 letters, digits, '-', '_' or '.', starting and "
-      "ending with a letter or digit)",
-      value));
+  return Refused(fmt::format("label value '{}' is invalid", value), IsValidLabelValue(value));
 }
 
 Result<Label> ParseLabel(std::string_view text) {

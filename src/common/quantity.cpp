@@ -8,6 +8,8 @@
 #include <optional>
 #include <vector>
 
+#include "orch/go_strconv.h"
+
 namespace orch {
 namespace {
 
@@ -108,25 +110,6 @@ struct SuffixMeaning {
   Quantity::Format format = Quantity::Format::kDecimalSI;
 };
 
-// Go's strconv.ParseInt(s, 10, 32)-like parse of an exponent ("+3", "-12"); nullopt if malformed.
-std::optional<int64_t> ParseExponent(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  bool neg = false;
-  size_t i = 0;
-  if (s[0] == '+' || s[0] == '-') {
-    neg = s[0] == '-';
-    i = 1;
-  }
-  if (i >= s.size()) return std::nullopt;
-  int64_t v = 0;
-  for (; i < s.size(); ++i) {
-    if (!IsDigit(s[i])) return std::nullopt;
-    if (v > (std::numeric_limits<int64_t>::max() - 9) / 10) return std::nullopt;
-    v = v * 10 + (s[i] - '0');
-  }
-  return neg ? -v : v;
-}
-
 std::optional<SuffixMeaning> InterpretSuffix(std::string_view s) {
   using F = Quantity::Format;
   struct Entry {
@@ -146,7 +129,7 @@ std::optional<SuffixMeaning> InterpretSuffix(std::string_view s) {
     if (e.suffix == s) return SuffixMeaning{e.base, e.exponent, e.format};
   }
   if (s.size() > 1 && (s[0] == 'e' || s[0] == 'E')) {
-    std::optional<int64_t> exp = ParseExponent(s.substr(1));
+    std::optional<int64_t> exp = GoParseInt(s.substr(1));
     if (!exp) return std::nullopt;
     // Upstream keeps int32(parsed); anything this large is out of range either way.
     int64_t clamped = std::clamp<int64_t>(*exp, -1000, 1000);

@@ -185,6 +185,14 @@ json NewControllerRef(const json& owner, std::string_view api_version, std::stri
           {"uid", UidOf(owner)},       {"controller", true}, {"blockOwnerDeletion", true}};
 }
 
+json EventRef(const json& object, std::string_view api_version, std::string_view kind) {
+  json meta = {{"name", NameOf(object)},
+               {"uid", UidOf(object)},
+               {"resourceVersion", StringField(object, {"metadata", "resourceVersion"})}};
+  if (!NamespaceOf(object).empty()) meta["namespace"] = NamespaceOf(object);
+  return {{"apiVersion", api_version}, {"kind", kind}, {"metadata", std::move(meta)}};
+}
+
 const json* GetControllerOf(const json& object) {
   const json& refs = Field(object, {"metadata", "ownerReferences"});
   if (!refs.is_array()) return nullptr;

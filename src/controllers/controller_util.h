@@ -69,6 +69,9 @@ const json* FindCondition(const json& status, std::string_view type);
 
 // The reference a controller puts on what it creates: controller and blockOwnerDeletion true.
 json NewControllerRef(const json& owner, std::string_view api_version, std::string_view kind);
+// What an event about `object` needs (kind, apiVersion, namespace, name, uid, resourceVersion),
+// with the kind and apiVersion given: objects from lists may come without them.
+json EventRef(const json& object, std::string_view api_version, std::string_view kind);
 // The ownerReference with controller: true, or null.
 const json* GetControllerOf(const json& object);
 

@@ -173,7 +173,7 @@ class DeploymentController : public Component {
       return Status::Ok();
     }
     if (selector->Empty()) {
-      context_.events.Record(d, "Warning", "SelectingAll",
+      context_.events.Record(EventRef(d, kApiVersion, "Deployment"), "Warning", "SelectingAll",
                              "This deployment is selecting all pods. A non-empty selector is "
                              "required.");
       if (IntField(d, {"status", "observedGeneration"}) < IntField(d, {"metadata", "generation"})) {
@@ -252,7 +252,7 @@ class DeploymentController : public Component {
     Remember(rs_list, rs);
     if (size_changes) {
       if (scaled != nullptr) *scaled = true;
-      context_.events.Record(d, "Normal", "ScalingReplicaSet",
+      context_.events.Record(EventRef(d, kApiVersion, "Deployment"), "Normal", "ScalingReplicaSet",
                              fmt::format("Scaled {} replica set {} from {} to {}", operation,
                                          NameOf(*rs), old_scale, new_scale));
     }
@@ -373,12 +373,13 @@ class DeploymentController : public Component {
                                                options_.now()));
         (void)UpdateStatus(d);  // best effort: the create error is what counts
       }
-      context_.events.Record(d, "Warning", "FailedCreate", message);
+      context_.events.Record(EventRef(d, kApiVersion, "Deployment"), "Warning", "FailedCreate",
+                             message);
       return written.status();
     }
     if (!already_exists && *new_replicas > 0) {
       context_.events.Record(
-          d, "Normal", "ScalingReplicaSet",
+          EventRef(d, kApiVersion, "Deployment"), "Normal", "ScalingReplicaSet",
           fmt::format("Scaled up replica set {} from 0 to {}", rs_name, *new_replicas));
     }
     Remember(rs_list, created);

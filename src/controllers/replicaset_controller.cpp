@@ -371,11 +371,13 @@ class ReplicaController : public Component {
         [&](int) -> Status {
           auto result = context_.client.Create(resources::kPods, ns, pod);
           if (!result.ok()) {
-            context_.events.Record(owner, "Warning", "FailedCreate",
+            context_.events.Record(ctrl::EventRef(owner, kind_.api_version, kind_.kind), "Warning",
+                                   "FailedCreate",
                                    fmt::format("Error creating: {}", result.status().message()));
             return result.status();
           }
-          context_.events.Record(owner, "Normal", "SuccessfulCreate",
+          context_.events.Record(ctrl::EventRef(owner, kind_.api_version, kind_.kind), "Normal",
+                                 "SuccessfulCreate",
                                  fmt::format("Created pod: {}", ctrl::NameOf(*result)));
           return Status::Ok();
         },
@@ -402,14 +404,16 @@ class ReplicaController : public Component {
       auto result =
           context_.client.Delete(resources::kPods, ctrl::NamespaceOf(pod), ctrl::NameOf(pod));
       if (result.ok()) {
-        context_.events.Record(owner, "Normal", "SuccessfulDelete",
+        context_.events.Record(ctrl::EventRef(owner, kind_.api_version, kind_.kind), "Normal",
+                               "SuccessfulDelete",
                                fmt::format("Deleted pod: {}", ctrl::NameOf(pod)));
         return;
       }
       // Not deleted by us: do not wait to observe it.
       expectations_.DeletionObserved(key, victim_keys[i]);
       if (result.status().code() == StatusCode::kNotFound) return;
-      context_.events.Record(owner, "Warning", "FailedDelete",
+      context_.events.Record(ctrl::EventRef(owner, kind_.api_version, kind_.kind), "Warning",
+                             "FailedDelete",
                              fmt::format("Error deleting: {}", result.status().message()));
       std::lock_guard lock(mu);
       if (error.ok()) error = result.status();

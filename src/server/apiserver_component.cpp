@@ -38,6 +38,9 @@ Status ApiServerComponent::Start() {
   options.manifests_dir = config_.data_dir + "/server/manifests";
   options.tokens.push_back({creds->token, "system:orch:server", {"system:masters"}});
   options.tokens.push_back({creds->token_secret, "system:orch:server", {"system:masters"}});
+  // Agents joining with the token get node certificates signed by the cluster CA.
+  options.ca_key_file = creds->ca_key_file;
+  options.join_tokens = {creds->token, creds->token_secret};
   auto server = ApiServer::Start(options, datastore_.store());
   if (!server.ok()) return server.status();
   server_ = std::move(*server);

@@ -20,6 +20,9 @@ class ApiServerComponent : public Component {
   Status Start() override;
   void Stop() override;
 
+  // The running server; only between Start and Stop.
+  ApiServer& server() { return *server_; }
+
  private:
   const ServerConfig& config_;
   DatastoreComponent& datastore_;

@@ -1,9 +1,18 @@
 // `orch server`: the wiring of the control plane. Components start in order, each once what it
 // needs is ready (datastore -> API server -> controllers -> embedded agent), and stop in reverse.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <stop_token>
+#include <thread>
+
 #include "apiserver_component.h"
+#include "control_plane_component.h"
 #include "datastore_component.h"
+#include "orch/agent.h"
 #include "orch/component.h"
 #include "orch/files.h"
+#include "orch/join.h"
 #include "orch/log.h"
 #include "orch/roles.h"
 #include "orch/signals.h"
@@ -24,6 +33,35 @@ StoreOptions StoreOptionsFor(const ServerConfig& config) {
   return options;
 }
 
+// The embedded node agent, on an in-process client with the node's identity.
+class EmbeddedAgentComponent : public Component {
+ public:
+  EmbeddedAgentComponent(const ServerConfig& config, ApiServerComponent& api)
+      : config_(config), api_(api) {}
+  std::string_view Name() const override { return "agent"; }
+  Status Start() override {
+    client_ = api_.server().NewClient("system:node:" + config_.agent.node_name, {"system:nodes"},
+                                      "orch-agent");
+    NodeAgentOptions options;
+    options.control_plane = true;
+    agent_ = NewNodeAgent(config_.agent, *client_, options);
+    Status s = agent_->Start();
+    if (!s.ok()) agent_.reset();
+    return s;
+  }
+  void Stop() override {
+    if (agent_) agent_->Stop();
+    agent_.reset();
+    client_.reset();
+  }
+
+ private:
+  const ServerConfig& config_;
+  ApiServerComponent& api_;
+  std::unique_ptr<ApiClient> client_;
+  std::unique_ptr<Component> agent_;
+};
+
 }  // namespace
 
 int RunServer(const ServerConfig& config) {
@@ -39,19 +77,20 @@ int RunServer(const ServerConfig& config) {
     return 1;
   }
 
-  // In start order, each needing the ones before it. Next to slot in: the scheduler and the
-  // controllers (after the API server), then the embedded agent unless --disable-agent.
+  // In start order, each needing the ones before it; the embedded agent last, unless
+  // --disable-agent.
   ComponentList components;
   auto* datastore = components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
-  components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
+  auto* api = components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
+  components.Add(std::make_unique<ControlPlaneComponent>(config, *api));
+  if (!config.disable_agent) components.Add(std::make_unique<EmbeddedAgentComponent>(config, *api));
 
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kComponent, "cannot start: {}", s.message());
     return 1;
   }
   log::Info(kComponent,
-            "running (the node agent is not part of orch yet); "
-            "stop with SIGTERM or Ctrl-C");
+            "running; stop with SIGTERM or Ctrl-C");
 
   int signal_number = WaitForStopSignal();
   log::Info(kComponent, "got {}, stopping", SignalName(signal_number));
@@ -61,11 +100,70 @@ int RunServer(const ServerConfig& config) {
   return 0;
 }
 
-// The node agent lands in src/agent/; until then `orch agent` says so plainly.
+// `orch agent`: join the cluster (or reuse the node's stored credentials), then run the node
+// agent over HTTPS with the node's certificate until SIGTERM or SIGINT.
 int RunAgent(const AgentConfig& config) {
-  log::Error("agent", "the node agent is not built yet (would join {} as node {})",
-             config.server_url, config.node_name);
-  return 1;
+  constexpr std::string_view kAgent = "agent";
+  log::Info(kAgent, "orch {} ({}) node {}, server {}, data dir {}", kVersion, kGitCommit,
+            config.node_name, config.server_url, config.data_dir);
+
+  // A thread takes the stop signal, so that a join still waiting for the server ends with it.
+  std::stop_source stop;
+  std::atomic<int> signal_number{0};
+  std::thread signal_waiter([&] {
+    signal_number = WaitForStopSignal();
+    stop.request_stop();
+  });
+  // Ends the signal thread (with a signal of our own unless one came) before returning `code`.
+  auto finish = [&](int code) {
+    if (!stop.stop_requested()) RequestStop();
+    signal_waiter.join();
+    return code;
+  };
+
+  auto credentials = JoinCluster(config, stop.get_token());
+  if (!credentials.ok()) {
+    if (credentials.status().code() == StatusCode::kCancelled) {
+      signal_waiter.join();
+      log::Info(kAgent, "got {} before joining; stopped", SignalName(signal_number));
+      return 0;
+    }
+    log::Error(kAgent, "cannot join {}: {}", config.server_url, credentials.status().message());
+    return finish(1);
+  }
+  HttpsClientOptions client_options;
+  client_options.server_url = config.server_url;
+  while (!client_options.server_url.empty() && client_options.server_url.back() == '/') {
+    client_options.server_url.pop_back();
+  }
+  client_options.ca_pem = credentials->ca_pem;
+  client_options.cert_pem = credentials->cert_pem;
+  client_options.key_pem = credentials->key_pem;
+  client_options.user_agent = fmt::format("orch-agent/{}", kVersion);
+  client_options.field_manager = "orch-agent";
+  auto client = NewHttpsApiClient(client_options);
+  if (!client.ok()) {
+    log::Error(kAgent, "cannot start: {}", client.status().message());
+    return finish(1);
+  }
+
+  // The client outlives the components: the agent uses it until it is stopped.
+  ComponentList components;
+  NodeAgentOptions agent_options;
+  agent_options.server_url = client_options.server_url;
+  components.Add(NewNodeAgent(config, **client, agent_options));
+  if (Status s = components.StartAll(); !s.ok()) {
+    log::Error(kAgent, "cannot start: {}", s.message());
+    return finish(1);
+  }
+  log::Info(kAgent, "running as node {}; stop with SIGTERM or Ctrl-C", config.node_name);
+
+  signal_waiter.join();
+  log::Info(kAgent, "got {}, stopping", SignalName(signal_number));
+  ExitOnNextStopSignal();
+  components.StopAll();
+  log::Info(kAgent, "node {} stopped", config.node_name);
+  return 0;
 }
 
 }  // namespace orch

@@ -39,6 +39,14 @@ TEST_CASE("Labels") {
   }
   CHECK_FALSE(orch::ParseLabel("k=" + std::string(64, 'v')).ok());
   CHECK(orch::ValidateLabelKey("Under_Score.ok").ok());
+  // The reasons are the API server's (orch/labels.h), so the CLI says what kubectl would.
+  CHECK(orch::ValidateLabelKey("a b").message().starts_with(
+      "label key 'a b' is invalid: name part must consist of alphanumeric characters"));
+  CHECK(orch::ValidateLabelValue(std::string(64, 'v')).message() ==
+        "label value '" + std::string(64, 'v') +
+            "' is invalid: must be no more than 63 characters");
+  CHECK(orch::ValidateDnsSubdomain("Node1").message().starts_with(
+      "'Node1' is not a valid DNS-1123 name: a lowercase RFC 1123 subdomain"));
 }
 
 TEST_CASE("Taints") {

@@ -2,7 +2,6 @@
 #include "orch/status.h"
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 
 TEST_CASE("Result holds a value or an error") {

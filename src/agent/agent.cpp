@@ -1,0 +1,228 @@
+// The node agent component (include/orch/agent.h): containerd, the CRI client, the node's
+// registration and heartbeats, the pod network config, and the pods, wired in start order.
+#include "orch/agent.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "agent_paths.h"
+#include "cni_config.h"
+#include "image_puller.h"
+#include "machine.h"
+#include "node_status.h"
+#include "object_source.h"
+#include "orch/events.h"
+#include "orch/files.h"
+#include "orch/informer.h"
+#include "orch/log.h"
+#include "orch/runtime.h"
+#include "pod_manager.h"
+#include "pod_worker.h"
+#include "sandbox_config.h"
+#include "volumes.h"
+
+namespace orch {
+namespace {
+
+using agent::AgentPaths;
+
+constexpr std::string_view kLog = "agent";
+// How long Start waits for the API to accept the Node (a joining agent's server may be
+// restarting).
+constexpr std::chrono::seconds kRegisterPatience(60);
+constexpr int kPodWorkers = 4;
+
+// The node's resolver config for pods with dnsPolicy Default; systemd-resolved's stub
+// (127.0.0.53) is useless inside a pod, its upstream list is used instead.
+cri::DnsConfig HostDns() {
+  auto text = ReadFileToString("/etc/resolv.conf");
+  cri::DnsConfig dns = agent::ParseResolvConf(text.ok() ? *text : "");
+  if (dns.servers.size() == 1 && dns.servers.front() == "127.0.0.53") {
+    auto resolved = ReadFileToString("/run/systemd/resolve/resolv.conf");
+    if (resolved.ok()) dns = agent::ParseResolvConf(*resolved);
+  }
+  return dns;
+}
+
+class NodeAgent final : public Component {
+ public:
+  NodeAgent(const AgentConfig& config, ApiClient& client, NodeAgentOptions options)
+      : config_(config), client_(client), options_(std::move(options)), paths_(config.data_dir) {}
+  ~NodeAgent() override { Stop(); }
+
+  std::string_view Name() const override { return "agent"; }
+
+  Status Start() override {
+    Status s = StartAll();
+    if (!s.ok()) Stop();
+    return s;
+  }
+
+  void Stop() override {
+    if (pods_) pods_->Stop();
+    if (reporter_) reporter_->Stop();
+    if (informers_) informers_->Stop();
+    if (events_) events_->Stop();
+    {
+      std::lock_guard lock(pods_mu_);
+      pods_.reset();
+    }
+    worker_context_.reset();
+    images_.reset();
+    volumes_.reset();
+    objects_.reset();
+    reporter_.reset();
+    network_.reset();
+    informers_.reset();
+    events_.reset();
+    runtime_.reset();
+    if (containerd_) containerd_->Stop();
+    containerd_.reset();
+  }
+
+ private:
+  Status StartAll() {
+    for (const auto& [dir, mode] : {std::pair{paths_.agent_dir, 0700}, {paths_.pods_dir, 0750},
+                                    {paths_.logs_dir, 0755}, {paths_.cni_conf_dir, 0755}}) {
+      if (Status s = MakeDirectories(dir, static_cast<mode_t>(mode)); !s.ok()) return s;
+    }
+    std::string endpoint = config_.container_runtime_endpoint;
+    if (endpoint.empty()) {
+      cri::ContainerdOptions options;
+      options.data_dir = config_.data_dir;
+      options.cni_conf_dir = paths_.cni_conf_dir;
+      options.debug = config_.debug;
+      containerd_ = cri::NewContainerd(options);
+      if (Status s = containerd_->Start(); !s.ok()) {
+        containerd_.reset();
+        return s;
+      }
+      endpoint = containerd_->endpoint();
+    } else {
+      log::Info(kLog, "using the container runtime at {} (images are not imported into it)",
+                endpoint);
+    }
+    cri::CriClientOptions cri_options;
+    cri_options.endpoint = endpoint;
+    auto runtime = cri::NewCriClient(cri_options);
+    if (!runtime.ok()) return runtime.status();
+    runtime_ = std::move(*runtime);
+    if (auto version = runtime_->GetVersion(); !version.ok()) {
+      return Unavailable(fmt::format("container runtime at {}: {}", endpoint,
+                                     version.status().message()));
+    }
+
+    machine_ = agent::NewSystemMachine();
+    events_ = EventRecorder::Create(client_, "kubelet", config_.node_name);
+    informers_ = InformerFactory::Create(client_);
+
+    network_ = std::make_unique<agent::PodNetwork>(paths_, config_.node_name, options_.cni_bridge,
+                                                   [this] { OnNetworkReady(); });
+    network_->Watch(informers_->For(resources::kNodes, "", "",
+                                    "metadata.name=" + config_.node_name));
+
+    agent::NodeIdentity id;
+    id.name = config_.node_name;
+    id.ip = config_.node_ip;
+    id.control_plane = options_.control_plane;
+    id.labels = config_.node_labels;
+    id.taints = config_.node_taints;
+    reporter_ = std::make_unique<agent::NodeStatusReporter>(
+        client_, *runtime_, *machine_, id, config_.data_dir, [this] { return network_->ready(); });
+    if (Status s = reporter_->Register(kRegisterPatience); !s.ok()) return s;
+
+    objects_ = std::make_unique<agent::InformerObjectSource>(
+        *informers_, client_,
+        [this](const std::string& kind, const std::string& ns, const std::string& name) {
+          std::lock_guard lock(pods_mu_);
+          if (pods_) pods_->EnqueueUsers(kind, ns, name);
+        });
+    volumes_ = std::make_unique<agent::VolumeManager>(paths_, *objects_);
+    images_ = std::make_unique<agent::ImagePuller>(*runtime_, *events_, *objects_);
+
+    const agent::MachineInfo& machine = reporter_->machine_info();
+    agent::SandboxContext sandbox;
+    sandbox.node_name = config_.node_name;
+    sandbox.node_hostname = machine.hostname.empty() ? config_.node_name : machine.hostname;
+    sandbox.cluster_dns = config_.cluster_dns;
+    sandbox.cluster_domain = config_.cluster_domain;
+    sandbox.host_dns = HostDns();
+    sandbox.log_root = paths_.logs_dir;
+    worker_context_ = std::make_unique<agent::PodWorkerContext>(agent::PodWorkerContext{
+        config_.node_name, config_.node_ip, paths_, std::move(sandbox), *runtime_, client_,
+        *events_, *objects_, *volumes_, *images_, machine.cpu_cores * 1000,
+        reporter_->allocatable_memory(), reporter_->allocatable_ephemeral(),
+        [this] { return NetworkReady(); }});
+    Informer& pods = informers_->For(resources::kPods, "", "",
+                                     "spec.nodeName=" + config_.node_name);
+    {
+      std::lock_guard lock(pods_mu_);
+      pods_ = std::make_unique<agent::PodManager>(*worker_context_, pods, *objects_, kPodWorkers);
+    }
+    informers_->Start();
+    reporter_->Start();
+    pods_->Start();
+    if (!network_->ready()) network_->ReportWaiting();
+    log::Info(kLog, "node {} running pods (runtime {}, data {})", config_.node_name, endpoint,
+              paths_.agent_dir);
+    return Status::Ok();
+  }
+
+  // The CNI config is written: containerd loads it within moments; pods waiting for the network
+  // are queued again, and the node reports Ready.
+  void OnNetworkReady() {
+    cri_network_ready_ = false;
+    if (reporter_) reporter_->Poke();
+    std::lock_guard lock(pods_mu_);
+    if (pods_) pods_->EnqueueAll();
+  }
+
+  // The pod network is usable when the agent wrote the config and containerd loaded it.
+  bool NetworkReady() {
+    if (!network_ || !network_->ready()) return false;
+    if (cri_network_ready_) return true;
+    for (int i = 0; i < 20; ++i) {
+      auto status = runtime_->GetRuntimeStatus();
+      if (status.ok() && status->network_ready) {
+        cri_network_ready_ = true;
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  const AgentConfig& config_;
+  ApiClient& client_;
+  const NodeAgentOptions options_;
+  const AgentPaths paths_;
+
+  std::unique_ptr<cri::Containerd> containerd_;
+  std::unique_ptr<cri::Runtime> runtime_;
+  std::unique_ptr<agent::Machine> machine_;
+  std::unique_ptr<EventRecorder> events_;
+  std::unique_ptr<InformerFactory> informers_;
+  std::unique_ptr<agent::PodNetwork> network_;
+  std::unique_ptr<agent::NodeStatusReporter> reporter_;
+  std::unique_ptr<agent::InformerObjectSource> objects_;
+  std::unique_ptr<agent::VolumeManager> volumes_;
+  std::unique_ptr<agent::ImagePuller> images_;
+  std::unique_ptr<agent::PodWorkerContext> worker_context_;
+  std::atomic<bool> cri_network_ready_{false};
+  std::mutex pods_mu_;  // guards pods_ against informer callbacks during start and stop
+  std::unique_ptr<agent::PodManager> pods_;
+};
+
+}  // namespace
+
+std::unique_ptr<Component> NewNodeAgent(const AgentConfig& config, ApiClient& client,
+                                        NodeAgentOptions options) {
+  return std::make_unique<NodeAgent>(config, client, std::move(options));
+}
+
+}  // namespace orch

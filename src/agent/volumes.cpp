@@ -1,0 +1,446 @@
+// Pod volumes on the node (volumes.h).
+#include "volumes.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "orch/base64.h"
+#include "orch/files.h"
+#include "orch/quantity.h"
+#include "time_util.h"
+
+namespace orch::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kDataLink = "..data";
+constexpr mode_t kDefaultFileMode = 0644;
+
+std::string Errno(const std::string& what) { return fmt::format("{}: {}", what, strerror(errno)); }
+
+// A relative path inside a volume: no absolute paths, no "..", no hidden "..x" top level (those
+// names belong to the writer).
+bool ValidVolumePath(const std::string& path) {
+  if (path.empty() || path[0] == '/' || path.rfind("..", 0) == 0) return false;
+  std::istringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+Status WriteFile(const std::string& path, const std::string& content, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return Unavailable(Errno("cannot write " + path));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = Unavailable(Errno("cannot write " + path));
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::fchmod(fd, mode);  // the umask must not change what the pod asked for
+  ::close(fd);
+  return Status::Ok();
+}
+
+// The files under `root` (recursively), for comparing with a new payload.
+VolumePayload ReadPayload(const std::string& root) {
+  VolumePayload out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string rel = fs::relative(it->path(), root, ec).string();
+    auto content = ReadFileToString(it->path().string());
+    struct stat st{};
+    if (!content.ok() || ::stat(it->path().c_str(), &st) != 0) continue;
+    out[rel] = VolumeFile{std::move(*content), static_cast<mode_t>(st.st_mode & 07777)};
+  }
+  return out;
+}
+
+// "..2024_01_02_15_04_05.123456789": the writer's folder names, unique per write.
+std::string TimestampedName() {
+  static std::atomic<uint64_t> counter{0};
+  auto now = std::chrono::system_clock::now();
+  std::string t = FormatTime(now);  // 2006-01-02T15:04:05Z
+  for (char& c : t) {
+    if (c == '-' || c == 'T' || c == ':') c = '_';
+  }
+  t.pop_back();  // Z
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()) %
+               std::chrono::seconds(1);
+  return fmt::format("..{}.{:09}{}", t, nanos.count(), counter.fetch_add(1) % 10);
+}
+
+mode_t ModeOf(const json& value, mode_t fallback) {
+  return value.is_number_integer() ? static_cast<mode_t>(value.get<int64_t>() & 07777) : fallback;
+}
+
+// Shared by configMap and secret volumes: keys -> files by items (or every key).
+Result<VolumePayload> PayloadFrom(const json& source, const std::map<std::string, std::string>& data,
+                                  const std::string& missing_key_prefix) {
+  VolumePayload out;
+  mode_t default_mode = ModeOf(At(source, {"defaultMode"}), kDefaultFileMode);
+  const json& items = Array(source, {"items"});
+  if (items.empty()) {
+    for (const auto& [key, value] : data) {
+      if (!ValidVolumePath(key)) continue;
+      out[key] = VolumeFile{value, default_mode};
+    }
+    return out;
+  }
+  for (const json& item : items) {
+    std::string key = Str(item, {"key"});
+    std::string path = Str(item, {"path"});
+    auto it = data.find(key);
+    if (it == data.end()) {
+      if (Bool(source, {"optional"})) continue;
+      return InvalidArgument(missing_key_prefix + key);
+    }
+    if (!ValidVolumePath(path)) return InvalidArgument(fmt::format("invalid path {:?}", path));
+    out[path] = VolumeFile{it->second, ModeOf(At(item, {"mode"}), default_mode)};
+  }
+  return out;
+}
+
+bool IsMountPoint(const std::string& path) {
+  auto mounts = MountPointsUnder(path);
+  return std::find(mounts.begin(), mounts.end(), path) != mounts.end();
+}
+
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string VolumeDir(const AgentPaths& paths, const json& pod, const char* plugin,
+                      const std::string& name) {
+  return fmt::format("{}/volumes/kubernetes.io~{}/{}", paths.PodDir(Str(pod, {"metadata", "uid"})),
+                     plugin, name);
+}
+
+Status CheckHostPath(const std::string& path, const std::string& type) {
+  struct stat st{};
+  bool exists = ::stat(path.c_str(), &st) == 0;
+  auto fail = [&](const char* what) {
+    return InvalidArgument(fmt::format("hostPath type check failed: {} is not {}", path, what));
+  };
+  if (type.empty()) return Status::Ok();
+  if (type == "DirectoryOrCreate") {
+    if (!exists) {
+      Status s = MakeDirectories(path, 0755);
+      if (!s.ok()) return s;
+      return Status::Ok();
+    }
+    return S_ISDIR(st.st_mode) ? Status::Ok() : fail("a directory");
+  }
+  if (type == "Directory") return exists && S_ISDIR(st.st_mode) ? Status::Ok() : fail("a directory");
+  if (type == "FileOrCreate") {
+    if (!exists) {
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return InvalidArgument(Errno("cannot create " + path));
+      ::close(fd);
+      return Status::Ok();
+    }
+    return S_ISREG(st.st_mode) ? Status::Ok() : fail("a file");
+  }
+  if (type == "File") return exists && S_ISREG(st.st_mode) ? Status::Ok() : fail("a file");
+  if (type == "Socket") {
+    return exists && S_ISSOCK(st.st_mode) ? Status::Ok() : fail("a socket file");
+  }
+  if (type == "CharDevice") {
+    return exists && S_ISCHR(st.st_mode) ? Status::Ok() : fail("a character device");
+  }
+  if (type == "BlockDevice") {
+    return exists && S_ISBLK(st.st_mode) ? Status::Ok() : fail("a block device");
+  }
+  return InvalidArgument(fmt::format("hostPath type {:?} is not supported", type));
+}
+
+}  // namespace
+
+std::vector<std::string> MountPointsUnder(const std::string& prefix) {
+  std::vector<std::string> out;
+  auto text = ReadFileToString("/proc/self/mountinfo");
+  if (!text.ok()) return out;
+  std::string base = prefix;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mount_point;
+    if (!(fields >> id >> parent >> dev >> root >> mount_point)) continue;
+    mount_point = Unescape(mount_point);
+    if (mount_point == base || mount_point.rfind(base + "/", 0) == 0) out.push_back(mount_point);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Result<bool> WriteAtomically(const std::string& dir, const VolumePayload& payload) {
+  if (Status s = MakeDirectories(dir, 0755); !s.ok()) return s;
+  std::string data_link = dir + "/" + kDataLink;
+  char target[PATH_MAX];
+  ssize_t n = ::readlink(data_link.c_str(), target, sizeof target - 1);
+  std::string old_name = n > 0 ? std::string(target, static_cast<size_t>(n)) : "";
+  if (!old_name.empty() && ReadPayload(dir + "/" + old_name) == payload) return false;
+
+  std::string new_name = TimestampedName();
+  std::string new_dir = dir + "/" + new_name;
+  if (::mkdir(new_dir.c_str(), 0755) != 0) return Unavailable(Errno("cannot create " + new_dir));
+  std::set<std::string> top_level;
+  for (const auto& [path, file] : payload) {
+    std::string full = new_dir + "/" + path;
+    std::string parent = full.substr(0, full.rfind('/'));
+    if (parent != new_dir) {
+      if (Status s = MakeDirectories(parent, 0755); !s.ok()) return s;
+    }
+    if (Status s = WriteFile(full, file.content, file.mode); !s.ok()) return s;
+    top_level.insert(path.substr(0, path.find('/')));
+  }
+  ::chmod(new_dir.c_str(), 0755);
+  std::string tmp_link = dir + "/..data_tmp";
+  ::unlink(tmp_link.c_str());
+  if (::symlink(new_name.c_str(), tmp_link.c_str()) != 0) {
+    return Unavailable(Errno("cannot link " + tmp_link));
+  }
+  if (::rename(tmp_link.c_str(), data_link.c_str()) != 0) {
+    return Unavailable(Errno("cannot switch " + data_link));
+  }
+  for (const auto& name : top_level) {
+    std::string link = dir + "/" + name;
+    struct stat st{};
+    if (::lstat(link.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode)) continue;
+      std::error_code ec;
+      fs::remove_all(link, ec);
+    }
+    std::string to = std::string(kDataLink) + "/" + name;
+    if (::symlink(to.c_str(), link.c_str()) != 0) return Unavailable(Errno("cannot link " + link));
+  }
+  // Names that left the payload, and the previous folder.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind("..", 0) == 0 || top_level.contains(name)) continue;
+    if (entry.is_symlink(ec)) fs::remove(entry.path(), ec);
+  }
+  if (!old_name.empty() && old_name.rfind("..", 0) == 0 && old_name != new_name) {
+    fs::remove_all(dir + "/" + old_name, ec);
+  }
+  return true;
+}
+
+Result<VolumePayload> ConfigMapPayload(const json& source, const json* config_map) {
+  if (config_map == nullptr) {
+    if (Bool(source, {"optional"})) return VolumePayload{};
+    return NotFound(fmt::format("configmap \"{}\" not found", Str(source, {"name"})));
+  }
+  std::map<std::string, std::string> data;
+  if (const json& d = At(*config_map, {"data"}); d.is_object()) {
+    for (const auto& [k, v] : d.items()) {
+      if (v.is_string()) data[k] = v.get<std::string>();
+    }
+  }
+  if (const json& b = At(*config_map, {"binaryData"}); b.is_object()) {
+    for (const auto& [k, v] : b.items()) {
+      if (!v.is_string()) continue;
+      if (auto decoded = Base64Decode(v.get<std::string>())) data[k] = std::move(*decoded);
+    }
+  }
+  return PayloadFrom(source, data, "configmap references non-existent config key: ");
+}
+
+Result<VolumePayload> SecretPayload(const json& source, const json* secret) {
+  if (secret == nullptr) {
+    if (Bool(source, {"optional"})) return VolumePayload{};
+    return NotFound(fmt::format("secret \"{}\" not found", Str(source, {"secretName"})));
+  }
+  std::map<std::string, std::string> data;
+  if (const json& d = At(*secret, {"data"}); d.is_object()) {
+    for (const auto& [k, v] : d.items()) {
+      if (!v.is_string()) continue;
+      if (auto decoded = Base64Decode(v.get<std::string>())) data[k] = std::move(*decoded);
+    }
+  }
+  return PayloadFrom(source, data, "references non-existent secret key: ");
+}
+
+Status VolumeManager::EnsureTmpfs(const std::string& dir, const std::string& size) {
+  if (!use_tmpfs_ || IsMountPoint(dir)) return Status::Ok();
+  std::string options = "mode=0755";
+  if (!size.empty()) options += ",size=" + size;
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0) {
+    return Unavailable(Errno("cannot mount tmpfs on " + dir));
+  }
+  return Status::Ok();
+}
+
+Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume) {
+  const std::string name = Str(volume, {"name"});
+  const std::string ns = Str(pod, {"metadata", "namespace"});
+  if (const json& empty_dir = At(volume, {"emptyDir"}); empty_dir.is_object()) {
+    std::string dir = VolumeDir(paths_, pod, "empty-dir", name);
+    if (Status s = MakeDirectories(dir, 0777); !s.ok()) return s;
+    if (Str(empty_dir, {"medium"}) == "Memory") {
+      std::string size;
+      if (const json& limit = At(empty_dir, {"sizeLimit"}); !limit.is_null()) {
+        auto q = Quantity::FromJson(limit);
+        if (q.ok() && q->Value() > 0) size = std::to_string(q->Value());
+      }
+      if (Status s = EnsureTmpfs(dir, size); !s.ok()) return s;
+    }
+    ::chmod(dir.c_str(), 0777);  // any user of the pod may write
+    return VolumeInfo{dir, false};
+  }
+  if (const json& host = At(volume, {"hostPath"}); host.is_object()) {
+    std::string path = Str(host, {"path"});
+    if (path.empty() || path[0] != '/') {
+      return InvalidArgument(fmt::format("hostPath {:?} is not absolute", path));
+    }
+    if (Status s = CheckHostPath(path, Str(host, {"type"})); !s.ok()) return s;
+    return VolumeInfo{path, false};
+  }
+  if (const json& source = At(volume, {"configMap"}); source.is_object()) {
+    auto object = objects_.ConfigMap(ns, Str(source, {"name"}));
+    if (!object.ok() && object.status().code() != StatusCode::kNotFound) return object.status();
+    auto payload = ConfigMapPayload(source, object.ok() ? object->get() : nullptr);
+    if (!payload.ok()) return payload.status();
+    std::string dir = VolumeDir(paths_, pod, "configmap", name);
+    auto written = WriteAtomically(dir, *payload);
+    if (!written.ok()) return written.status();
+    return VolumeInfo{dir, true};
+  }
+  if (const json& source = At(volume, {"secret"}); source.is_object()) {
+    auto object = objects_.Secret(ns, Str(source, {"secretName"}));
+    if (!object.ok() && object.status().code() != StatusCode::kNotFound) return object.status();
+    auto payload = SecretPayload(source, object.ok() ? object->get() : nullptr);
+    if (!payload.ok()) return payload.status();
+    std::string dir = VolumeDir(paths_, pod, "secret", name);
+    if (Status s = MakeDirectories(dir, 0755); !s.ok()) return s;
+    // Secrets live in memory only, as upstream keeps them.
+    if (Status s = EnsureTmpfs(dir, ""); !s.ok()) return s;
+    auto written = WriteAtomically(dir, *payload);
+    if (!written.ok()) return written.status();
+    return VolumeInfo{dir, true};
+  }
+  std::string kind = "unknown";
+  for (const auto& [key, value] : volume.items()) {
+    if (key != "name") kind = key;
+  }
+  return InvalidArgument(fmt::format("volume type {} is not supported by orch yet", kind));
+}
+
+Result<VolumeMap> VolumeManager::SetUp(const json& pod) {
+  VolumeMap out;
+  for (const json& volume : Array(pod, {"spec", "volumes"})) {
+    std::string name = Str(volume, {"name"});
+    auto info = SetUpOne(pod, volume);
+    if (!info.ok()) {
+      return Status(info.status().code(),
+                    fmt::format("MountVolume.SetUp failed for volume \"{}\" : {}", name,
+                                info.status().message()));
+    }
+    out[name] = std::move(*info);
+  }
+  return out;
+}
+
+Result<std::vector<cri::Mount>> VolumeManager::MountsFor(const json& container,
+                                                         const VolumeMap& volumes,
+                                                         const EnvList& env) {
+  std::vector<cri::Mount> out;
+  for (const json& vm : Array(container, {"volumeMounts"})) {
+    std::string name = Str(vm, {"name"});
+    auto it = volumes.find(name);
+    if (it == volumes.end()) {
+      return InvalidArgument(fmt::format("cannot find volume \"{}\" to mount into container \"{}\"",
+                                         name, Str(container, {"name"})));
+    }
+    std::string host = it->second.host_path;
+    std::string sub = Str(vm, {"subPath"});
+    if (sub.empty()) {
+      std::string expr = Str(vm, {"subPathExpr"});
+      if (!expr.empty()) {
+        std::map<std::string, std::string> vars(env.begin(), env.end());
+        sub = ExpandVars(expr, [&](const std::string& var, std::string* value) {
+          auto v = vars.find(var);
+          if (v == vars.end()) return false;
+          *value = v->second;
+          return true;
+        });
+      }
+    }
+    if (!sub.empty()) {
+      if (!ValidVolumePath(sub)) {
+        return InvalidArgument(fmt::format("invalid subPath {:?} of volume \"{}\"", sub, name));
+      }
+      host += "/" + sub;
+      struct stat st{};
+      if (::lstat(host.c_str(), &st) != 0) {
+        if (Status s = MakeDirectories(host, 0755); !s.ok()) return s;
+      }
+    }
+    cri::Mount m;
+    m.host_path = host;
+    m.container_path = Str(vm, {"mountPath"});
+    m.readonly = Bool(vm, {"readOnly"}) || it->second.read_only;
+    std::string propagation = Str(vm, {"mountPropagation"});
+    if (propagation == "HostToContainer") m.propagation = cri::MountPropagation::kHostToContainer;
+    if (propagation == "Bidirectional") m.propagation = cri::MountPropagation::kBidirectional;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Status VolumeManager::TearDown(const std::string& uid) {
+  std::string dir = paths_.PodDir(uid);
+  std::error_code ec;
+  if (uid.empty() || !fs::exists(dir, ec)) return Status::Ok();
+  for (const auto& mount_point : MountPointsUnder(dir)) {
+    if (::umount2(mount_point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      return Unavailable(Errno("cannot unmount " + mount_point));
+    }
+  }
+  // Never delete through a mount: whatever is still mounted keeps the folder.
+  if (auto left = MountPointsUnder(dir); !left.empty()) {
+    return Unavailable(fmt::format("{} is still mounted", left.front()));
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return Unavailable(fmt::format("cannot remove {}: {}", dir, ec.message()));
+  return Status::Ok();
+}
+
+}  // namespace orch::agent

@@ -1,0 +1,79 @@
+// A pod's volumes on the node: emptyDir (on disk, or tmpfs with medium Memory), hostPath (with
+// its type checks), configMap and secret (files written atomically, refreshed when the source
+// changes), and the CRI mounts of a container's volumeMounts. Later kinds (downwardAPI,
+// projected, persistentVolumeClaim) plug into SetUpOne and reuse the atomic writer.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent_paths.h"
+#include "container_env.h"
+#include "json_util.h"
+#include "object_source.h"
+#include "orch/runtime.h"
+#include "orch/status.h"
+
+namespace orch::agent {
+
+struct VolumeInfo {
+  std::string host_path;
+  bool read_only = false;  // configMap and secret volumes are always mounted read-only
+};
+
+using VolumeMap = std::map<std::string, VolumeInfo>;
+
+// One file of a configMap/secret-style volume, by path relative to the volume.
+struct VolumeFile {
+  std::string content;
+  mode_t mode = 0644;
+  bool operator==(const VolumeFile&) const = default;
+};
+using VolumePayload = std::map<std::string, VolumeFile>;
+
+// Writes `payload` into `dir` the way the kubelet's atomic writer does, so that a container
+// never sees a mix of old and new files: the files go into a fresh timestamped folder, a
+// `..data` symlink is switched to it in one rename, and each top-level name is a symlink
+// through `..data`. Nothing is written when the payload is what `dir` already holds. Returns
+// whether anything changed.
+Result<bool> WriteAtomically(const std::string& dir, const VolumePayload& payload);
+
+// The files of a configMap or secret volume source (items, keys, modes, optional), from the
+// object (nullptr when it does not exist). Errors carry the kubelet's wording.
+Result<VolumePayload> ConfigMapPayload(const json& source, const json* config_map);
+Result<VolumePayload> SecretPayload(const json& source, const json* secret);
+
+// Thread-safe for different pods (the pod worker serializes the calls for one pod).
+class VolumeManager {
+ public:
+  // `use_tmpfs`: mount tmpfs for memory-backed emptyDirs and secret volumes (needs root; tests
+  // without root turn it off and get plain folders).
+  VolumeManager(const AgentPaths& paths, ObjectSource& objects, bool use_tmpfs = true)
+      : paths_(paths), objects_(objects), use_tmpfs_(use_tmpfs) {}
+
+  // Sets up every volume of the pod, refreshing configMap and secret contents. The error names
+  // the volume: `MountVolume.SetUp failed for volume "v" : configmap "c" not found`.
+  Result<VolumeMap> SetUp(const json& pod);
+
+  // The CRI mounts of the container's volumeMounts (subPath folders are created as needed).
+  Result<std::vector<cri::Mount>> MountsFor(const json& container, const VolumeMap& volumes,
+                                            const EnvList& env);
+
+  // Unmounts what the agent mounted for pod `uid` and removes its folder. kUnavailable (and
+  // nothing removed) if something under it stays mounted.
+  Status TearDown(const std::string& uid);
+
+ private:
+  Result<VolumeInfo> SetUpOne(const json& pod, const json& volume);
+  Status EnsureTmpfs(const std::string& dir, const std::string& size);
+
+  const AgentPaths paths_;
+  ObjectSource& objects_;
+  const bool use_tmpfs_;
+};
+
+// Mount points at or under `prefix`, from /proc/self/mountinfo, deepest first.
+std::vector<std::string> MountPointsUnder(const std::string& prefix);
+
+}  // namespace orch::agent

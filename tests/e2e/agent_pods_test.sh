@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# e2e_agent_pods: orch server's embedded agent registers its node and runs real pods in its own
+# containerd: env from a ConfigMap and the downward API, configMap/secret/emptyDir volumes (and
+# a ConfigMap update reaching the files), DNS and hosts files, the pod network and a hostPort,
+# init containers in order, a failing restartPolicy Never pod, a termination message, a pod the
+# scheduler places.
+#
+#   tests/e2e/agent_pods_test.sh BUILD_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$here/lib.sh"
+# shellcheck source=tests/e2e/agent_lib.sh
+source "$here/agent_lib.sh"
+
+agent_e2e_init "${1:?usage: $0 BUILD_DIR}" pods 10.211.0.0/16
+agent_start_server server
+
+echo "--- the node registers, gets a pod CIDR and turns Ready"
+wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
+expect_eq "$(jp "node/$NODE" '{.status.conditions[?(@.type=="Ready")].reason}')" KubeletReady "Ready reason"
+expect_eq "$(jp "node/$NODE" '{.metadata.labels.node-role\.kubernetes\.io/control-plane}')" true "control-plane label"
+expect_eq "$(jp "node/$NODE" '{.metadata.labels.kubernetes\.io/os}')" linux "os label"
+expect_eq "$(jp "node/$NODE" '{.metadata.labels.kubernetes\.io/hostname}')" "$NODE" "hostname label"
+expect_eq "$(jp "node/$NODE" '{.status.addresses[?(@.type=="InternalIP")].address}')" "$NODE_IP" "InternalIP"
+expect_contains "$(jp "node/$NODE" '{.status.nodeInfo.containerRuntimeVersion}')" "containerd://" "runtime version"
+expect_eq "$(jp "node/$NODE" '{.status.nodeInfo.kubeletVersion}')" v1.32.0 "kubelet version"
+expect_eq "$(jp "node/$NODE" '{.status.capacity.pods}')" 110 "pods capacity"
+expect_eq "$(jp "node/$NODE" '{.status.conditions[?(@.type=="MemoryPressure")].status}')" False "MemoryPressure"
+pod_cidr=$(jp "node/$NODE" '{.spec.podCIDR}')
+expect_contains "$pod_cidr" "10.211." "pod CIDR from --cluster-cidr"
+net_prefix=${pod_cidr%.*}.  # 10.211.N.
+expect_eq "$(jp "lease/$NODE" '{.spec.holderIdentity}' kube-node-lease)" "$NODE" "node lease holder"
+expect_eq "$(jp "lease/$NODE" '{.spec.leaseDurationSeconds}' kube-node-lease)" 40 "node lease duration"
+grep -q "\"bridge\": \"orch0\"" "$DATA/agent/etc/cni/net.d/10-orch.conflist" || fail "CNI config"
+
+echo "--- a pod with env, volumes and DNS runs and logs"
+cat >"$E2E_TMP/hello.yaml" <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello, file.txt: version-1}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hello, labels: {app: hello}}
+spec:
+  nodeName: $NODE
+  containers:
+  - name: app
+    image: orch.test/busybox:1
+    command: [sh, -c]
+    args:
+    - |
+      echo "\$GREETING from \$(POD_NAME) in \$POD_NS"
+      echo "service \$KUBERNETES_SERVICE_HOST:\$KUBERNETES_SERVICE_PORT"
+      echo "file \$(cat /etc/cfg/file.txt) secret \$(cat /etc/secret/password)"
+      echo scratch > /scratch/x && echo "scratch \$(cat /scratch/x)"
+      cat /etc/resolv.conf /etc/hosts
+      ip addr show lo | grep -q UP && echo LOOPBACK_UP
+      mkdir -p /www && echo "hello from the pod" > /www/index.html
+      httpd -p 8080 -h /www
+      sleep 3600
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: settings, key: greeting}}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: POD_NS
+      valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+    ports:
+    - {containerPort: 8080, hostPort: 18080}
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/cfg}
+    - {name: secret, mountPath: /etc/secret}
+    - {name: scratch, mountPath: /scratch}
+  volumes:
+  - name: cfg
+    configMap: {name: settings}
+  - name: secret
+    secret: {secretName: creds}
+  - name: scratch
+    emptyDir: {}
+YAML
+run_capture k apply -f "$E2E_TMP/hello.yaml"
+expect_eq "$RC" 0 "apply hello: $ERR"
+wait_jp 60 pod/hello '{.status.phase}' Running
+wait_jp 30 pod/hello '{.status.conditions[?(@.type=="Ready")].status}' True
+expect_eq "$(jp pod/hello '{.status.containerStatuses[0].ready}')" true "container ready"
+expect_eq "$(jp pod/hello '{.status.containerStatuses[0].restartCount}')" 0 "restartCount"
+expect_contains "$(jp pod/hello '{.status.containerStatuses[0].containerID}')" "containerd://" "containerID"
+expect_eq "$(jp pod/hello '{.status.containerStatuses[0].image}')" "orch.test/busybox:1" "image"
+expect_contains "$(jp pod/hello '{.status.containerStatuses[0].imageID}')" "sha256:" "imageID"
+expect_eq "$(jp pod/hello '{.status.hostIP}')" "$NODE_IP" "hostIP"
+expect_eq "$(jp pod/hello '{.status.qosClass}')" BestEffort "qosClass"
+expect_eq "$(jp pod/hello '{.status.conditions[?(@.type=="Initialized")].status}')" True "Initialized"
+pod_ip=$(jp pod/hello '{.status.podIP}')
+expect_contains "$pod_ip" "$net_prefix" "podIP in the node's pod CIDR"
+wait_for 20 "the pod's output" log_contains hello app "LOOPBACK_UP"
+log=$(pod_log hello app)
+expect_contains "$log" "stdout F hello from hello in default" "env from ConfigMap and fieldRef"
+expect_contains "$log" "service 10.43.0.1:443" "KUBERNETES_SERVICE_* variables"
+expect_contains "$log" "file version-1 secret s3cret" "configMap and secret volumes"
+expect_contains "$log" "scratch scratch" "emptyDir"
+expect_contains "$log" "nameserver 10.43.0.10" "cluster DNS"
+expect_contains "$log" "search default.svc.cluster.local svc.cluster.local cluster.local" "DNS search"
+expect_contains "$log" "options ndots:5" "DNS options"
+expect_contains "$log" "$pod_ip	hello" "managed /etc/hosts"
+events=$(k get events --field-selector involvedObject.name=hello -o custom-columns=R:.reason,M:.message --no-headers)
+expect_contains "$events" "Created container app" "Created event"
+expect_contains "$events" "Started container app" "Started event"
+expect_contains "$events" "already present on machine" "Pulled event"
+
+echo "--- the pod network: the pod's own IP and its hostPort on the node"
+wait_for 20 "httpd on the pod IP" in_ns busybox wget -q -O "$E2E_TMP/direct.html" "http://$pod_ip:8080/"
+expect_eq "$(cat "$E2E_TMP/direct.html")" "hello from the pod" "pod IP answer"
+wait_for 20 "httpd through the hostPort" in_ns busybox wget -q -O "$E2E_TMP/hostport.html" "http://$NODE_IP:18080/"
+expect_eq "$(cat "$E2E_TMP/hostport.html")" "hello from the pod" "hostPort answer"
+
+echo "--- a ConfigMap update reaches the volume"
+uid=$(jp pod/hello '{.metadata.uid}')
+k patch configmap settings -p '{"data":{"file.txt":"version-2"}}' >/dev/null
+cfg_file="$DATA/agent/pods/$uid/volumes/kubernetes.io~configmap/cfg/file.txt"
+wait_for 30 "the new ConfigMap content in the volume" grep -qx version-2 "$cfg_file"
+
+echo "--- init containers run one by one, in order, before the containers"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: inits}
+spec:
+  nodeName: $NODE
+  initContainers:
+  - {name: first, image: orch.test/busybox:1, command: [sh, -c, "sleep 1; echo first >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: second, image: orch.test/busybox:1, command: [sh, -c, "echo second >> /work/order"], volumeMounts: [{name: work, mountPath: /work}]}
+  containers:
+  - {name: main, image: orch.test/busybox:1, command: [sh, -c, "cat /work/order; echo main >> /work/order; sleep 3600"], volumeMounts: [{name: work, mountPath: /work}]}
+  volumes: [{name: work, emptyDir: {}}]
+YAML
+wait_jp 60 pod/inits '{.status.phase}' Running
+expect_eq "$(jp pod/inits '{.status.initContainerStatuses[*].state.terminated.reason}')" "Completed Completed" "init containers completed"
+wait_for 20 "main's output" log_contains inits main "second"
+log=$(pod_log inits main)
+expect_contains "$log" "stdout F first" "first init ran"
+[[ "$log" == *"first"*"second"* ]] || fail "init containers out of order: $log"
+
+echo "--- restartPolicy Never: exit 3 fails the pod, with its termination message"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: fails}
+spec:
+  nodeName: $NODE
+  restartPolicy: Never
+  containers:
+  - {name: job, image: orch.test/busybox:1, command: [sh, -c, "echo the end > /dev/termination-log; exit 3"]}
+YAML
+wait_jp 60 pod/fails '{.status.phase}' Failed
+expect_eq "$(jp pod/fails '{.status.containerStatuses[0].state.terminated.exitCode}')" 3 "exit code"
+expect_eq "$(jp pod/fails '{.status.containerStatuses[0].state.terminated.reason}')" Error "reason"
+expect_eq "$(jp pod/fails '{.status.containerStatuses[0].state.terminated.message}')" "the end" "termination message"
+expect_eq "$(jp pod/fails '{.status.containerStatuses[0].restartCount}')" 0 "no restart"
+expect_eq "$(jp pod/fails '{.status.conditions[?(@.type=="Ready")].reason}')" PodCompleted "Ready reason"
+
+echo "--- restartPolicy OnFailure: exit 0 completes the pod"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: completes}
+spec:
+  nodeName: $NODE
+  restartPolicy: OnFailure
+  containers:
+  - {name: job, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo done"]}
+YAML
+wait_jp 60 pod/completes '{.status.phase}' Succeeded
+expect_eq "$(jp pod/completes '{.status.containerStatuses[0].state.terminated.reason}')" Completed "Completed"
+
+echo "--- a pod without nodeName is scheduled here and runs"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: scheduled}
+spec:
+  containers:
+  - {name: app, image: orch.test/busybox:1, command: [sleep, "3600"]}
+YAML
+wait_jp 60 pod/scheduled '{.spec.nodeName}' "$NODE"
+wait_jp 60 pod/scheduled '{.status.phase}' Running
+
+echo "--- cleanup through the API leaves nothing behind"
+agent_finish
+[[ -z "$(ls "$DATA/agent/pods")" ]] || fail "pod folders left: $(ls "$DATA/agent/pods")"

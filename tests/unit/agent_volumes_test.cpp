@@ -1,0 +1,216 @@
+// The node agent's volumes in a temp folder (no root: tmpfs off): the atomic writer, configMap
+// and secret payloads with their errors, emptyDir, hostPath type checks, and volumeMounts.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "agent_fakes.h"
+#include "orch/base64.h"
+#include "orch/files.h"
+#include "volumes.h"
+
+using json = nlohmann::json;
+using namespace orch::agent;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/orch-agent-volumes-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string Read(const std::string& path) {
+  auto r = orch::ReadFileToString(path);
+  return r.ok() ? *r : "<missing>";
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st{};
+  ::stat(path.c_str(), &st);
+  return st.st_mode & 07777;
+}
+
+}  // namespace
+
+TEST_CASE("the atomic writer swaps whole payloads through ..data") {
+  TempDir tmp;
+  std::string dir = tmp.path + "/vol";
+  VolumePayload first = {{"a.txt", {"one", 0644}}, {"sub/b.txt", {"two", 0600}}};
+  auto w1 = WriteAtomically(dir, first);
+  REQUIRE(w1.ok());
+  CHECK(*w1);
+  CHECK(Read(dir + "/a.txt") == "one");
+  CHECK(Read(dir + "/sub/b.txt") == "two");
+  CHECK(fs::is_symlink(dir + "/a.txt"));
+  CHECK(fs::read_symlink(dir + "/a.txt") == "..data/a.txt");
+  CHECK(fs::is_symlink(dir + "/..data"));
+  CHECK(ModeOf(dir + "/sub/b.txt") == 0600);
+  std::string first_target = fs::read_symlink(dir + "/..data");
+
+  auto same = WriteAtomically(dir, first);
+  REQUIRE(same.ok());
+  CHECK_FALSE(*same);
+  CHECK(fs::read_symlink(dir + "/..data") == first_target);
+
+  VolumePayload second = {{"a.txt", {"uno", 0644}}, {"c.txt", {"tres", 0644}}};
+  auto w2 = WriteAtomically(dir, second);
+  REQUIRE(w2.ok());
+  CHECK(*w2);
+  CHECK(Read(dir + "/a.txt") == "uno");
+  CHECK(Read(dir + "/c.txt") == "tres");
+  CHECK_FALSE(fs::exists(dir + "/sub"));
+  CHECK_FALSE(fs::exists(dir + "/" + first_target));
+  size_t timestamped = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string name = e.path().filename();
+    if (name.rfind("..", 0) == 0 && name != "..data") ++timestamped;
+  }
+  CHECK(timestamped == 1);
+}
+
+TEST_CASE("configMap and secret payloads") {
+  json cm = {{"metadata", {{"name", "settings"}}},
+             {"data", {{"app.conf", "x=1"}, {"other", "y"}}},
+             {"binaryData", {{"blob", orch::Base64Encode(std::string("\x00\x01", 2))}}}};
+  auto all = ConfigMapPayload({{"name", "settings"}}, &cm);
+  REQUIRE(all.ok());
+  CHECK(all->size() == 3);
+  CHECK(all->at("app.conf").content == "x=1");
+  CHECK(all->at("app.conf").mode == 0644);
+  CHECK(all->at("blob").content == std::string("\x00\x01", 2));
+
+  json items = {{"name", "settings"},
+                {"defaultMode", 0440},
+                {"items", json::array({{{"key", "app.conf"}, {"path", "conf/app.conf"}},
+                                       {{"key", "other"}, {"path", "o"}, {"mode", 0400}}})}};
+  auto picked = ConfigMapPayload(items, &cm);
+  REQUIRE(picked.ok());
+  CHECK(picked->size() == 2);
+  CHECK(picked->at("conf/app.conf").mode == 0440);
+  CHECK(picked->at("o").mode == 0400);
+
+  auto missing = ConfigMapPayload({{"name", "absent"}}, nullptr);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() == "configmap \"absent\" not found");
+  auto optional = ConfigMapPayload({{"name", "absent"}, {"optional", true}}, nullptr);
+  REQUIRE(optional.ok());
+  CHECK(optional->empty());
+  auto bad_key = ConfigMapPayload(
+      {{"name", "settings"}, {"items", json::array({{{"key", "nope"}, {"path", "n"}}})}}, &cm);
+  REQUIRE_FALSE(bad_key.ok());
+  CHECK(bad_key.status().message() == "configmap references non-existent config key: nope");
+  auto escape = ConfigMapPayload(
+      {{"name", "settings"}, {"items", json::array({{{"key", "other"}, {"path", "../x"}}})}}, &cm);
+  CHECK_FALSE(escape.ok());
+
+  json secret = {{"data", {{"token", orch::Base64Encode("t0k")}}}};
+  auto s = SecretPayload({{"secretName", "creds"}}, &secret);
+  REQUIRE(s.ok());
+  CHECK(s->at("token").content == "t0k");
+  auto absent = SecretPayload({{"secretName", "creds"}}, nullptr);
+  REQUIRE_FALSE(absent.ok());
+  CHECK(absent.status().message() == "secret \"creds\" not found");
+}
+
+TEST_CASE("volume manager: set up, mounts, refresh and tear down") {
+  TempDir tmp;
+  AgentPaths paths(tmp.path);
+  orch::testing::FakeObjectSource objects;
+  objects.AddConfigMap("ns", "settings", {{"greeting", "hello"}});
+  objects.AddSecret("ns", "creds", {{"password", orch::Base64Encode("pw")}});
+  std::string host_dir = tmp.path + "/host-data";
+  std::string host_file = tmp.path + "/host-file";
+  REQUIRE(orch::MakeDirectories(host_dir, 0755).ok());
+  REQUIRE(orch::WriteFileAtomic(host_file, "f", 0644).ok());
+  json pod = {
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "u-1"}}},
+      {"spec",
+       {{"volumes",
+         json::array({{{"name", "scratch"}, {"emptyDir", json::object()}},
+                      {{"name", "cfg"}, {"configMap", {{"name", "settings"}}}},
+                      {{"name", "sec"}, {"secret", {{"secretName", "creds"}}}},
+                      {{"name", "host"}, {"hostPath", {{"path", host_dir}, {"type", "Directory"}}}},
+                      {{"name", "made"},
+                       {"hostPath", {{"path", tmp.path + "/made"}, {"type", "DirectoryOrCreate"}}}}})}}}};
+  VolumeManager volumes(paths, objects, /*use_tmpfs=*/false);
+  auto set_up = volumes.SetUp(pod);
+  REQUIRE(set_up.ok());
+  std::string pod_dir = paths.PodDir("u-1");
+  CHECK(set_up->at("scratch").host_path == pod_dir + "/volumes/kubernetes.io~empty-dir/scratch");
+  CHECK(ModeOf(set_up->at("scratch").host_path) == 0777);
+  CHECK(Read(set_up->at("cfg").host_path + "/greeting") == "hello");
+  CHECK(set_up->at("cfg").read_only);
+  CHECK(Read(set_up->at("sec").host_path + "/password") == "pw");
+  CHECK(set_up->at("host").host_path == host_dir);
+  CHECK(fs::is_directory(tmp.path + "/made"));
+
+  json container = {
+      {"name", "c"},
+      {"volumeMounts",
+       json::array({{{"name", "scratch"}, {"mountPath", "/scratch"}},
+                    {{"name", "cfg"}, {"mountPath", "/etc/cfg"}},
+                    {{"name", "host"}, {"mountPath", "/data"}, {"readOnly", true},
+                     {"mountPropagation", "HostToContainer"}},
+                    {{"name", "scratch"}, {"mountPath", "/logs"}, {"subPathExpr", "$(POD)/logs"}}})}};
+  auto mounts = volumes.MountsFor(container, *set_up, {{"POD", "p"}});
+  REQUIRE(mounts.ok());
+  REQUIRE(mounts->size() == 4);
+  CHECK((*mounts)[0].container_path == "/scratch");
+  CHECK_FALSE((*mounts)[0].readonly);
+  CHECK((*mounts)[1].readonly);
+  CHECK((*mounts)[2].readonly);
+  CHECK((*mounts)[2].propagation == orch::cri::MountPropagation::kHostToContainer);
+  CHECK((*mounts)[3].host_path == set_up->at("scratch").host_path + "/p/logs");
+  CHECK(fs::is_directory((*mounts)[3].host_path));
+  auto bad = volumes.MountsFor({{"name", "c"}, {"volumeMounts", json::array({{{"name", "nope"}, {"mountPath", "/x"}}})}},
+                               *set_up, {});
+  CHECK_FALSE(bad.ok());
+
+  // The source changes: the files follow.
+  objects.AddConfigMap("ns", "settings", {{"greeting", "bonjour"}});
+  REQUIRE(volumes.SetUp(pod).ok());
+  CHECK(Read(set_up->at("cfg").host_path + "/greeting") == "bonjour");
+
+  REQUIRE(volumes.TearDown("u-1").ok());
+  CHECK_FALSE(fs::exists(pod_dir));
+  CHECK(fs::is_directory(host_dir));  // hostPath folders are the host's, never removed
+}
+
+TEST_CASE("volume set-up errors name the volume") {
+  TempDir tmp;
+  AgentPaths paths(tmp.path);
+  orch::testing::FakeObjectSource objects;
+  VolumeManager volumes(paths, objects, false);
+  auto pod = [](json volume) {
+    return json{{"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "u-2"}}},
+                {"spec", {{"volumes", json::array({volume})}}}};
+  };
+  auto missing = volumes.SetUp(pod({{"name", "cfg"}, {"configMap", {{"name", "absent"}}}}));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() ==
+        "MountVolume.SetUp failed for volume \"cfg\" : configmap \"absent\" not found");
+  auto not_dir = volumes.SetUp(
+      pod({{"name", "h"}, {"hostPath", {{"path", tmp.path + "/absent"}, {"type", "Directory"}}}}));
+  REQUIRE_FALSE(not_dir.ok());
+  CHECK(not_dir.status().message() ==
+        "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: " + tmp.path +
+            "/absent is not a directory");
+  auto not_file = volumes.SetUp(
+      pod({{"name", "h"}, {"hostPath", {{"path", tmp.path}, {"type", "File"}}}}));
+  REQUIRE_FALSE(not_file.ok());
+  CHECK(not_file.status().message().find("is not a file") != std::string::npos);
+  auto created = volumes.SetUp(
+      pod({{"name", "h"}, {"hostPath", {{"path", tmp.path + "/new-file"}, {"type", "FileOrCreate"}}}}));
+  REQUIRE(created.ok());
+  CHECK(fs::is_regular_file(tmp.path + "/new-file"));
+  auto unsupported = volumes.SetUp(pod({{"name", "pvc"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}));
+  REQUIRE_FALSE(unsupported.ok());
+  CHECK(unsupported.status().message().find("persistentVolumeClaim") != std::string::npos);
+}
