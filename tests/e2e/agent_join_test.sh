@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A second node joins a running server with the join token: a wrong token and a token pinning
 # another CA are refused with one line, the right token yields a node certificate signed by the
-# cluster CA (stored 0600, reused at the next start, re-issued for the same name from a fresh
-# data dir), the node registers, and an agent whose server is down waits for it until stopped.
+# cluster CA (stored 0600, reused at the next start, re-issued when the stored pair is broken and
+# for the same name from a fresh data dir), the node registers, and an agent whose server is down
+# waits for it until stopped.
 # Usage: agent_join_test.sh BUILD_DIR
 source "$(dirname "$0")/lib.sh"
 e2e_init "$1"
@@ -96,6 +97,17 @@ wait_for 60 "the restarted agent to load its certificate" \
   log_has "$E2E_TMP/agent1b.log" "using the node certificate in $node_data/agent/client-node.crt"
 stop_bg "$agent1b_pid" TERM 60
 expect_eq "$(sha256sum <"$node_data/agent/client-node.crt")" "$cert_before" "certificate after a restart"
+
+# A stored key that does not fit the certificate (a crash between the writes) means a new join.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$node_data/agent/client-node.key" 2>/dev/null
+start_bg agent1c "$ORCH" agent --join "$url" --token "$token" --data-dir "$node_data" \
+  --node-name e2e-join-node --node-ip 127.0.0.1
+agent1c_pid=$BG_PID
+wait_for 60 "the agent to join again" log_has "$E2E_TMP/agent1c.log" "joined $url as node e2e-join-node"
+expect_contains "$(cat "$E2E_TMP/agent1c.log")" "the stored key does not belong to the stored certificate" \
+  "why the agent joined again"
+stop_bg "$agent1c_pid" TERM 60
+[[ "$(sha256sum <"$node_data/agent/client-node.crt")" != "$cert_before" ]] || fail "no new certificate"
 
 # (e) Re-joining under the same node name with the same token, from a fresh data dir, works.
 start_bg agent2 "$ORCH" agent --join "$url" --token "$token" --data-dir "$E2E_TMP/node1-again" \
