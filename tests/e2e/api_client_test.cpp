@@ -388,13 +388,18 @@ TEST_CASE("Pods: binding through Post, graceful deletion returns the object") {
   json pod = {{"apiVersion", "v1"},
               {"kind", "Pod"},
               {"metadata", {{"name", "bound"}, {"namespace", kNs}}},
-              {"spec", {{"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+              // Bound by this test alone: the server's scheduler leaves it alone.
+              {"spec",
+               {{"schedulerName", "e2e-no-scheduler"},
+                {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
   REQUIRE(client->Create(resources::kPods, kNs, pod).ok());
   json binding = {{"apiVersion", "v1"},
                   {"kind", "Binding"},
                   {"metadata", {{"name", "bound"}}},
                   {"target", {{"kind", "Node"}, {"name", "node-1"}}}};
-  REQUIRE(client->Post(resources::kPods, kNs, "bound", "binding", binding).ok());
+  auto bound = client->Post(resources::kPods, kNs, "bound", "binding", binding);
+  INFO(bound.status().ToString());
+  REQUIRE(bound.ok());
   CHECK(client->Post(resources::kPods, kNs, "bound", "binding", binding).status().code() ==
         orch::StatusCode::kConflict);
   auto got = client->Get(resources::kPods, kNs, "bound");
