@@ -137,7 +137,7 @@ expect_eq "$(jp deploy web '{.metadata.annotations.deployment\.kubernetes\.io/re
 run_capture k describe deployment web
 expect_contains "$OUT" "ScalingReplicaSet" "describe shows scaling events"
 expect_contains "$OUT" "NewReplicaSet:" "describe names the new ReplicaSet"
-run_capture k describe rs "$(rs_of_image busybox:3)"
+run_capture k describe rs -l app=web
 expect_contains "$OUT" "SuccessfulCreate" "describe rs shows pod creations"
 expect_contains "$OUT" "Created pod: " "SuccessfulCreate message"
 
