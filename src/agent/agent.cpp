@@ -2,9 +2,8 @@
 // registration and heartbeats, the pod network config, and the pods, wired in start order.
 #include "orch/agent.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -87,8 +86,10 @@ class NodeAgent final : public Component {
 
  private:
   Status StartAll() {
-    for (const auto& [dir, mode] : {std::pair{paths_.agent_dir, 0700}, {paths_.pods_dir, 0750},
-                                    {paths_.logs_dir, 0755}, {paths_.cni_conf_dir, 0755}}) {
+    for (const auto& [dir, mode] : {std::pair{paths_.agent_dir, 0700},
+                                    {paths_.pods_dir, 0750},
+                                    {paths_.logs_dir, 0755},
+                                    {paths_.cni_conf_dir, 0755}}) {
       if (Status s = MakeDirectories(dir, static_cast<mode_t>(mode)); !s.ok()) return s;
     }
     std::string endpoint = config_.container_runtime_endpoint;
@@ -113,8 +114,8 @@ class NodeAgent final : public Component {
     if (!runtime.ok()) return runtime.status();
     runtime_ = std::move(*runtime);
     if (auto version = runtime_->GetVersion(); !version.ok()) {
-      return Unavailable(fmt::format("container runtime at {}: {}", endpoint,
-                                     version.status().message()));
+      return Unavailable(
+          fmt::format("container runtime at {}: {}", endpoint, version.status().message()));
     }
 
     machine_ = agent::NewSystemMachine();
@@ -123,8 +124,8 @@ class NodeAgent final : public Component {
 
     network_ = std::make_unique<agent::PodNetwork>(paths_, config_.node_name, options_.cni_bridge,
                                                    [this] { OnNetworkReady(); });
-    network_->Watch(informers_->For(resources::kNodes, "", "",
-                                    "metadata.name=" + config_.node_name));
+    network_->Watch(
+        informers_->For(resources::kNodes, "", "", "metadata.name=" + config_.node_name));
 
     agent::NodeIdentity id;
     id.name = config_.node_name;
@@ -158,8 +159,8 @@ class NodeAgent final : public Component {
         *events_, *objects_, *volumes_, *images_, machine.cpu_cores * 1000,
         reporter_->allocatable_memory(), reporter_->allocatable_ephemeral(),
         [this] { return NetworkReady(); }});
-    Informer& pods = informers_->For(resources::kPods, "", "",
-                                     "spec.nodeName=" + config_.node_name);
+    Informer& pods =
+        informers_->For(resources::kPods, "", "", "spec.nodeName=" + config_.node_name);
     {
       std::lock_guard lock(pods_mu_);
       pods_ = std::make_unique<agent::PodManager>(*worker_context_, pods, *objects_, kPodWorkers);

@@ -45,7 +45,9 @@ class Backoff {
   };
   // An entry untouched for twice the maximum delay counts as gone: a container that ran fine
   // that long starts over at the initial delay.
-  bool Expired(const Entry& e, Clock::time_point now) const { return now - e.last_update > 2 * max_; }
+  bool Expired(const Entry& e, Clock::time_point now) const {
+    return now - e.last_update > 2 * max_;
+  }
 
   const Duration initial_;
   const Duration max_;

@@ -72,17 +72,21 @@ cri::LinuxResources ContainerResources(const json& pod, const json& container,
     // Burstable: the larger the share of the node's memory it asks for, the later it is killed,
     // but always after guaranteed and before best-effort containers.
     int64_t request = Request(container, "memory");
-    int64_t score = node_memory_bytes > 0
-                        ? 1000 - static_cast<int64_t>(static_cast<__int128>(request) * 1000 /
-                                                      node_memory_bytes)
-                        : 999;
+    int64_t score =
+        node_memory_bytes > 0
+            ? 1000 - static_cast<int64_t>(static_cast<__int128>(request) * 1000 / node_memory_bytes)
+            : 999;
     r.oom_score_adj = std::clamp<int64_t>(score, 1000 + kGuaranteedOomScore, 999);
   }
   return r;
 }
 
 std::string ContainerSpecHash(const json& container) {
-  std::string text = container.dump();  // object keys are sorted: the text is canonical
+  // A pod's containers can change only their image (resources change in place, without a
+  // restart). Hashing just what can change keeps the hash stable across the API's defaulting
+  // of other fields (terminationMessagePath, resources: {}, ports' protocol, ...).
+  json identity = {{"name", At(container, {"name"})}, {"image", At(container, {"image"})}};
+  std::string text = identity.dump();
   uint64_t h = 1469598103934665603ULL;  // FNV-1a
   for (unsigned char c : text) {
     h ^= c;
@@ -92,14 +96,16 @@ std::string ContainerSpecHash(const json& container) {
 }
 
 std::optional<int64_t> EffectiveRunAsUser(const json& pod, const json& container) {
-  for (const json* sc : {&At(container, {"securityContext"}), &At(pod, {"spec", "securityContext"})}) {
+  for (const json* sc :
+       {&At(container, {"securityContext"}), &At(pod, {"spec", "securityContext"})}) {
     if (const json& u = At(*sc, {"runAsUser"}); u.is_number_integer()) return u.get<int64_t>();
   }
   return std::nullopt;
 }
 
 bool EffectiveRunAsNonRoot(const json& pod, const json& container) {
-  for (const json* sc : {&At(container, {"securityContext"}), &At(pod, {"spec", "securityContext"})}) {
+  for (const json* sc :
+       {&At(container, {"securityContext"}), &At(pod, {"spec", "securityContext"})}) {
     if (const json& v = At(*sc, {"runAsNonRoot"}); v.is_boolean()) return v.get<bool>();
   }
   return false;
@@ -127,8 +133,7 @@ cri::ContainerConfig BuildContainerConfig(const json& pod, const json& container
       {kRestartCountAnnotation, std::to_string(in.restart_count)},
       {kTerminationMessagePathAnnotation,
        Str(container, {"terminationMessagePath"}, "/dev/termination-log")},
-      {kTerminationMessagePolicyAnnotation,
-       Str(container, {"terminationMessagePolicy"}, "File")},
+      {kTerminationMessagePolicyAnnotation, Str(container, {"terminationMessagePolicy"}, "File")},
       {kGracePeriodAnnotation,
        std::to_string(Int(pod, {"spec", "terminationGracePeriodSeconds"}, 30))},
       {kSpecImageAnnotation, Str(container, {"image"})},

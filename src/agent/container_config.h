@@ -22,7 +22,8 @@ std::string QosClass(const json& pod);
 cri::LinuxResources ContainerResources(const json& pod, const json& container,
                                        int64_t node_memory_bytes);
 
-// A stable hash of the container's spec (hex): a different hash means a different container.
+// A stable hash of what can change in a pod's container spec (its image; hex): a different hash
+// means the container must be replaced.
 std::string ContainerSpecHash(const json& container);
 
 // What BuildContainerConfig needs besides the pod and container specs.

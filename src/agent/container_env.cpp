@@ -16,7 +16,8 @@ namespace {
 // SVC-NAME -> SVC_NAME, as upstream names service variables.
 std::string EnvName(const std::string& s) {
   std::string out = s;
-  for (char& c : out) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -121,8 +122,7 @@ std::optional<std::string> Subscript(const std::string& path, const std::string&
   return path.substr(prefix.size() + 2, path.size() - prefix.size() - 4);
 }
 
-Result<std::string> FieldRefValue(const json& pod, const std::string& path,
-                                  const EnvContext& ctx) {
+Result<std::string> FieldRefValue(const json& pod, const std::string& path, const EnvContext& ctx) {
   if (path == "metadata.name") return Str(pod, {"metadata", "name"});
   if (path == "metadata.namespace") return Str(pod, {"metadata", "namespace"});
   if (path == "metadata.uid") return Str(pod, {"metadata", "uid"});

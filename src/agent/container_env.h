@@ -58,7 +58,7 @@ std::pair<std::vector<std::string>, std::vector<std::string>> ExpandCommandAndAr
 
 // The value a resourceFieldRef names ("limits.cpu", "requests.memory", ...) with its divisor,
 // as the kubelet renders it (rounded up); kInvalidArgument for an unknown resource.
-Result<std::string> ResourceFieldValue(const json& pod, const json& container,
-                                       const json& ref, const EnvContext& ctx);
+Result<std::string> ResourceFieldValue(const json& pod, const json& container, const json& ref,
+                                       const EnvContext& ctx);
 
 }  // namespace orch::agent

@@ -24,7 +24,8 @@ std::string DefaultPolicy(const std::string& image) {
 std::string NormalizeRegistry(std::string key) {
   if (auto scheme = key.find("://"); scheme != std::string::npos) key = key.substr(scheme + 3);
   if (auto slash = key.find('/'); slash != std::string::npos) key.resize(slash);
-  if (key == "index.docker.io" || key == "registry-1.docker.io" || key == "registry.hub.docker.com") {
+  if (key == "index.docker.io" || key == "registry-1.docker.io" ||
+      key == "registry.hub.docker.com") {
     return "docker.io";
   }
   return key;

@@ -1,11 +1,10 @@
 // The real machine for the node agent (machine.h).
 #include "machine.h"
 
+#include <fmt/format.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <sstream>
 
@@ -32,7 +31,7 @@ class SystemMachine : public Machine {
     long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     info.cpu_cores = cpus > 0 ? cpus : 1;
     if (auto mem = Memory(); mem.ok()) info.memory_bytes = static_cast<int64_t>(mem->total_bytes);
-    struct utsname u{};
+    struct utsname u {};
     if (::uname(&u) == 0) {
       info.kernel_version = u.release;
       info.architecture = GoArch(u.machine);
@@ -56,7 +55,7 @@ class SystemMachine : public Machine {
   }
 
   Result<FilesystemStats> Filesystem(const std::string& path) override {
-    struct statvfs st{};
+    struct statvfs st {};
     if (::statvfs(path.c_str(), &st) != 0) {
       return Unavailable(fmt::format("statvfs {}: {}", path, strerror(errno)));
     }
@@ -86,7 +85,9 @@ class SystemMachine : public Machine {
 
 }  // namespace
 
-std::unique_ptr<Machine> NewSystemMachine() { return std::make_unique<SystemMachine>(); }
+std::unique_ptr<Machine> NewSystemMachine() {
+  return std::make_unique<SystemMachine>();
+}
 
 Result<MemoryStats> ParseMeminfo(std::string_view text) {
   MemoryStats m;

@@ -17,8 +17,8 @@ struct MachineInfo {
   int64_t cpu_cores = 0;
   int64_t memory_bytes = 0;  // MemTotal
   std::string kernel_version;
-  std::string os_image;       // PRETTY_NAME of /etc/os-release
-  std::string architecture;   // GOARCH naming: amd64, arm64, ...
+  std::string os_image;      // PRETTY_NAME of /etc/os-release
+  std::string architecture;  // GOARCH naming: amd64, arm64, ...
   std::string machine_id;
   std::string system_uuid;
   std::string boot_id;

@@ -14,10 +14,8 @@ Status NodeLease::Renew(const std::string& node_uid) {
     lease["spec"]["leaseDurationSeconds"] = kNodeLeaseDurationSeconds;
     lease["spec"]["renewTime"] = now;
     if (!node_uid.empty()) {
-      lease["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "v1"},
-                                                           {"kind", "Node"},
-                                                           {"name", node_name_},
-                                                           {"uid", node_uid}}});
+      lease["metadata"]["ownerReferences"] = json::array(
+          {{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node_name_}, {"uid", node_uid}}});
     }
   };
   for (int attempt = 0; attempt < 3; ++attempt) {

@@ -16,7 +16,9 @@ json Condition(const std::string& type, bool status, const std::string& reason,
           {"message", message}};
 }
 
-std::string Ki(uint64_t bytes) { return fmt::format("{}Ki", bytes / 1024); }
+std::string Ki(uint64_t bytes) {
+  return fmt::format("{}Ki", bytes / 1024);
+}
 
 }  // namespace
 
@@ -44,8 +46,7 @@ Result<json> ParseNodeTaint(const std::string& text) {
   return taint;
 }
 
-std::map<std::string, std::string> NodeLabels(const NodeIdentity& id,
-                                              const MachineInfo& machine) {
+std::map<std::string, std::string> NodeLabels(const NodeIdentity& id, const MachineInfo& machine) {
   std::map<std::string, std::string> labels = {
       {"kubernetes.io/hostname", id.name},
       {"kubernetes.io/os", "linux"},
@@ -64,7 +65,7 @@ std::map<std::string, std::string> NodeLabels(const NodeIdentity& id,
   return labels;
 }
 
-Result<json> NewNodeObject(const NodeIdentity& id, const json& status) {
+Result<json> NewNodeObject(const NodeIdentity& id, const MachineInfo& machine, const json& status) {
   json taints = json::array();
   for (const auto& text : id.taints) {
     auto taint = ParseNodeTaint(text);
@@ -75,6 +76,7 @@ Result<json> NewNodeObject(const NodeIdentity& id, const json& status) {
                {"kind", "Node"},
                {"metadata",
                 {{"name", id.name},
+                 {"labels", NodeLabels(id, machine)},
                  {"annotations",
                   {{"node.alpha.kubernetes.io/ttl", "0"},
                    {"volumes.kubernetes.io/controller-managed-attach-detach", "true"}}}}},
@@ -115,7 +117,8 @@ json NodeStatusJson(const NodeFacts& f, const json& old_status, SystemTime now) 
   const MachineInfo& m = f.machine;
   // Allocatable: capacity less the hard eviction thresholds (no reservations yet).
   uint64_t memory = static_cast<uint64_t>(std::max<int64_t>(m.memory_bytes, 0));
-  uint64_t memory_allocatable = memory > kMemoryAvailableThreshold ? memory - kMemoryAvailableThreshold : 0;
+  uint64_t memory_allocatable =
+      memory > kMemoryAvailableThreshold ? memory - kMemoryAvailableThreshold : 0;
   uint64_t storage = f.nodefs.capacity_bytes;
   auto storage_allocatable = static_cast<uint64_t>(storage * (1.0 - kNodefsAvailableRatio));
   json capacity = {{"cpu", std::to_string(m.cpu_cores)},
@@ -139,15 +142,14 @@ json NodeStatusJson(const NodeFacts& f, const json& old_status, SystemTime now) 
   bool ready = f.runtime_ready && f.network_ready;
 
   std::vector<json> conditions = {
-      memory_pressure
-          ? Condition("MemoryPressure", true, "KubeletHasInsufficientMemory",
-                      "kubelet has insufficient memory available")
-          : Condition("MemoryPressure", false, "KubeletHasSufficientMemory",
-                      "kubelet has sufficient memory available"),
-      disk_pressure ? Condition("DiskPressure", true, "KubeletHasDiskPressure",
-                                "kubelet has disk pressure")
-                    : Condition("DiskPressure", false, "KubeletHasNoDiskPressure",
-                                "kubelet has no disk pressure"),
+      memory_pressure ? Condition("MemoryPressure", true, "KubeletHasInsufficientMemory",
+                                  "kubelet has insufficient memory available")
+                      : Condition("MemoryPressure", false, "KubeletHasSufficientMemory",
+                                  "kubelet has sufficient memory available"),
+      disk_pressure
+          ? Condition("DiskPressure", true, "KubeletHasDiskPressure", "kubelet has disk pressure")
+          : Condition("DiskPressure", false, "KubeletHasNoDiskPressure",
+                      "kubelet has no disk pressure"),
       pid_pressure ? Condition("PIDPressure", true, "KubeletHasInsufficientPID",
                                "kubelet has insufficient PID available")
                    : Condition("PIDPressure", false, "KubeletHasSufficientPID",

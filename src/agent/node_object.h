@@ -40,8 +40,8 @@ struct NodeIdentity {
 // metadata.labels of the node: the well-known ones, the control-plane role, --node-label.
 std::map<std::string, std::string> NodeLabels(const NodeIdentity& id, const MachineInfo& machine);
 
-// The object to create at registration (metadata, spec.taints, status).
-Result<json> NewNodeObject(const NodeIdentity& id, const json& status);
+// The object to create at registration (metadata with NodeLabels, spec.taints, status).
+Result<json> NewNodeObject(const NodeIdentity& id, const MachineInfo& machine, const json& status);
 
 // Adds the agent's labels and missing taints to an existing node (re-registration); returns
 // whether anything changed.

@@ -74,7 +74,7 @@ Status NodeStatusReporter::Register(std::chrono::seconds patience) {
     if (!last.ok()) std::this_thread::sleep_for(std::chrono::seconds(1));
     auto now = std::chrono::system_clock::now();
     NodeFacts facts = GatherFacts();
-    auto object = NewNodeObject(id_, NodeStatusJson(facts, json(), now));
+    auto object = NewNodeObject(id_, info_, NodeStatusJson(facts, json(), now));
     if (!object.ok()) return object.status();
     auto created = client_.Create(resources::kNodes, "", *object);
     if (created.ok()) {

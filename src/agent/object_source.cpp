@@ -25,8 +25,8 @@ Informer& InformerObjectSource::NamespaceInformer(const ResourceRef& ref, const 
                  object->value("metadata", nlohmann::json::object()).value("name", ""));
     }
   };
-  informer.AddHandler({notify, [notify](const ObjectPtr&, const ObjectPtr& o) { notify(o); },
-                       notify});
+  informer.AddHandler(
+      {notify, [notify](const ObjectPtr&, const ObjectPtr& o) { notify(o); }, notify});
   informers_[key] = &informer;
   return informer;
 }

@@ -60,7 +60,9 @@ PodManager::PodManager(PodWorkerContext& ctx, Informer& pods, InformerObjectSour
                     }});
 }
 
-PodManager::~PodManager() { Stop(); }
+PodManager::~PodManager() {
+  Stop();
+}
 
 void PodManager::Remember(const ObjectPtr& pod) {
   std::string uid = Str(*pod, {"metadata", "uid"});

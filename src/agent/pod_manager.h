@@ -25,8 +25,7 @@ class PodManager {
  public:
   // `pods` is the node's pod informer (its handlers are registered here, before the factory
   // starts).
-  PodManager(PodWorkerContext& ctx, Informer& pods, InformerObjectSource& objects,
-             int workers = 4);
+  PodManager(PodWorkerContext& ctx, Informer& pods, InformerObjectSource& objects, int workers = 4);
   ~PodManager();
   PodManager(const PodManager&) = delete;
   PodManager& operator=(const PodManager&) = delete;

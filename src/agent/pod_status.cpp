@@ -10,8 +10,8 @@
 namespace orch::agent {
 namespace {
 
-const std::set<std::string> kOwnedConditions = {"PodReadyToStartContainers", "Initialized",
-                                                "Ready", "ContainersReady"};
+const std::set<std::string> kOwnedConditions = {"PodReadyToStartContainers", "Initialized", "Ready",
+                                                "ContainersReady"};
 
 json Terminated(const ContainerInstance& c) {
   const cri::ContainerStatus& s = c.status;
@@ -60,9 +60,9 @@ std::string NormalizeImageName(const std::string& image) {
   std::string name = image;
   auto slash = name.find('/');
   std::string first = slash == std::string::npos ? "" : name.substr(0, slash);
-  bool has_registry = !first.empty() && (first.find('.') != std::string::npos ||
-                                         first.find(':') != std::string::npos ||
-                                         first == "localhost");
+  bool has_registry =
+      !first.empty() && (first.find('.') != std::string::npos ||
+                         first.find(':') != std::string::npos || first == "localhost");
   if (!has_registry) {
     name = (slash == std::string::npos ? "docker.io/library/" : "docker.io/") + name;
   }
@@ -74,8 +74,7 @@ std::string NormalizeImageName(const std::string& image) {
   return name;
 }
 
-json ContainerStatusJson(const json& spec, const ContainerView& view, bool init,
-                         bool initialized) {
+json ContainerStatusJson(const json& spec, const ContainerView& view, bool init, bool initialized) {
   json s = {{"name", Str(spec, {"name"})},
             {"image", NormalizeImageName(Str(spec, {"image"}))},
             {"imageID", ""},

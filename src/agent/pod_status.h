@@ -36,7 +36,7 @@ struct PodView {
   std::string host_ip;
   std::vector<std::string> pod_ips;  // empty while no sandbox has an address (kept from before)
   bool sandbox_ready = false;
-  bool terminating = false;  // being deleted and its containers stopped
+  bool terminating = false;                         // being deleted and its containers stopped
   std::map<std::string, ContainerView> containers;  // by container name
 };
 

@@ -3,9 +3,8 @@
 #include "pod_worker.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -198,6 +197,8 @@ Result<std::map<std::string, std::vector<ContainerInstance>>> PodWorker::Instanc
     }
     ContainerInstance instance;
     instance.status = std::move(*status);
+    // CRI's ContainerStatus does not name the sandbox; the list entry does.
+    instance.status.container.sandbox_id = c.sandbox_id;
     instance.restart_count = RestartCountOf(instance.status.container);
     if (instance.status.container.state == cri::ContainerState::kExited) {
       instance.termination_message = TerminationMessage(instance.status);
@@ -215,7 +216,7 @@ Result<std::map<std::string, std::vector<ContainerInstance>>> PodWorker::Instanc
 }
 
 Result<std::pair<std::string, cri::PodSandboxConfig>> PodWorker::EnsureSandbox(const json& pod,
-                                                                              PodState& state) {
+                                                                               PodState& state) {
   const std::string uid = Str(pod, {"metadata", "uid"});
   cri::SandboxFilter filter;
   filter.label_selector = PodSelector(ctx_.node_name, uid);
@@ -266,9 +267,9 @@ Result<std::pair<std::string, cri::PodSandboxConfig>> PodWorker::EnsureSandbox(c
   state.sandbox_id.clear();
   if (Status s = learn_addresses(*id); !s.ok()) return s;
   if (!host_network) {
-    Status s = WriteFileAtomic(ctx_.paths.PodDir(uid) + "/etc-hosts",
-                               HostsFileContent(pod, state.pod_ips, ctx_.sandbox.cluster_domain),
-                               0644);
+    Status s =
+        WriteFileAtomic(ctx_.paths.PodDir(uid) + "/etc-hosts",
+                        HostsFileContent(pod, state.pod_ips, ctx_.sandbox.cluster_domain), 0644);
     if (!s.ok()) return s;
   }
   log::Info(kLog, "pod {}/{}: sandbox {} (attempt {}) at {}", config.namespace_, config.name,
@@ -373,11 +374,11 @@ void PodWorker::RestartWithBackoff(Pass& pass, const json& container,
   const std::string name = Str(container, {"name"});
   const std::string key = pass.uid + "/" + name;
   auto now = Backoff::Clock::now();
-  auto finished = last.status.finished_at > 0
-                      ? Backoff::Clock::time_point(std::chrono::duration_cast<
-                                                   Backoff::Clock::duration>(
-                            std::chrono::nanoseconds(last.status.finished_at)))
-                      : now;
+  auto finished =
+      last.status.finished_at > 0
+          ? Backoff::Clock::time_point(std::chrono::duration_cast<Backoff::Clock::duration>(
+                std::chrono::nanoseconds(last.status.finished_at)))
+          : now;
   if (crash_backoff_.InBackoff(key, finished, now)) {
     std::string delay = GoDuration(crash_backoff_.Delay(key, now));
     pass.waiting[name] = {"CrashLoopBackOff",
@@ -386,7 +387,8 @@ void PodWorker::RestartWithBackoff(Pass& pass, const json& container,
     ctx_.events.Record(
         pass.pod_ref, "Warning", "BackOff",
         fmt::format("Back-off restarting failed container {} in pod {}", name, PodDesc(pass.pod)));
-    pass.WakeAfter(std::chrono::ceil<milliseconds>(crash_backoff_.ReadyAt(key, finished, now) - now));
+    pass.WakeAfter(
+        std::chrono::ceil<milliseconds>(crash_backoff_.ReadyAt(key, finished, now) - now));
     return;
   }
   crash_backoff_.Next(key, now);
@@ -394,8 +396,7 @@ void PodWorker::RestartWithBackoff(Pass& pass, const json& container,
 }
 
 void PodWorker::KillContainer(const json& pod, const std::string& container_id,
-                              const std::string& name, seconds grace,
-                              const std::string& message) {
+                              const std::string& name, seconds grace, const std::string& message) {
   if (!pod.is_null()) {
     ctx_.events.Record(PodRef(pod), "Normal", "Killing",
                        message.empty() ? "Stopping container " + name : message);
@@ -427,9 +428,10 @@ void PodWorker::KillAll(const json* pod, const std::string& uid, seconds grace) 
   for (auto& t : stops) t.join();
 }
 
-PodView PodWorker::ViewOf(const json& pod, const PodState& state, bool sandbox_ready,
-                          const std::map<std::string, std::vector<ContainerInstance>>& instances,
-                          const std::map<std::string, std::pair<std::string, std::string>>& waiting) {
+PodView PodWorker::ViewOf(
+    const json& pod, const PodState& state, bool sandbox_ready,
+    const std::map<std::string, std::vector<ContainerInstance>>& instances,
+    const std::map<std::string, std::pair<std::string, std::string>>& waiting) {
   PodView view;
   view.host_ip = ctx_.node_ip;
   view.pod_ips = state.pod_ips;
@@ -663,7 +665,8 @@ SyncOutcome PodWorker::Terminate(const std::string& uid, const json& pod, PodSta
   if (!instances.ok()) return {instances.status(), std::nullopt};
   PodView view = ViewOf(pod, state, false, *instances, {});
   view.terminating = true;
-  if (Status s = WriteStatus(pod, state, ComputePodStatus(pod, view, std::chrono::system_clock::now()));
+  if (Status s =
+          WriteStatus(pod, state, ComputePodStatus(pod, view, std::chrono::system_clock::now()));
       !s.ok()) {
     return {s, std::nullopt};
   }

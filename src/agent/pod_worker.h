@@ -69,9 +69,9 @@ class PodWorker {
  private:
   // Per pod, kept between passes; touched only by the thread syncing that pod.
   struct PodState {
-    bool terminal = false;      // reached Succeeded/Failed: nothing is started again
-    json last_status;           // what was last written, to skip identical writes
-    std::string sandbox_id;     // the sandbox whose addresses are cached below
+    bool terminal = false;   // reached Succeeded/Failed: nothing is started again
+    json last_status;        // what was last written, to skip identical writes
+    std::string sandbox_id;  // the sandbox whose addresses are cached below
     std::vector<std::string> pod_ips;
   };
   // A pass over one pod, with its decisions (waiting reasons, next wake-up).
@@ -88,7 +88,7 @@ class PodWorker {
   // The ready sandbox of the pod, creating one (attempt + 1) when there is none; fills
   // state.pod_ips.
   Result<std::pair<std::string, cri::PodSandboxConfig>> EnsureSandbox(const json& pod,
-                                                                     PodState& state);
+                                                                      PodState& state);
   // Every instance of the pod's containers, by container name, newest first.
   Result<std::map<std::string, std::vector<ContainerInstance>>> Instances(const std::string& uid);
   // Starts `container` (restart_count-th run); on failure records why it waits in `pass`.

@@ -68,12 +68,14 @@ cri::DnsConfig ParseResolvConf(std::string_view text) {
   return out;
 }
 
-bool IsHostNetwork(const json& pod) { return Bool(pod, {"spec", "hostNetwork"}); }
+bool IsHostNetwork(const json& pod) {
+  return Bool(pod, {"spec", "hostNetwork"});
+}
 
 cri::DnsConfig PodDnsConfig(const json& pod, const SandboxContext& ctx) {
   std::string policy = Str(pod, {"spec", "dnsPolicy"}, "ClusterFirst");
-  bool cluster = policy == "ClusterFirstWithHostNet" ||
-                 (policy == "ClusterFirst" && !IsHostNetwork(pod));
+  bool cluster =
+      policy == "ClusterFirstWithHostNet" || (policy == "ClusterFirst" && !IsHostNetwork(pod));
   if (cluster && ctx.cluster_dns.empty()) cluster = false;  // no cluster DNS: the node's
   cri::DnsConfig dns;
   if (policy == "None") {
@@ -123,8 +125,8 @@ std::pair<std::string, std::string> PodHostnameAndDomain(const json& pod,
   std::string domain;
   std::string subdomain = Str(pod, {"spec", "subdomain"});
   if (!subdomain.empty()) {
-    domain = fmt::format("{}.{}.svc.{}", subdomain, Str(pod, {"metadata", "namespace"}),
-                         cluster_domain);
+    domain =
+        fmt::format("{}.{}.svc.{}", subdomain, Str(pod, {"metadata", "namespace"}), cluster_domain);
   }
   return {hostname, domain};
 }
@@ -148,8 +150,8 @@ cri::PodSandboxConfig BuildSandboxConfig(const json& pod, const SandboxContext& 
   c.uid = Str(pod, {"metadata", "uid"});
   c.namespace_ = Str(pod, {"metadata", "namespace"});
   c.attempt = attempt;
-  c.hostname = IsHostNetwork(pod) ? ctx.node_hostname
-                                  : PodHostnameAndDomain(pod, ctx.cluster_domain).first;
+  c.hostname =
+      IsHostNetwork(pod) ? ctx.node_hostname : PodHostnameAndDomain(pod, ctx.cluster_domain).first;
   c.log_directory = fmt::format("{}/{}_{}_{}", ctx.log_root, c.namespace_, c.name, c.uid);
   c.dns = PodDnsConfig(pod, ctx);
   if (!IsHostNetwork(pod)) {

@@ -25,8 +25,8 @@ std::string FormatTime(SystemTime t, bool micro) {
 
 std::string FormatNanos(int64_t nanos) {
   if (nanos <= 0) return "";
-  return FormatTime(SystemTime(std::chrono::duration_cast<SystemTime::duration>(
-      std::chrono::nanoseconds(nanos))));
+  return FormatTime(SystemTime(
+      std::chrono::duration_cast<SystemTime::duration>(std::chrono::nanoseconds(nanos))));
 }
 
 std::optional<SystemTime> ParseTime(std::string_view s) {

@@ -2,11 +2,10 @@
 #include "volumes.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,7 +29,9 @@ namespace fs = std::filesystem;
 constexpr const char* kDataLink = "..data";
 constexpr mode_t kDefaultFileMode = 0644;
 
-std::string Errno(const std::string& what) { return fmt::format("{}: {}", what, strerror(errno)); }
+std::string Errno(const std::string& what) {
+  return fmt::format("{}: {}", what, strerror(errno));
+}
 
 // A relative path inside a volume: no absolute paths, no "..", no hidden "..x" top level (those
 // names belong to the writer).
@@ -72,7 +73,7 @@ VolumePayload ReadPayload(const std::string& root) {
     if (!it->is_regular_file(ec)) continue;
     std::string rel = fs::relative(it->path(), root, ec).string();
     auto content = ReadFileToString(it->path().string());
-    struct stat st{};
+    struct stat st {};
     if (!content.ok() || ::stat(it->path().c_str(), &st) != 0) continue;
     out[rel] = VolumeFile{std::move(*content), static_cast<mode_t>(st.st_mode & 07777)};
   }
@@ -98,7 +99,8 @@ mode_t ModeOf(const json& value, mode_t fallback) {
 }
 
 // Shared by configMap and secret volumes: keys -> files by items (or every key).
-Result<VolumePayload> PayloadFrom(const json& source, const std::map<std::string, std::string>& data,
+Result<VolumePayload> PayloadFrom(const json& source,
+                                  const std::map<std::string, std::string>& data,
                                   const std::string& missing_key_prefix) {
   VolumePayload out;
   mode_t default_mode = ModeOf(At(source, {"defaultMode"}), kDefaultFileMode);
@@ -149,7 +151,7 @@ std::string VolumeDir(const AgentPaths& paths, const json& pod, const char* plug
 }
 
 Status CheckHostPath(const std::string& path, const std::string& type) {
-  struct stat st{};
+  struct stat st {};
   bool exists = ::stat(path.c_str(), &st) == 0;
   auto fail = [&](const char* what) {
     return InvalidArgument(fmt::format("hostPath type check failed: {} is not {}", path, what));
@@ -163,7 +165,8 @@ Status CheckHostPath(const std::string& path, const std::string& type) {
     }
     return S_ISDIR(st.st_mode) ? Status::Ok() : fail("a directory");
   }
-  if (type == "Directory") return exists && S_ISDIR(st.st_mode) ? Status::Ok() : fail("a directory");
+  if (type == "Directory")
+    return exists && S_ISDIR(st.st_mode) ? Status::Ok() : fail("a directory");
   if (type == "FileOrCreate") {
     if (!exists) {
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -241,7 +244,7 @@ Result<bool> WriteAtomically(const std::string& dir, const VolumePayload& payloa
   }
   for (const auto& name : top_level) {
     std::string link = dir + "/" + name;
-    struct stat st{};
+    struct stat st {};
     if (::lstat(link.c_str(), &st) == 0) {
       if (S_ISLNK(st.st_mode)) continue;
       std::error_code ec;
@@ -408,7 +411,7 @@ Result<std::vector<cri::Mount>> VolumeManager::MountsFor(const json& container,
         return InvalidArgument(fmt::format("invalid subPath {:?} of volume \"{}\"", sub, name));
       }
       host += "/" + sub;
-      struct stat st{};
+      struct stat st {};
       if (::lstat(host.c_str(), &st) != 0) {
         if (Status s = MakeDirectories(host, 0755); !s.ok()) return s;
       }

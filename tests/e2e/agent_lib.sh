@@ -25,10 +25,13 @@ agent_e2e_init() {
   AGENT_NS="orch-e2e-$2-$$"
   ip netns add "$AGENT_NS"
   ip -n "$AGENT_NS" link set lo up
-  ip -n "$AGENT_NS" link add dummy0 type dummy
-  ip -n "$AGENT_NS" addr add "$NODE_IP/24" dev dummy0
-  ip -n "$AGENT_NS" link set dummy0 up
-  ip -n "$AGENT_NS" route add default via 172.31.255.1 dev dummy0
+  # The node's own interface (a veth pair inside the namespace: this kernel may lack "dummy"),
+  # with a default route so the node has an address as on a real machine.
+  ip -n "$AGENT_NS" link add eth0 type veth peer name eth0-peer
+  ip -n "$AGENT_NS" addr add "$NODE_IP/24" dev eth0
+  ip -n "$AGENT_NS" link set eth0-peer up
+  ip -n "$AGENT_NS" link set eth0 up
+  ip -n "$AGENT_NS" route add default via 172.31.255.1 dev eth0
   mkdir -p "$DATA/agent/images"
   bash "$(dirname "${BASH_SOURCE[0]}")/make_busybox_image.sh" "$DATA/agent/images/busybox.tar"
 }
@@ -110,6 +113,20 @@ agent_leftover_pids() {
 agent_cleanup() {
   local rc=$?
   set +e
+  # A failed run shows what the node said (and keeps every log with ORCH_E2E_LOGS=DIR).
+  if ((rc != 0)) && [[ -n "$E2E_TMP" ]]; then
+    local f
+    for f in "$E2E_TMP"/server*.log; do
+      [[ -e "$f" ]] || continue
+      echo "--- last lines of $(basename "$f")" >&2
+      tail -40 "$f" >&2
+    done
+    if [[ -n "${ORCH_E2E_LOGS:-}" ]]; then
+      mkdir -p "$ORCH_E2E_LOGS"
+      cp "$E2E_TMP"/*.log "$ORCH_E2E_LOGS"/ 2>/dev/null
+      cp -r "$DATA/agent/pod-logs" "$ORCH_E2E_LOGS"/ 2>/dev/null
+    fi
+  fi
   # The normal way: the agent stops and removes the pods, then the server stops (the agent
   # leaves running pods alone when it stops, by design).
   if [[ -n "$AGENT_SERVER" ]] && kill -0 "$AGENT_SERVER" 2>/dev/null; then

@@ -44,7 +44,7 @@ data: {greeting: hello, file.txt: version-1}
 apiVersion: v1
 kind: Secret
 metadata: {name: creds}
-stringData: {password: s3cret}
+data: {password: czNjcmV0}  # s3cret
 ---
 apiVersion: v1
 kind: Pod

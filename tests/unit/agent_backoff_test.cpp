@@ -22,7 +22,8 @@ TEST_CASE("back-off doubles up to its maximum") {
   for (int i = 0; i < 7; ++i) {
     t += 1s;
     b.Next("k", t);
-    delays.push_back(static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(b.Delay("k", t)).count()));
+    delays.push_back(static_cast<int>(
+        std::chrono::duration_cast<std::chrono::seconds>(b.Delay("k", t)).count()));
   }
   CHECK(delays == std::vector<int>{20, 40, 80, 160, 300, 300, 300});
 }

@@ -33,8 +33,8 @@ TEST_CASE("QoS classes") {
   CHECK(QosClass(Pod(json::array({WithResources({{"cpu", "1"}, {"memory", "1Gi"}},
                                                 {{"cpu", "1000m"}, {"memory", "1Gi"}})}))) ==
         "Guaranteed");
-  CHECK(QosClass(Pod(json::array({WithResources({{"cpu", "500m"}}, {{"cpu", "1"}, {"memory", "1Gi"}})}))) ==
-        "Burstable");
+  CHECK(QosClass(Pod(json::array({WithResources(
+            {{"cpu", "500m"}}, {{"cpu", "1"}, {"memory", "1Gi"}})}))) == "Burstable");
   CHECK(QosClass(Pod(json::array({WithResources({{"memory", "1Gi"}}, nullptr)}))) == "Burstable");
   // Every container counts, init containers too.
   CHECK(QosClass(Pod(json::array({WithResources(nullptr, {{"cpu", "1"}, {"memory", "1Gi"}})}),
@@ -42,7 +42,8 @@ TEST_CASE("QoS classes") {
 }
 
 TEST_CASE("cgroup resources from requests and limits") {
-  json guaranteed = Pod(json::array({WithResources(nullptr, {{"cpu", "250m"}, {"memory", "64Mi"}})}));
+  json guaranteed =
+      Pod(json::array({WithResources(nullptr, {{"cpu", "250m"}, {"memory", "64Mi"}})}));
   auto r = ContainerResources(guaranteed, guaranteed["spec"]["containers"][0], 8LL << 30);
   CHECK(r.cpu_shares == 256);
   CHECK(r.cpu_period == 100000);
@@ -119,9 +120,13 @@ TEST_CASE("container config: command, security, labels, annotations, log path") 
   CHECK(EffectiveRunAsUser(pod, {{"name", "x"}}) == 5);
 }
 
-TEST_CASE("the spec hash changes with the spec only") {
+TEST_CASE("the spec hash changes with the image, not with defaulted fields") {
   json a = {{"name", "c"}, {"image", "busybox:1"}};
-  json b = {{"image", "busybox:1"}, {"name", "c"}};
+  json b = {{"image", "busybox:1"},
+            {"name", "c"},
+            {"resources", json::object()},
+            {"terminationMessagePath", "/dev/termination-log"},
+            {"imagePullPolicy", "IfNotPresent"}};
   CHECK(ContainerSpecHash(a) == ContainerSpecHash(b));
   CHECK(ContainerSpecHash(a).size() == 16);
   b["image"] = "busybox:2";

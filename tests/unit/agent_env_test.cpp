@@ -93,8 +93,8 @@ TEST_CASE("service links: the kubernetes Service always, the namespace's unless 
   CHECK_FALSE(vars.contains("HEADLESS_SERVICE_HOST"));
   CHECK_FALSE(vars.contains("ELSEWHERE_SERVICE_HOST"));
 
-  json no_links = Pod(json::array({{{"name", "c"}, {"image", "busybox"}}}),
-                      {{"enableServiceLinks", false}});
+  json no_links =
+      Pod(json::array({{{"name", "c"}, {"image", "busybox"}}}), {{"enableServiceLinks", false}});
   auto limited = BuildEnvironment(no_links, no_links["spec"]["containers"][0], Context(), objects);
   REQUIRE(limited.ok());
   auto limited_vars = AsMap(limited->env);
@@ -108,10 +108,9 @@ TEST_CASE("env: values with expansion, envFrom with prefixes, declaration order"
   objects.AddSecret("shop", "creds", {{"PASSWORD", orch::Base64Encode("s3cret")}});
   json container = {
       {"name", "c"},
-      {"envFrom",
-       json::array({{{"configMapRef", {{"name", "settings"}}}},
-                    {{"secretRef", {{"name", "creds"}}}, {"prefix", "DB_"}},
-                    {{"configMapRef", {{"name", "absent"}, {"optional", true}}}}})},
+      {"envFrom", json::array({{{"configMapRef", {{"name", "settings"}}}},
+                               {{"secretRef", {{"name", "creds"}}}, {"prefix", "DB_"}},
+                               {{"configMapRef", {{"name", "absent"}, {"optional", true}}}}})},
       {"env", json::array({{{"name", "FIRST"}, {"value", "$(GREETING) world"}},
                            {{"name", "SECOND"}, {"value", "$(FIRST)! $(LATER) $$(FIRST)"}},
                            {{"name", "LATER"}, {"value", "late"}},
@@ -137,7 +136,9 @@ TEST_CASE("env: values with expansion, envFrom with prefixes, declaration order"
   // Declared variables keep their first position; service variables come last.
   std::vector<std::string> names;
   for (const auto& [k, v] : env->env) names.push_back(k);
-  auto pos = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) - names.begin(); };
+  auto pos = [&](const std::string& n) {
+    return std::find(names.begin(), names.end(), n) - names.begin();
+  };
   CHECK(pos("GREETING") < pos("FIRST"));
   CHECK(pos("FIRST") < pos("SECOND"));
   CHECK(pos("LATER") < pos("KUBERNETES_SERVICE_HOST"));
@@ -156,17 +157,16 @@ TEST_CASE("env: fieldRef and resourceFieldRef") {
   json container = {
       {"name", "c"},
       {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "64Mi"}}}}},
-      {"env", json::array({field("NAME", "metadata.name"), field("NS", "metadata.namespace"),
-                           field("UID", "metadata.uid"), field("APP", "metadata.labels['app']"),
-                           field("NONE", "metadata.labels['none']"),
-                           field("TEAM", "metadata.annotations['team']"),
-                           field("NODE", "spec.nodeName"), field("SA", "spec.serviceAccountName"),
-                           field("IP", "status.podIP"), field("IPS", "status.podIPs"),
-                           field("HOST", "status.hostIP"), resource("CPU", "limits.cpu"),
-                           resource("CPU_M", "limits.cpu", "1m"),
-                           resource("MEM_MI", "limits.memory", "1Mi"),
-                           resource("REQ_MEM", "requests.memory"),
-                           resource("REQ_CPU", "requests.cpu", "1m")})}};
+      {"env",
+       json::array(
+           {field("NAME", "metadata.name"), field("NS", "metadata.namespace"),
+            field("UID", "metadata.uid"), field("APP", "metadata.labels['app']"),
+            field("NONE", "metadata.labels['none']"), field("TEAM", "metadata.annotations['team']"),
+            field("NODE", "spec.nodeName"), field("SA", "spec.serviceAccountName"),
+            field("IP", "status.podIP"), field("IPS", "status.podIPs"),
+            field("HOST", "status.hostIP"), resource("CPU", "limits.cpu"),
+            resource("CPU_M", "limits.cpu", "1m"), resource("MEM_MI", "limits.memory", "1Mi"),
+            resource("REQ_MEM", "requests.memory"), resource("REQ_CPU", "requests.cpu", "1m")})}};
   json pod = Pod(json::array({container, {{"name", "other"}}}), {{"nodeName", "node-a"}});
   auto env = BuildEnvironment(pod, pod["spec"]["containers"][0], Context(), objects);
   REQUIRE(env.ok());
@@ -189,8 +189,9 @@ TEST_CASE("env: fieldRef and resourceFieldRef") {
   CHECK(vars["REQ_CPU"] == "500");
 
   // Without limits, the node's allocatable amounts.
-  json bare = Pod(json::array({{{"name", "c"}, {"env", json::array({resource("CPU", "limits.cpu"),
-                                                                     resource("MEM", "limits.memory")})}}}));
+  json bare = Pod(json::array(
+      {{{"name", "c"},
+        {"env", json::array({resource("CPU", "limits.cpu"), resource("MEM", "limits.memory")})}}}));
   auto node_env = BuildEnvironment(bare, bare["spec"]["containers"][0], Context(), objects);
   REQUIRE(node_env.ok());
   CHECK(AsMap(node_env->env)["CPU"] == "4");

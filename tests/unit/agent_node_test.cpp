@@ -57,7 +57,8 @@ const json& ConditionOf(const json& status, const std::string& type) {
 }  // namespace
 
 TEST_CASE("machine file parsers") {
-  auto mem = ParseMeminfo("MemTotal:       16000000 kB\nMemFree: 1 kB\nMemAvailable:    8000000 kB\n");
+  auto mem =
+      ParseMeminfo("MemTotal:       16000000 kB\nMemFree: 1 kB\nMemAvailable:    8000000 kB\n");
   REQUIRE(mem.ok());
   CHECK(mem->total_bytes == 16000000ull * 1024);
   CHECK(mem->available_bytes == 8000000ull * 1024);
@@ -97,10 +98,12 @@ TEST_CASE("labels and taints from the flags") {
   CHECK_FALSE(ParseNodeTaint("x=y:Sometimes").ok());
 
   id.taints = {"dedicated=gpu:NoSchedule"};
-  auto node = NewNodeObject(id, json::object());
+  auto node = NewNodeObject(id, m, json::object());
   REQUIRE(node.ok());
   CHECK((*node)["spec"]["taints"].size() == 1);
   CHECK((*node)["metadata"]["name"] == "node-a");
+  CHECK((*node)["metadata"]["labels"]["zone"] == "z1");
+  CHECK((*node)["metadata"]["labels"]["kubernetes.io/arch"] == "arm64");
 
   json existing = {{"metadata", {{"name", "node-a"}, {"labels", {{"custom", "kept"}}}}},
                    {"spec", {{"podCIDR", "10.42.0.0/24"}}}};
@@ -123,7 +126,8 @@ TEST_CASE("node status: capacity, allocatable, addresses, info, images") {
   CHECK(s["capacity"]["pods"] == "110");
   CHECK(s["capacity"]["ephemeral-storage"] == "104857600Ki");
   CHECK(s["allocatable"]["memory"] == "4091904Ki");  // less the 100Mi eviction threshold
-  CHECK(s["allocatable"]["ephemeral-storage"] == std::to_string(static_cast<uint64_t>((100ull << 30) * 0.9)));
+  CHECK(s["allocatable"]["ephemeral-storage"] ==
+        std::to_string(static_cast<uint64_t>((100ull << 30) * 0.9)));
   CHECK(s["addresses"] == json::array({{{"type", "InternalIP"}, {"address", "192.168.1.10"}},
                                        {{"type", "Hostname"}, {"address", "node-a"}}}));
   CHECK(s["nodeInfo"]["containerRuntimeVersion"] == "containerd://1.6.20");
@@ -133,7 +137,8 @@ TEST_CASE("node status: capacity, allocatable, addresses, info, images") {
   CHECK(s["nodeInfo"]["architecture"] == "amd64");
   CHECK(s["nodeInfo"]["bootID"] == "b1");
   REQUIRE(s["images"].size() == 2);
-  CHECK(s["images"][0]["names"] == json::array({"docker.io/orch/pause@sha256:9", "docker.io/orch/pause:3.9"}));
+  CHECK(s["images"][0]["names"] ==
+        json::array({"docker.io/orch/pause@sha256:9", "docker.io/orch/pause:3.9"}));
   CHECK(s["images"][0]["sizeBytes"] == 1000);
   const json& ready = ConditionOf(s, "Ready");
   CHECK(ready["status"] == "True");

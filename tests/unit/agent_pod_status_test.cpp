@@ -20,7 +20,9 @@ json Pod(const std::string& policy, json containers, json init = json::array()) 
   return pod;
 }
 
-json C(const std::string& name) { return {{"name", name}, {"image", "busybox"}}; }
+json C(const std::string& name) {
+  return {{"name", name}, {"image", "busybox"}};
+}
 
 ContainerInstance Running(const std::string& id, uint32_t restarts = 0) {
   ContainerInstance c;
@@ -79,7 +81,8 @@ TEST_CASE("image names as container statuses show them") {
 
 TEST_CASE("a running pod: Running, ready, IPs and conditions") {
   json pod = Pod("Always", json::array({C("a"), C("b")}));
-  json status = ComputePodStatus(pod, View({{"a", Current(Running("id-a"))}, {"b", Current(Running("id-b", 2))}}), kNow);
+  json status = ComputePodStatus(
+      pod, View({{"a", Current(Running("id-a"))}, {"b", Current(Running("id-b", 2))}}), kNow);
   CHECK(status["phase"] == "Running");
   CHECK(status["podIP"] == "10.42.0.5");
   CHECK(status["podIPs"] == json::array({{{"ip", "10.42.0.5"}}}));
@@ -99,8 +102,8 @@ TEST_CASE("a running pod: Running, ready, IPs and conditions") {
   CHECK(a["state"]["running"]["startedAt"] == "2025-01-02T03:04:05Z");
   CHECK(a["lastState"] == json::object());
   CHECK(status["containerStatuses"][1]["restartCount"] == 2);
-  for (const char* type : {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                           "PodScheduled"}) {
+  for (const char* type :
+       {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}) {
     CHECK(ConditionOf(status, type)["status"] == "True");
   }
 }
@@ -110,7 +113,8 @@ TEST_CASE("waiting containers keep the pod Pending with their reasons") {
   ContainerView pulling;
   pulling.waiting_reason = "ErrImagePull";
   pulling.waiting_message = "not found";
-  json status = ComputePodStatus(pod, View({{"a", Current(Running("id-a"))}, {"b", pulling}}), kNow);
+  json status =
+      ComputePodStatus(pod, View({{"a", Current(Running("id-a"))}, {"b", pulling}}), kNow);
   CHECK(status["phase"] == "Pending");
   const json& b = status["containerStatuses"][1];
   CHECK(b["state"]["waiting"]["reason"] == "ErrImagePull");
@@ -194,9 +198,10 @@ TEST_CASE("init containers gate the pod") {
   CHECK(init["reason"] == "ContainersNotInitialized");
   CHECK(init["message"] == "containers with incomplete status: [init1 init2]");
   // Both done, the app runs.
-  json s2 = ComputePodStatus(pod, View({{"init1", Current(Exited("i1", 0))},
-                                        {"init2", Current(Exited("i2", 0))},
-                                        {"app", Current(Running("a"))}}),
+  json s2 = ComputePodStatus(pod,
+                             View({{"init1", Current(Exited("i1", 0))},
+                                   {"init2", Current(Exited("i2", 0))},
+                                   {"app", Current(Running("a"))}}),
                              kNow);
   CHECK(s2["phase"] == "Running");
   CHECK(ConditionOf(s2, "Initialized")["status"] == "True");
@@ -227,9 +232,13 @@ TEST_CASE("a deleted pod whose containers stopped ends Failed or Succeeded") {
 TEST_CASE("conditions: others' kept, transition times kept while unchanged") {
   json pod = Pod("Always", json::array({C("a")}));
   pod["status"]["conditions"] = json::array(
-      {{{"type", "PodScheduled"}, {"status", "True"}, {"lastTransitionTime", "2025-01-01T00:00:00Z"}},
+      {{{"type", "PodScheduled"},
+        {"status", "True"},
+        {"lastTransitionTime", "2025-01-01T00:00:00Z"}},
        {{"type", "Ready"}, {"status", "True"}, {"lastTransitionTime", "2025-01-01T00:00:01Z"}},
-       {{"type", "Initialized"}, {"status", "False"}, {"lastTransitionTime", "2025-01-01T00:00:02Z"}},
+       {{"type", "Initialized"},
+        {"status", "False"},
+        {"lastTransitionTime", "2025-01-01T00:00:02Z"}},
        {{"type", "example.com/gate"}, {"status", "True"}}});
   pod["status"]["startTime"] = "2025-01-01T00:00:00Z";
   pod["status"]["podIP"] = "10.42.0.99";
@@ -247,6 +256,6 @@ TEST_CASE("conditions: others' kept, transition times kept while unchanged") {
   // Computing twice from the written status gives the same status: no needless writes.
   json again = pod;
   again["status"] = status;
-  CHECK(ComputePodStatus(again, View({{"a", Current(Running("id"))}}), kNow + std::chrono::hours(1)) ==
-        status);
+  CHECK(ComputePodStatus(again, View({{"a", Current(Running("id"))}}),
+                         kNow + std::chrono::hours(1)) == status);
 }

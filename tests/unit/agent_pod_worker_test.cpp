@@ -23,7 +23,8 @@ struct Harness {
   orch::testing::FakeApiClient api;
   orch::testing::FakeRuntime runtime;
   orch::testing::FakeObjectSource objects;
-  std::unique_ptr<orch::EventRecorder> events = orch::EventRecorder::Create(api, "kubelet", "node-a");
+  std::unique_ptr<orch::EventRecorder> events =
+      orch::EventRecorder::Create(api, "kubelet", "node-a");
   std::unique_ptr<VolumeManager> volumes;
   std::unique_ptr<ImagePuller> images;
   std::unique_ptr<PodWorkerContext> ctx;
@@ -39,9 +40,9 @@ struct Harness {
     sandbox.node_name = "node-a";
     sandbox.cluster_dns = "10.43.0.10";
     sandbox.log_root = paths.logs_dir;
-    ctx = std::make_unique<PodWorkerContext>(PodWorkerContext{
-        "node-a", "192.168.1.10", paths, sandbox, runtime, api, *events, objects, *volumes,
-        *images, 2000, 4LL << 30, 10LL << 30, [] { return true; }});
+    ctx = std::make_unique<PodWorkerContext>(
+        PodWorkerContext{"node-a", "192.168.1.10", paths, sandbox, runtime, api, *events, objects,
+                         *volumes, *images, 2000, 4LL << 30, 10LL << 30, [] { return true; }});
     worker = std::make_unique<PodWorker>(*ctx);
     runtime.AddImage("orch.test/busybox:1", "sha256:busybox");
   }
@@ -80,7 +81,8 @@ struct Harness {
     events->Stop();
     auto list = api.List(orch::resources::kEvents, "default");
     std::vector<std::string> out;
-    for (const auto& e : list->items) out.push_back(e.value("reason", "") + ": " + e.value("message", ""));
+    for (const auto& e : list->items)
+      out.push_back(e.value("reason", "") + ": " + e.value("message", ""));
     return out;
   }
 };
@@ -143,7 +145,8 @@ TEST_CASE("init containers run one at a time, then the containers") {
   auto events = h.EventMessages();
   CHECK(Contains(events, "Started: Started container init1"));
   CHECK(Contains(events, "Created: Created container app"));
-  CHECK(Contains(events, "Pulled: Container image \"orch.test/busybox:1\" already present on machine"));
+  CHECK(Contains(events,
+                 "Pulled: Container image \"orch.test/busybox:1\" already present on machine"));
 }
 
 TEST_CASE("a failing container with restartPolicy Never fails the pod and frees its sandbox") {
@@ -185,12 +188,14 @@ TEST_CASE("a crashing container restarts at once, then backs off") {
             "back-off 10s restarting failed container=c pod=p_default(", 0) == 0);
   CHECK(c["lastState"]["terminated"]["exitCode"] == 1);
   CHECK(c["restartCount"] == 1);
-  CHECK(Contains(h.EventMessages(), "BackOff: Back-off restarting failed container c in pod p_default("));
+  CHECK(Contains(h.EventMessages(),
+                 "BackOff: Back-off restarting failed container c in pod p_default("));
 }
 
 TEST_CASE("OnFailure restarts failures only") {
   Harness h;
-  h.Create(PodSpec("p", json::array({Container("ok", "true"), Container("bad", "false")}), "OnFailure"));
+  h.Create(
+      PodSpec("p", json::array({Container("ok", "true"), Container("bad", "false")}), "OnFailure"));
   h.Sync("p");
   h.runtime.Exit(h.Latest("ok"), 0);
   h.runtime.Exit(h.Latest("bad"), 1);
@@ -227,7 +232,8 @@ TEST_CASE("image pull failures: ErrImagePull, then ImagePullBackOff, then a succ
 TEST_CASE("a missing ConfigMap: CreateContainerConfigError until it exists") {
   Harness h;
   json c = Container("c");
-  c["env"] = json::array({{{"name", "X"}, {"valueFrom", {{"configMapKeyRef", {{"name", "cfg"}, {"key", "x"}}}}}}});
+  c["env"] = json::array(
+      {{{"name", "X"}, {"valueFrom", {{"configMapKeyRef", {{"name", "cfg"}, {"key", "x"}}}}}}});
   h.Create(PodSpec("p", json::array({c})));
   h.Sync("p");
   json s = h.Get("p")["status"]["containerStatuses"][0];

@@ -66,9 +66,10 @@ TEST_CASE("DNS by policy") {
   no_dns.cluster_dns.clear();
   CHECK(PodDnsConfig(Pod(), no_dns).servers == std::vector<std::string>{"192.168.1.1"});
 
-  json custom = {{"nameservers", json::array({"9.9.9.9"})},
-                 {"searches", json::array({"my.domain", "svc.cluster.local"})},
-                 {"options", json::array({{{"name", "ndots"}, {"value", "2"}}, {{"name", "rotate"}}})}};
+  json custom = {
+      {"nameservers", json::array({"9.9.9.9"})},
+      {"searches", json::array({"my.domain", "svc.cluster.local"})},
+      {"options", json::array({{{"name", "ndots"}, {"value", "2"}}, {{"name", "rotate"}}})}};
   auto none = PodDnsConfig(Pod({{"dnsPolicy", "None"}, {"dnsConfig", custom}}), ctx);
   CHECK(none.servers == std::vector<std::string>{"9.9.9.9"});
   CHECK(none.searches == std::vector<std::string>{"my.domain", "svc.cluster.local"});
@@ -84,8 +85,8 @@ TEST_CASE("host names, domains and the managed hosts file") {
   auto [name, domain] = PodHostnameAndDomain(Pod(), "cluster.local");
   CHECK(name == "web");
   CHECK(domain.empty());
-  auto [h2, d2] = PodHostnameAndDomain(Pod({{"hostname", "db-0"}, {"subdomain", "db"}}),
-                                       "cluster.local");
+  auto [h2, d2] =
+      PodHostnameAndDomain(Pod({{"hostname", "db-0"}, {"subdomain", "db"}}), "cluster.local");
   CHECK(h2 == "db-0");
   CHECK(d2 == "db.shop.svc.cluster.local");
   json long_name = Pod();
@@ -105,23 +106,24 @@ TEST_CASE("host names, domains and the managed hosts file") {
 }
 
 TEST_CASE("sandbox config: identity, labels, ports, namespaces, security") {
-  json pod = Pod({{"containers",
-                   json::array({{{"name", "c"},
-                                 {"ports", json::array({{{"containerPort", 80}, {"hostPort", 8080}},
-                                                        {{"containerPort", 53},
-                                                         {"hostPort", 5353},
-                                                         {"protocol", "UDP"},
-                                                         {"hostIP", "127.0.0.1"}},
-                                                        {{"containerPort", 9090}}})},
-                                 {"securityContext", {{"privileged", true}}}}})},
-                  {"shareProcessNamespace", true},
-                  {"securityContext",
-                   {{"runAsUser", 1000},
-                    {"runAsGroup", 3000},
-                    {"fsGroup", 2000},
-                    {"supplementalGroups", {4000}},
-                    {"sysctls", json::array({{{"name", "net.ipv4.ip_unprivileged_port_start"},
-                                              {"value", "0"}}})}}}});
+  json pod =
+      Pod({{"containers",
+            json::array({{{"name", "c"},
+                          {"ports", json::array({{{"containerPort", 80}, {"hostPort", 8080}},
+                                                 {{"containerPort", 53},
+                                                  {"hostPort", 5353},
+                                                  {"protocol", "UDP"},
+                                                  {"hostIP", "127.0.0.1"}},
+                                                 {{"containerPort", 9090}}})},
+                          {"securityContext", {{"privileged", true}}}}})},
+           {"shareProcessNamespace", true},
+           {"securityContext",
+            {{"runAsUser", 1000},
+             {"runAsGroup", 3000},
+             {"fsGroup", 2000},
+             {"supplementalGroups", {4000}},
+             {"sysctls",
+              json::array({{{"name", "net.ipv4.ip_unprivileged_port_start"}, {"value", "0"}}})}}}});
   cri::PodSandboxConfig c = BuildSandboxConfig(pod, Context(), 2);
   CHECK(c.name == "web");
   CHECK(c.namespace_ == "shop");

@@ -32,7 +32,7 @@ std::string Read(const std::string& path) {
 }
 
 mode_t ModeOf(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   ::stat(path.c_str(), &st);
   return st.st_mode & 07777;
 }
@@ -133,12 +133,13 @@ TEST_CASE("volume manager: set up, mounts, refresh and tear down") {
       {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "u-1"}}},
       {"spec",
        {{"volumes",
-         json::array({{{"name", "scratch"}, {"emptyDir", json::object()}},
-                      {{"name", "cfg"}, {"configMap", {{"name", "settings"}}}},
-                      {{"name", "sec"}, {"secret", {{"secretName", "creds"}}}},
-                      {{"name", "host"}, {"hostPath", {{"path", host_dir}, {"type", "Directory"}}}},
-                      {{"name", "made"},
-                       {"hostPath", {{"path", tmp.path + "/made"}, {"type", "DirectoryOrCreate"}}}}})}}}};
+         json::array(
+             {{{"name", "scratch"}, {"emptyDir", json::object()}},
+              {{"name", "cfg"}, {"configMap", {{"name", "settings"}}}},
+              {{"name", "sec"}, {"secret", {{"secretName", "creds"}}}},
+              {{"name", "host"}, {"hostPath", {{"path", host_dir}, {"type", "Directory"}}}},
+              {{"name", "made"},
+               {"hostPath", {{"path", tmp.path + "/made"}, {"type", "DirectoryOrCreate"}}}}})}}}};
   VolumeManager volumes(paths, objects, /*use_tmpfs=*/false);
   auto set_up = volumes.SetUp(pod);
   REQUIRE(set_up.ok());
@@ -154,11 +155,14 @@ TEST_CASE("volume manager: set up, mounts, refresh and tear down") {
   json container = {
       {"name", "c"},
       {"volumeMounts",
-       json::array({{{"name", "scratch"}, {"mountPath", "/scratch"}},
-                    {{"name", "cfg"}, {"mountPath", "/etc/cfg"}},
-                    {{"name", "host"}, {"mountPath", "/data"}, {"readOnly", true},
-                     {"mountPropagation", "HostToContainer"}},
-                    {{"name", "scratch"}, {"mountPath", "/logs"}, {"subPathExpr", "$(POD)/logs"}}})}};
+       json::array(
+           {{{"name", "scratch"}, {"mountPath", "/scratch"}},
+            {{"name", "cfg"}, {"mountPath", "/etc/cfg"}},
+            {{"name", "host"},
+             {"mountPath", "/data"},
+             {"readOnly", true},
+             {"mountPropagation", "HostToContainer"}},
+            {{"name", "scratch"}, {"mountPath", "/logs"}, {"subPathExpr", "$(POD)/logs"}}})}};
   auto mounts = volumes.MountsFor(container, *set_up, {{"POD", "p"}});
   REQUIRE(mounts.ok());
   REQUIRE(mounts->size() == 4);
@@ -169,8 +173,9 @@ TEST_CASE("volume manager: set up, mounts, refresh and tear down") {
   CHECK((*mounts)[2].propagation == orch::cri::MountPropagation::kHostToContainer);
   CHECK((*mounts)[3].host_path == set_up->at("scratch").host_path + "/p/logs");
   CHECK(fs::is_directory((*mounts)[3].host_path));
-  auto bad = volumes.MountsFor({{"name", "c"}, {"volumeMounts", json::array({{{"name", "nope"}, {"mountPath", "/x"}}})}},
-                               *set_up, {});
+  auto bad = volumes.MountsFor(
+      {{"name", "c"}, {"volumeMounts", json::array({{{"name", "nope"}, {"mountPath", "/x"}}})}},
+      *set_up, {});
   CHECK_FALSE(bad.ok());
 
   // The source changes: the files follow.
@@ -202,15 +207,16 @@ TEST_CASE("volume set-up errors name the volume") {
   CHECK(not_dir.status().message() ==
         "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: " + tmp.path +
             "/absent is not a directory");
-  auto not_file = volumes.SetUp(
-      pod({{"name", "h"}, {"hostPath", {{"path", tmp.path}, {"type", "File"}}}}));
+  auto not_file =
+      volumes.SetUp(pod({{"name", "h"}, {"hostPath", {{"path", tmp.path}, {"type", "File"}}}}));
   REQUIRE_FALSE(not_file.ok());
   CHECK(not_file.status().message().find("is not a file") != std::string::npos);
-  auto created = volumes.SetUp(
-      pod({{"name", "h"}, {"hostPath", {{"path", tmp.path + "/new-file"}, {"type", "FileOrCreate"}}}}));
+  auto created = volumes.SetUp(pod(
+      {{"name", "h"}, {"hostPath", {{"path", tmp.path + "/new-file"}, {"type", "FileOrCreate"}}}}));
   REQUIRE(created.ok());
   CHECK(fs::is_regular_file(tmp.path + "/new-file"));
-  auto unsupported = volumes.SetUp(pod({{"name", "pvc"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}));
+  auto unsupported =
+      volumes.SetUp(pod({{"name", "pvc"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}));
   REQUIRE_FALSE(unsupported.ok());
   CHECK(unsupported.status().message().find("persistentVolumeClaim") != std::string::npos);
 }

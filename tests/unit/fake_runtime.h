@@ -67,7 +67,9 @@ class FakeRuntime : public cri::Runtime {
   int pulls() const { return pulls_; }
   int creates() const { return creates_; }
 
-  Result<cri::VersionInfo> GetVersion() override { return cri::VersionInfo{"v1", "containerd", "1.6.20"}; }
+  Result<cri::VersionInfo> GetVersion() override {
+    return cri::VersionInfo{"v1", "containerd", "1.6.20"};
+  }
   Result<cri::RuntimeStatus> GetRuntimeStatus() override {
     cri::RuntimeStatus s;
     s.runtime_ready = s.network_ready = true;
@@ -142,7 +144,8 @@ class FakeRuntime : public cri::Runtime {
                                       const cri::PodSandboxConfig& sandbox) override {
     std::lock_guard lock(mu_);
     if (!sandboxes_.contains(sandbox_id)) return NotFound("sandbox " + sandbox_id);
-    if (sandbox.uid != sandboxes_[sandbox_id].sandbox.uid) return InvalidArgument("wrong sandbox config");
+    if (sandbox.uid != sandboxes_[sandbox_id].sandbox.uid)
+      return InvalidArgument("wrong sandbox config");
     ContainerEntry e;
     e.config = config;
     cri::Container& c = e.status.container;
@@ -192,7 +195,9 @@ class FakeRuntime : public cri::Runtime {
     std::lock_guard lock(mu_);
     auto it = containers_.find(id);
     if (it == containers_.end()) return NotFound("container " + id);
-    return it->second.status;
+    cri::ContainerStatus status = it->second.status;
+    status.container.sandbox_id.clear();  // as CRI's ContainerStatus: no sandbox ID
+    return status;
   }
   Result<std::vector<cri::Container>> ListContainers(const cri::ContainerFilter& f) override {
     std::lock_guard lock(mu_);
