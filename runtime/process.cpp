@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -52,6 +53,8 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& op
   int out = options.stdout_fd >= 0 ? options.stdout_fd : null_fd;
   int err = options.stderr_fd >= 0 ? options.stderr_fd : out;
   pid_t parent = ::getpid();
+  // For kernels without close_range (before 5.9); sysconf is not async-signal-safe.
+  int max_fd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -75,6 +78,16 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOptions& op
     ::dup2(in, STDIN_FILENO);
     ::dup2(out, STDOUT_FILENO);
     ::dup2(err, STDERR_FILENO);
+    // Nothing else of orch's may leak into the child: containerd hands what it inherited on to
+    // its shims, which outlive orch and would keep its listening socket and files open.
+    // (The error pipe stays: it reports a failed exec and closes itself on a good one.)
+    const int keep = error_pipe[1];
+    if (keep > 3 && ::close_range(3, static_cast<unsigned>(keep - 1), 0) != 0) {
+      for (int fd = 3; fd < keep; ++fd) ::close(fd);
+    }
+    if (::close_range(static_cast<unsigned>(keep + 1), ~0U, 0) != 0) {
+      for (int fd = keep + 1; fd < max_fd; ++fd) ::close(fd);
+    }
     ::execv(args[0], args.data());
     int e = errno;
     ssize_t ignored = ::write(error_pipe[1], &e, sizeof(e));
