@@ -60,7 +60,7 @@ metadata: {name: noimage}
 spec:
   nodeName: $NODE
   containers:
-  - {name: c, image: orch.test/absent:1, command: [true]}
+  - {name: c, image: orch.test/absent:1, command: ["true"]}
 ---
 apiVersion: v1
 kind: Pod
