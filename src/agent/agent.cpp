@@ -134,7 +134,11 @@ class NodeAgent final : public Component {
     id.labels = config_.node_labels;
     id.taints = config_.node_taints;
     reporter_ = std::make_unique<agent::NodeStatusReporter>(
-        client_, *runtime_, *machine_, id, config_.data_dir, [this] { return network_->ready(); });
+        client_, *runtime_, *machine_, id, config_.data_dir, [this] {
+          if (network_->ready()) return true;
+          network_->ReportWaiting();  // every 10 s here, logged once a minute
+          return false;
+        });
     if (Status s = reporter_->Register(kRegisterPatience); !s.ok()) return s;
 
     objects_ = std::make_unique<agent::InformerObjectSource>(
@@ -149,7 +153,6 @@ class NodeAgent final : public Component {
     const agent::MachineInfo& machine = reporter_->machine_info();
     agent::SandboxContext sandbox;
     sandbox.node_name = config_.node_name;
-    sandbox.node_hostname = machine.hostname.empty() ? config_.node_name : machine.hostname;
     sandbox.cluster_dns = config_.cluster_dns;
     sandbox.cluster_domain = config_.cluster_domain;
     sandbox.host_dns = HostDns();
@@ -168,7 +171,6 @@ class NodeAgent final : public Component {
     informers_->Start();
     reporter_->Start();
     pods_->Start();
-    if (!network_->ready()) network_->ReportWaiting();
     log::Info(kLog, "node {} running pods (runtime {}, data {})", config_.node_name, endpoint,
               paths_.agent_dir);
     return Status::Ok();

@@ -49,6 +49,16 @@ std::string PodNetwork::pod_cidr() const {
 
 void PodNetwork::ReportWaiting() {
   if (ready_) return;
+  {
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (!waiting_since_) waiting_since_ = now;
+    // A CIDR that arrives within moments (the usual case) is not worth a line.
+    if (now - *waiting_since_ < std::chrono::seconds(5)) return;
+    if (reported_ && now - last_report_ < std::chrono::minutes(1)) return;
+    reported_ = true;
+    last_report_ = now;
+  }
   log::Info(kLog,
             "pods on the pod network wait for node {} to get a pod CIDR (spec.podCIDR) from the "
             "server's node IPAM controller",

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "agent_paths.h"
@@ -41,7 +43,8 @@ class PodNetwork {
   void Watch(Informer& node_informer);
   bool ready() const { return ready_.load(); }
   std::string pod_cidr() const;
-  // Logs (again) that pods wait for the pod CIDR, when they still do.
+  // Logs that pods wait for the pod CIDR while they do, from 5 s after the first call, then at
+  // most once a minute (a server without its node IPAM controller would leave them waiting).
   void ReportWaiting();
 
  private:
@@ -54,6 +57,9 @@ class PodNetwork {
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::string pod_cidr_;  // guarded by mu_: the CIDR the written config uses
+  std::chrono::steady_clock::time_point last_report_;                   // guarded by mu_
+  bool reported_ = false;                                               // guarded by mu_
+  std::optional<std::chrono::steady_clock::time_point> waiting_since_;  // guarded by mu_
 };
 
 }  // namespace orch::agent

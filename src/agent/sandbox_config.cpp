@@ -151,7 +151,9 @@ cri::PodSandboxConfig BuildSandboxConfig(const json& pod, const SandboxContext& 
   c.namespace_ = Str(pod, {"metadata", "namespace"});
   c.attempt = attempt;
   c.hostname =
-      IsHostNetwork(pod) ? ctx.node_hostname : PodHostnameAndDomain(pod, ctx.cluster_domain).first;
+      // A host-network pod shares the node's UTS namespace: it keeps the node's name (the runtime
+      // refuses to set one there).
+      IsHostNetwork(pod) ? "" : PodHostnameAndDomain(pod, ctx.cluster_domain).first;
   c.log_directory = fmt::format("{}/{}_{}_{}", ctx.log_root, c.namespace_, c.name, c.uid);
   c.dns = PodDnsConfig(pod, ctx);
   if (!IsHostNetwork(pod)) {

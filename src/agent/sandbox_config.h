@@ -14,7 +14,6 @@ namespace orch::agent {
 
 struct SandboxContext {
   std::string node_name;
-  std::string node_hostname;  // the machine's host name, for host-network pods
   std::string cluster_dns;    // "" = no cluster DNS: ClusterFirst falls back to the node's
   std::string cluster_domain = "cluster.local";
   cri::DnsConfig host_dns;  // the node's resolv.conf

@@ -3,7 +3,7 @@
 # containerd: env from a ConfigMap and the downward API, configMap/secret/emptyDir volumes (and
 # a ConfigMap update reaching the files), DNS and hosts files, the pod network and a hostPort,
 # init containers in order, a failing restartPolicy Never pod, a termination message, a pod the
-# scheduler places.
+# scheduler places, a host-network pod; --node-label and --node-taint on the Node.
 #
 #   tests/e2e/agent_pods_test.sh BUILD_DIR
 set -euo pipefail
@@ -14,7 +14,7 @@ source "$here/lib.sh"
 source "$here/agent_lib.sh"
 
 agent_e2e_init "${1:?usage: $0 BUILD_DIR}" pods 10.211.0.0/16
-agent_start_server server
+agent_start_server server --node-label zone=e2e --node-taint dedicated=e2e:PreferNoSchedule
 
 echo "--- the node registers, gets a pod CIDR and turns Ready"
 wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
@@ -27,6 +27,9 @@ expect_contains "$(jp "node/$NODE" '{.status.nodeInfo.containerRuntimeVersion}')
 expect_eq "$(jp "node/$NODE" '{.status.nodeInfo.kubeletVersion}')" v1.32.0 "kubelet version"
 expect_eq "$(jp "node/$NODE" '{.status.capacity.pods}')" 110 "pods capacity"
 expect_eq "$(jp "node/$NODE" '{.status.conditions[?(@.type=="MemoryPressure")].status}')" False "MemoryPressure"
+expect_eq "$(jp "node/$NODE" '{.metadata.labels.zone}')" e2e "--node-label"
+expect_eq "$(jp "node/$NODE" '{.spec.taints[0].key}={.spec.taints[0].value}:{.spec.taints[0].effect}')" \
+  "dedicated=e2e:PreferNoSchedule" "--node-taint"
 pod_cidr=$(jp "node/$NODE" '{.spec.podCIDR}')
 expect_contains "$pod_cidr" "10.211." "pod CIDR from --cluster-cidr"
 net_prefix=${pod_cidr%.*}.  # 10.211.N.
@@ -192,6 +195,21 @@ spec:
 YAML
 wait_jp 60 pod/scheduled '{.spec.nodeName}' "$NODE"
 wait_jp 60 pod/scheduled '{.status.phase}' Running
+
+echo "--- a host-network pod runs on the node's own network"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  nodeName: $NODE
+  hostNetwork: true
+  containers:
+  - {name: app, image: orch.test/busybox:1, command: [sh, -c, "ip -o addr show eth0; sleep 3600"]}
+YAML
+wait_jp 60 pod/hostnet '{.status.phase}' Running
+expect_eq "$(jp pod/hostnet '{.status.podIP}')" "$NODE_IP" "host-network pod IP"
+wait_for 20 "the node's interface seen from the pod" log_contains hostnet app "inet $NODE_IP/24"
 
 echo "--- cleanup through the API leaves nothing behind"
 agent_finish

@@ -14,7 +14,6 @@ namespace {
 SandboxContext Context() {
   SandboxContext ctx;
   ctx.node_name = "node-a";
-  ctx.node_hostname = "machine-a";
   ctx.cluster_dns = "10.43.0.10";
   ctx.cluster_domain = "cluster.local";
   ctx.host_dns = ParseResolvConf("nameserver 192.168.1.1\nsearch lan\noptions edns0\n");
@@ -154,7 +153,7 @@ TEST_CASE("sandbox config: identity, labels, ports, namespaces, security") {
 
   cri::PodSandboxConfig host = BuildSandboxConfig(
       Pod({{"hostNetwork", true}, {"hostPID", true}, {"hostIPC", true}}), Context(), 0);
-  CHECK(host.hostname == "machine-a");
+  CHECK(host.hostname.empty());
   CHECK(host.security.namespaces.network == cri::NamespaceMode::kNode);
   CHECK(host.security.namespaces.pid == cri::NamespaceMode::kNode);
   CHECK(host.security.namespaces.ipc == cri::NamespaceMode::kNode);
