@@ -178,6 +178,9 @@ agent_finish() {
   AGENT_SERVER=""
   # A shim exits moments after its last container is removed.
   wait_for 10 "no process of the node left" agent_nothing_left
+  local mounts
+  mounts=$(awk -v t="$E2E_TMP/" 'index($5, t) == 1 {print $5}' /proc/self/mountinfo)
+  [[ -z "$mounts" ]] || fail "mounts left under the data dir: $mounts"
 }
 
 agent_no_pods() { [[ -z "$(k get pods -A -o name 2>/dev/null)" ]]; }
