@@ -161,7 +161,7 @@ class NodeAgent final : public Component {
         config_.node_name, config_.node_ip, paths_, std::move(sandbox), *runtime_, client_,
         *events_, *objects_, *volumes_, *images_, machine.cpu_cores * 1000,
         reporter_->allocatable_memory(), reporter_->allocatable_ephemeral(),
-        [this] { return NetworkReady(); }});
+        [this] { return NetworkReady(); }, nullptr});
     Informer& pods =
         informers_->For(resources::kPods, "", "", "spec.nodeName=" + config_.node_name);
     {

@@ -50,8 +50,9 @@ PodManager::PodManager(PodWorkerContext& ctx, Informer& pods, InformerObjectSour
       pods_(pods),
       objects_(objects),
       workers_count_(workers),
-      worker_(ctx),
-      queue_(std::chrono::milliseconds(500), std::chrono::seconds(60)) {
+      queue_(std::chrono::milliseconds(500), std::chrono::seconds(60)),
+      worker_(ctx) {
+  ctx_.requeue = [this](const std::string& uid) { queue_.Add(uid); };
   pods_.AddHandler({[this](const ObjectPtr& pod) { Remember(pod); },
                     [this](const ObjectPtr&, const ObjectPtr& pod) { Remember(pod); },
                     [this](const ObjectPtr& pod) {

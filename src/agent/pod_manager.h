@@ -49,8 +49,10 @@ class PodManager {
   Informer& pods_;
   InformerObjectSource& objects_;
   const int workers_count_;
-  PodWorker worker_;
+  // In this order: the pool goes first, then the worker (which waits for its background stops,
+  // and those queue pods), then the queue.
   WorkQueue queue_;
+  PodWorker worker_;
   std::unique_ptr<WorkerPool> pool_;
 
   std::mutex mu_;

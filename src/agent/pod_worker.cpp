@@ -159,6 +159,41 @@ struct PodWorker::Pass {
   }
 };
 
+PodWorker::~PodWorker() {
+  std::map<std::string, std::unique_ptr<KillJob>> kills;
+  {
+    std::lock_guard lock(mu_);
+    kills.swap(kills_);
+  }
+  for (auto& [uid, job] : kills) job->thread.join();
+}
+
+bool PodWorker::KillingInBackground(const std::string& uid, const json* pod,
+                                    std::chrono::seconds grace) {
+  std::unique_ptr<KillJob> finished;
+  {
+    std::lock_guard lock(mu_);
+    auto it = kills_.find(uid);
+    if (it != kills_.end()) {
+      if (!it->second->done) return true;
+      finished = std::move(it->second);
+      kills_.erase(it);
+    } else if (pod != nullptr) {
+      auto job = std::make_unique<KillJob>();
+      KillJob* raw = job.get();
+      raw->thread = std::thread([this, raw, uid, copy = *pod, grace] {
+        KillAll(&copy, uid, grace);
+        raw->done = true;
+        if (ctx_.requeue) ctx_.requeue(uid);
+      });
+      kills_[uid] = std::move(job);
+      return true;
+    }
+  }
+  if (finished) finished->thread.join();
+  return false;
+}
+
 PodWorker::PodState& PodWorker::StateFor(const std::string& uid) {
   std::lock_guard lock(mu_);
   auto& slot = states_[uid];
@@ -653,7 +688,8 @@ SyncOutcome PodWorker::StopTerminal(const std::string& uid, const json& pod, Pod
 SyncOutcome PodWorker::Terminate(const std::string& uid, const json& pod, PodState& state) {
   int64_t grace = Int(pod, {"metadata", "deletionGracePeriodSeconds"},
                       Int(pod, {"spec", "terminationGracePeriodSeconds"}, 30));
-  KillAll(&pod, uid, seconds(std::max<int64_t>(grace, 0)));
+  // Pass one starts the stop in the background; the pass after it has finished goes on.
+  if (KillingInBackground(uid, &pod, seconds(std::max<int64_t>(grace, 0)))) return {};
   cri::SandboxFilter filter;
   filter.label_selector = PodSelector(ctx_.node_name, uid);
   auto sandboxes = ctx_.runtime.ListPodSandboxes(filter);
@@ -685,6 +721,8 @@ SyncOutcome PodWorker::Terminate(const std::string& uid, const json& pod, PodSta
 }
 
 SyncOutcome PodWorker::Cleanup(const std::string& uid) {
+  // A background stop still running queues the pod again when it ends.
+  if (KillingInBackground(uid, nullptr, kMinimumGrace)) return {};
   cri::SandboxFilter filter;
   filter.label_selector = PodSelector(ctx_.node_name, uid);
   auto sandboxes = ctx_.runtime.ListPodSandboxes(filter);

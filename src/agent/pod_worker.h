@@ -5,6 +5,7 @@
 // StartContainer (postStart) and KillContainer (preStop), readiness into the status view.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent_paths.h"
@@ -47,6 +49,8 @@ struct PodWorkerContext {
   int64_t node_ephemeral_bytes = 0;
   // Whether the pod network (CNI config) is ready; pods on the host network do not wait for it.
   std::function<bool()> network_ready;
+  // Asks for another sync of pod `uid` (a background stop finished); may be empty.
+  std::function<void(const std::string& uid)> requeue;
 };
 
 // The outcome of one sync: an error makes the caller retry with back-off; `requeue_after` asks
@@ -61,6 +65,10 @@ struct SyncOutcome {
 class PodWorker {
  public:
   explicit PodWorker(PodWorkerContext& ctx) : ctx_(ctx) {}
+  // Waits for the containers being stopped in the background.
+  ~PodWorker();
+  PodWorker(const PodWorker&) = delete;
+  PodWorker& operator=(const PodWorker&) = delete;
 
   // One pass for pod `uid`; `pod` is its current object, or null when it is gone from the API
   // (then whatever the runtime still has of it is stopped and removed).
@@ -106,8 +114,19 @@ class PodWorker {
 
   PodWorkerContext& ctx_;
   Backoff crash_backoff_;  // keys: "<uid>/<container>"
+  // A deleted pod's containers get their whole grace period, which may be long: they are
+  // stopped on a thread of their own, so the pod workers stay free for other pods; the pod is
+  // synced again when they have stopped. At most one per pod being deleted.
+  struct KillJob {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  // Starts the job for `uid` if none runs; true while it runs (finished ones are joined).
+  bool KillingInBackground(const std::string& uid, const json* pod, std::chrono::seconds grace);
+
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<PodState>> states_;  // guarded by mu_ (the map only)
+  std::map<std::string, std::unique_ptr<KillJob>> kills_;    // guarded by mu_
 };
 
 // The involved-object reference events about a pod carry.

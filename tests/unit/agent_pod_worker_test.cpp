@@ -3,6 +3,7 @@
 // adoption of running containers, cleanup of pods that are gone.
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "agent_fakes.h"
 #include "fake_api_client.h"
@@ -40,9 +41,9 @@ struct Harness {
     sandbox.node_name = "node-a";
     sandbox.cluster_dns = "10.43.0.10";
     sandbox.log_root = paths.logs_dir;
-    ctx = std::make_unique<PodWorkerContext>(
-        PodWorkerContext{"node-a", "192.168.1.10", paths, sandbox, runtime, api, *events, objects,
-                         *volumes, *images, 2000, 4LL << 30, 10LL << 30, [] { return true; }});
+    ctx = std::make_unique<PodWorkerContext>(PodWorkerContext{
+        "node-a", "192.168.1.10", paths, sandbox, runtime, api, *events, objects, *volumes, *images,
+        2000, 4LL << 30, 10LL << 30, [] { return true; }, nullptr});
     worker = std::make_unique<PodWorker>(*ctx);
     runtime.AddImage("orch.test/busybox:1", "sha256:busybox");
   }
@@ -254,7 +255,12 @@ TEST_CASE("deletion: SIGTERM with the grace period, final status, then the pod i
   auto deleting = h.api.Delete(kPods, "default", "p");
   REQUIRE(deleting.ok());
   REQUIRE((*deleting)["metadata"].contains("deletionTimestamp"));
-  h.Sync("p");
+  // The first pass starts stopping the containers in the background; a pass after they have
+  // stopped writes the final status and deletes the pod.
+  for (int i = 0; i < 500 && h.api.Get(kPods, "default", "p").ok(); ++i) {
+    h.Sync("p");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   auto stops = h.runtime.Stops();
   REQUIRE(stops.size() == 2);
   CHECK(stops[0].grace == std::chrono::seconds(20));
