@@ -14,7 +14,7 @@ namespace orch::agent {
 
 struct SandboxContext {
   std::string node_name;
-  std::string cluster_dns;    // "" = no cluster DNS: ClusterFirst falls back to the node's
+  std::string cluster_dns;  // "" = no cluster DNS: ClusterFirst falls back to the node's
   std::string cluster_domain = "cluster.local";
   cri::DnsConfig host_dns;  // the node's resolv.conf
   std::string log_root;     // the folder holding every pod's log folder
