@@ -3,6 +3,8 @@
 #include "orch/controllers.h"
 
 #include "deployment_controller.h"
+#include "endpoints_controller.h"
+#include "endpointslice_controller.h"
 #include "node_ipam.h"
 #include "replicaset_controller.h"
 
@@ -14,6 +16,9 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"replicaset", NewReplicaSetController},
       {"replicationcontroller", NewReplicationController},
       {"deployment", NewDeploymentController},
+      {"endpoints", NewEndpointsController},
+      {"endpointslice", NewEndpointSliceController},
+      {"endpointslicemirroring", NewEndpointSliceMirroringController},
   };
   return kControllers;
 }
