@@ -21,6 +21,13 @@ struct NodeAgentOptions {
   // The Linux bridge of the node's pod network (CNI bridge plugin). Tests that run several
   // nodes, or next to a real cluster, give each its own.
   std::string cni_bridge = "orch0";
+  // The node link (include/orch/node_link.h) that serves logs, exec, attach and port-forward:
+  // the API server's URL, the cluster CA (PEM) and the node's client certificate and key.
+  // Empty link_url: no link (those requests get 503 from the API server).
+  std::string link_url;
+  std::string link_ca_pem;
+  std::string link_cert_pem;
+  std::string link_key_pem;
 };
 
 // Start: starts (or connects to, with --container-runtime-endpoint) containerd, imports the pause

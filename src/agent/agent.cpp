@@ -24,6 +24,7 @@
 #include "pod_worker.h"
 #include "sandbox_config.h"
 #include "volumes.h"
+#include "stream_server.h"
 
 namespace orch {
 namespace {
@@ -64,6 +65,8 @@ class NodeAgent final : public Component {
 
   void Stop() override {
     if (pods_) pods_->Stop();
+    if (streams_) streams_->Stop();
+    streams_.reset();
     if (reporter_) reporter_->Stop();
     if (informers_) informers_->Stop();
     if (events_) events_->Stop();
@@ -187,6 +190,14 @@ class NodeAgent final : public Component {
 
   // The pod network is usable when the agent wrote the config and containerd loaded it.
   bool NetworkReady() {
+    if (!options_.link_url.empty()) {
+      auto streams = agent::StreamServer::Start(
+          {options_.link_url, options_.link_ca_pem, options_.link_cert_pem,
+           options_.link_key_pem, config_.node_name},
+          *runtime_);
+      if (!streams.ok()) return streams.status();
+      streams_ = std::move(*streams);
+    }
     if (!network_ || !network_->ready()) return false;
     if (cri_network_ready_) return true;
     for (int i = 0; i < 20; ++i) {
@@ -229,3 +240,4 @@ std::unique_ptr<Component> NewNodeAgent(const AgentConfig& config, ApiClient& cl
 }
 
 }  // namespace orch
+  std::unique_ptr<agent::StreamServer> streams_;  // logs, exec, port-forward over the node link

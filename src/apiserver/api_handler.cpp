@@ -6,6 +6,7 @@
 
 #include "discovery.h"
 #include "orch/log.h"
+#include "orch/node_link.h"
 #include "orch/version.h"
 #include "patch.h"
 #include "tables.h"
@@ -90,6 +91,11 @@ class MeteredWriter : public ResponseWriter {
   bool Write(std::string chunk) override { return inner_->Write(std::move(chunk)); }
   void End() override { inner_->End(); }
   void OnClose(std::function<void()> callback) override { inner_->OnClose(std::move(callback)); }
+  std::shared_ptr<RawConnection> TakeConnection() override {
+    auto conn = inner_->TakeConnection();
+    if (conn) Record(101);  // the stream's own answer passes through unseen
+    return conn;
+  }
 
  private:
   void Record(int code) {
@@ -197,6 +203,10 @@ void ApiHandler::Serve(Request request, std::shared_ptr<ResponseWriter> writer) 
     return writer->Send({200, "text/plain; charset=utf-8", {}, options_.ca_bundle_pem});
   }
   auto user = authenticator_.Authenticate(request);
+  // Agents open their links with their node certificates, checked by the link registry.
+  if (path == link::kConnectPath && options_.node_links != nullptr) {
+    return options_.node_links->ServeConnect(request, writer);
+  }
   // Joining nodes authenticate with the join token itself, checked by the signer.
   if (path.rfind(kNodeJoinPrefix, 0) == 0 && options_.node_signer != nullptr) {
     return writer->Send(options_.node_signer->Serve(request, user.has_value()));
@@ -413,6 +423,12 @@ void ApiHandler::ServeResource(const UserInfo& user, Request& request, Route& ro
   }
   if (route.subresource == "eviction") {
     return ServeEviction(request, *type, route.ns, route.name, writer);
+  }
+  if (options_.pod_streams != nullptr && route.group.empty() && route.plural == "pods" &&
+      (route.subresource == "log" || route.subresource == "exec" ||
+       route.subresource == "attach" || route.subresource == "portforward")) {
+    return options_.pod_streams->Serve(request, *type, route.ns, route.name, route.subresource,
+                                       writer);
   }
   if (!route.subresource.empty() && route.subresource != "status" &&
       route.subresource != "finalize") {

@@ -10,6 +10,8 @@
 #include "http.h"
 #include "metrics.h"
 #include "node_join.h"
+#include "node_links.h"
+#include "pod_streams.h"
 #include "resources.h"
 #include "rest.h"
 #include "watch_cache.h"
@@ -30,6 +32,10 @@ struct ApiHandlerOptions {
   const SchemaSet* schemas = nullptr;
   // Serves the node join path (node_join.h); null: that path is not found.
   const NodeCertificateSigner* node_signer = nullptr;
+  // The agents' links (GET /v1-orch/connect) and the pod streams over them (logs, exec,
+  // attach, port-forward); null: not served.
+  NodeLinks* node_links = nullptr;
+  PodStreams* pod_streams = nullptr;
 };
 
 class ApiHandler : public Handler {

@@ -71,6 +71,10 @@ class ApiServerImpl : public ApiServer {
     handler_options.ca_bundle_pem = options.ca_bundle_pem;
     handler_options.schemas = schemas_.get();
     handler_options.node_signer = node_signer_.get();
+    node_links_ = api::NodeLinks::Create();
+    pod_streams_ = std::make_unique<api::PodStreams>(*rest_, *node_links_);
+    handler_options.node_links = node_links_.get();
+    handler_options.pod_streams = pod_streams_.get();
     handler_ =
         std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
                                           authenticator_, authorizer_, openapi_.get(), metrics_);
@@ -112,6 +116,7 @@ class ApiServerImpl : public ApiServer {
     manifests_client_.reset();
     if (crds_) crds_->Stop();
     if (cache_) cache_->Stop();  // ends watches so streams close before the listener goes
+    if (node_links_) node_links_->Stop();
     if (http_) http_->Stop();
   }
 
@@ -224,6 +229,8 @@ class ApiServerImpl : public ApiServer {
   api::AllowAllAuthorizer authorizer_;
   std::unique_ptr<api::NodeCertificateSigner> node_signer_;
   std::unique_ptr<api::OpenApiService> openapi_;
+  std::unique_ptr<api::NodeLinks> node_links_;
+  std::unique_ptr<api::PodStreams> pod_streams_;
   std::unique_ptr<api::ApiHandler> handler_;
   std::unique_ptr<api::HttpServer> http_;
   std::unique_ptr<ApiClient> manifests_client_;  // before manifests_: the deployer uses it

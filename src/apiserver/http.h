@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <cstddef>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,21 @@ struct Response {
   std::string body;
 };
 
+// A connection the HTTP front handed over to a handler (an upgrade: exec, port-forward, the
+// node link): raw bytes both ways, no more HTTP from the front. Thread-safe; callbacks run on
+// the connection's I/O thread and must not block. At most one read and one write at a time.
+class RawConnection {
+ public:
+  virtual ~RawConnection() = default;
+  // Reads at least one byte into `buffer` (size `size`), then calls `done(ok, n)`; ok is false
+  // once the peer closed or the connection failed. `buffer` must stay valid until then.
+  virtual void ReadSome(char* buffer, size_t size, std::function<void(bool ok, size_t n)> done) = 0;
+  // Writes all of `data`, then `done(ok)`. `data` must stay valid until then.
+  virtual void Write(std::string_view data, std::function<void(bool ok)> done) = 0;
+  // Closes the connection; pending reads and writes complete with ok = false. Idempotent.
+  virtual void Close() = 0;
+};
+
 // How a handler answers. Implementations are thread-safe: a handler may answer from any
 // thread, later than Serve returns (a watch answers as events arrive).
 class ResponseWriter {
@@ -93,6 +109,12 @@ class ResponseWriter {
   // `callback` runs once, on any thread, when the client disconnects or the response ends,
   // whichever comes first; at once if that already happened. For releasing watch resources.
   virtual void OnClose(std::function<void()> callback) = 0;
+
+  // Takes the connection over, instead of answering: the front writes nothing more on it and
+  // reads nothing more from it (bytes it already read past the request come first from the
+  // result). Null when there is no network connection to take (the in-process client), or
+  // after Send or StartStream.
+  virtual std::shared_ptr<RawConnection> TakeConnection() { return nullptr; }
 };
 
 class Handler {

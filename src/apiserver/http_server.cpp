@@ -62,6 +62,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Write(std::string chunk);
   void End();
   void OnClose(std::function<void()> callback);
+  std::shared_ptr<RawConnection> TakeConnection();
+
+  // RawConnection over this session's TLS stream (after TakeConnection).
+  void RawRead(char* buffer, size_t size, std::function<void(bool, size_t)> done);
+  void RawWrite(std::string_view data, std::function<void(bool)> done);
+  void RawClose();
 
  private:
   void OnHandshake(beast::error_code ec);
@@ -93,6 +99,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<size_t> queued_bytes_{0};  // read by Write on any thread
   std::atomic<bool> dead_{false};        // client gone or dropped
 
+  std::atomic<bool> taken_{false};  // handed over as a RawConnection; no more HTTP
+
   std::mutex close_mu_;
   std::vector<std::function<void()>> close_callbacks_;  // guarded by close_mu_
   bool close_fired_ = false;                            // guarded by close_mu_
@@ -111,6 +119,23 @@ class Writer : public ResponseWriter {
   void OnClose(std::function<void()> callback) override {
     session_->OnClose(std::move(callback));
   }
+  std::shared_ptr<RawConnection> TakeConnection() override { return session_->TakeConnection(); }
+
+ private:
+  std::shared_ptr<Session> session_;
+};
+
+class SessionConnection : public RawConnection {
+ public:
+  explicit SessionConnection(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+  ~SessionConnection() override { session_->RawClose(); }
+  void ReadSome(char* buffer, size_t size, std::function<void(bool, size_t)> done) override {
+    session_->RawRead(buffer, size, std::move(done));
+  }
+  void Write(std::string_view data, std::function<void(bool)> done) override {
+    session_->RawWrite(data, std::move(done));
+  }
+  void Close() override { session_->RawClose(); }
 
  private:
   std::shared_ptr<Session> session_;
@@ -422,6 +447,41 @@ void Session::OnClose(std::function<void()> callback) {
     }
   }
   callback();
+}
+
+std::shared_ptr<RawConnection> Session::TakeConnection() {
+  if (stream_header_ || taken_.exchange(true)) return nullptr;
+  return std::make_shared<SessionConnection>(shared_from_this());
+}
+
+void Session::RawRead(char* buffer, size_t size, std::function<void(bool, size_t)> done) {
+  net::post(stream_.get_executor(), [self = shared_from_this(), buffer, size,
+                                     done = std::move(done)]() mutable {
+    if (self->closed_) return done(false, 0);
+    // Bytes read past the request head (a client that did not wait for 101) come first.
+    if (self->buffer_.size() > 0) {
+      size_t n = net::buffer_copy(net::buffer(buffer, size), self->buffer_.data());
+      self->buffer_.consume(n);
+      return done(true, n);
+    }
+    self->stream_.async_read_some(
+        net::buffer(buffer, size), [self, done = std::move(done)](beast::error_code ec, size_t n) {
+          if (ec && n == 0) return done(false, 0);
+          done(true, n);
+        });
+  });
+}
+
+void Session::RawWrite(std::string_view data, std::function<void(bool)> done) {
+  net::post(stream_.get_executor(), [self = shared_from_this(), data, done = std::move(done)] {
+    if (self->closed_) return done(false);
+    net::async_write(self->stream_, net::buffer(data.data(), data.size()),
+                     [self, done](beast::error_code ec, size_t) { done(!ec); });
+  });
+}
+
+void Session::RawClose() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
 }
 
 void Session::FireClose() {

@@ -44,6 +44,7 @@ Status ApiServerComponent::Start() {
   auto server = ApiServer::Start(options, datastore_.store());
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
+  credentials_ = *creds;
   log::Info("apiserver", "kubeconfig written to {}; try: orch kubectl get nodes",
             creds->kubeconfig_file);
   return Status::Ok();

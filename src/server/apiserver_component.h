@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "cluster_pki.h"
 #include "datastore_component.h"
 #include "orch/apiserver.h"
 #include "orch/component.h"
@@ -22,11 +23,14 @@ class ApiServerComponent : public Component {
 
   // The running server; only between Start and Stop.
   ApiServer& server() { return *server_; }
+  // The cluster's credentials (files and token); only after Start.
+  const ClusterCredentials& credentials() const { return credentials_; }
 
  private:
   const ServerConfig& config_;
   DatastoreComponent& datastore_;
   std::unique_ptr<ApiServer> server_;
+  ClusterCredentials credentials_;
 };
 
 }  // namespace orch

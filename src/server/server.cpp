@@ -14,6 +14,7 @@
 #include "orch/files.h"
 #include "orch/join.h"
 #include "orch/log.h"
+#include "orch/pki.h"
 #include "orch/roles.h"
 #include "orch/signals.h"
 #include "orch/version.h"
@@ -44,6 +45,21 @@ class EmbeddedAgentComponent : public Component {
                                       "orch-agent");
     NodeAgentOptions options;
     options.control_plane = true;
+    // The embedded agent opens its node link like any joined agent (one code path), over
+    // loopback with a node certificate the server signs for it at each start.
+    auto link = LinkCredentials();
+    if (!link.ok()) return link.status();
+    options.link_url = fmt::format("https://127.0.0.1:{}", api_.server().port());
+    if (config_.bind_address != "0.0.0.0" && config_.bind_address != "::" &&
+        !config_.bind_address.empty()) {
+      options.link_url = fmt::format("https://{}:{}", config_.bind_address.find(':') == std::string::npos
+                                                          ? config_.bind_address
+                                                          : "[" + config_.bind_address + "]",
+                                     api_.server().port());
+    }
+    options.link_ca_pem = api_.credentials().ca_cert_pem;
+    options.link_cert_pem = link->cert_pem;
+    options.link_key_pem = link->key_pem;
     agent_ = NewNodeAgent(config_.agent, *client_, options);
     Status s = agent_->Start();
     if (!s.ok()) agent_.reset();
@@ -56,6 +72,17 @@ class EmbeddedAgentComponent : public Component {
   }
 
  private:
+  Result<pki::Credential> LinkCredentials() const {
+    const ClusterCredentials& creds = api_.credentials();
+    auto key = ReadFileToString(creds.ca_key_file);
+    if (!key.ok()) return key.status();
+    pki::CertificateRequest request;
+    request.common_name = "system:node:" + config_.agent.node_name;
+    request.organizations = {"system:nodes"};
+    request.client = true;
+    return pki::IssueCertificate({creds.ca_cert_pem, *key}, request);
+  }
+
   const ServerConfig& config_;
   ApiServerComponent& api_;
   std::unique_ptr<ApiClient> client_;
@@ -151,6 +178,10 @@ int RunAgent(const AgentConfig& config) {
   ComponentList components;
   NodeAgentOptions agent_options;
   agent_options.server_url = client_options.server_url;
+  agent_options.link_url = client_options.server_url;
+  agent_options.link_ca_pem = credentials->ca_pem;
+  agent_options.link_cert_pem = credentials->cert_pem;
+  agent_options.link_key_pem = credentials->key_pem;
   components.Add(NewNodeAgent(config, **client, agent_options));
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kAgent, "cannot start: {}", s.message());
