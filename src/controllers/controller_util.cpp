@@ -228,6 +228,18 @@ ObjectPtr ResolveControllerRef(const Informer& owners, const std::string& ns, co
   return owner;
 }
 
+ObjectPtr ControllerOfKind(const Informer& owners, const json& object, std::string_view kind) {
+  const json* ref = GetControllerOf(object);
+  if (ref == nullptr || StringField(*ref, {"kind"}) != kind) return nullptr;
+  return ResolveControllerRef(owners, NamespaceOf(object), *ref);
+}
+
+std::vector<std::string> InformerKeys(const Informer& informer) {
+  std::vector<std::string> keys;
+  for (const ObjectPtr& object : informer.List()) keys.push_back(ObjectKey(*object));
+  return keys;
+}
+
 RefManager::RefManager(ApiClient& client, ResourceRef child_resource, const json& owner,
                        std::string owner_api_version, std::string owner_kind,
                        LabelSelector selector, std::function<Status()> can_adopt)

@@ -86,6 +86,12 @@ std::vector<ObjectPtr> OwnedAndOrphans(const Informer& informer, const json& own
 
 // The owner `ref` (an ownerReference) names, from `owners`, if its uid still matches.
 ObjectPtr ResolveControllerRef(const Informer& owners, const std::string& ns, const json& ref);
+// The owner of kind `kind` in `owners` that `object` names as its controller, or null (no
+// controller, another kind, or an owner since replaced by a namesake).
+ObjectPtr ControllerOfKind(const Informer& owners, const json& object, std::string_view kind);
+
+// The keys (ObjectKey) of every object in `informer`: what a controller's periodic resync visits.
+std::vector<std::string> InformerKeys(const Informer& informer);
 
 // Adoption and release (upstream's ControllerRefManager): an owner claims the orphans its
 // selector matches (unless it is being deleted) and releases what it controls that no longer

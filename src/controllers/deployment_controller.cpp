@@ -84,16 +84,10 @@ class DeploymentController : public Component {
  private:
   // ---- Informer handlers: they only enqueue keys.
 
-  std::vector<std::string> AllKeys() const {
-    std::vector<std::string> keys;
-    for (const ObjectPtr& d : deployments_.List()) keys.push_back(ObjectKey(*d));
-    return keys;
-  }
+  std::vector<std::string> AllKeys() const { return InformerKeys(deployments_); }
 
   ObjectPtr DeploymentOf(const json& rs) const {
-    const json* ref = GetControllerOf(rs);
-    if (ref == nullptr || StringField(*ref, {"kind"}) != "Deployment") return nullptr;
-    return ResolveControllerRef(deployments_, NamespaceOf(rs), *ref);
+    return ControllerOfKind(deployments_, rs, "Deployment");
   }
 
   void EnqueueOwner(const json& rs) {

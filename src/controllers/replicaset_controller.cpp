@@ -208,17 +208,11 @@ class ReplicaController : public Component {
   void Stop() override { loop_.Stop(); }
 
  private:
-  std::vector<std::string> AllKeys() const {
-    std::vector<std::string> keys;
-    for (const ObjectPtr& o : owners_.List()) keys.push_back(ObjectKey(*o));
-    return keys;
-  }
+  std::vector<std::string> AllKeys() const { return ctrl::InformerKeys(owners_); }
 
   // The owner of our kind that `object` names as its controller, or null.
   ObjectPtr OwnerOf(const json& object) const {
-    const json* ref = ctrl::GetControllerOf(object);
-    if (ref == nullptr || StringField(*ref, {"kind"}) != kind_.kind) return nullptr;
-    return ctrl::ResolveControllerRef(owners_, ctrl::NamespaceOf(object), *ref);
+    return ctrl::ControllerOfKind(owners_, object, kind_.kind);
   }
 
   Result<LabelSelector> SelectorOf(const json& owner) const {

@@ -18,6 +18,7 @@
 #include "orch/controllers.h"
 #include "orch/events.h"
 #include "orch/informer.h"
+#include "replicaset_controller.h"
 
 namespace orch::testing {
 
@@ -55,6 +56,16 @@ class RecordingEvents : public EventRecorder {
   mutable std::mutex mu_;
   std::vector<Event> events_;
 };
+
+inline ObjectPtr Ptr(json object) {
+  return std::make_shared<const json>(std::move(object));
+}
+
+// A PodTemplateSpec with `labels` and one container "c" running `image`.
+inline json PodTemplate(json labels, const std::string& image) {
+  return {{"metadata", {{"labels", std::move(labels)}}},
+          {"spec", {{"containers", json::array({{{"name", "c"}, {"image", image}}})}}}};
+}
 
 // A clock the test moves by hand.
 class ManualClock {
@@ -109,6 +120,13 @@ class ControllerFixture {
   void Add(std::unique_ptr<Component> controller) {
     REQUIRE(controller->Start().ok());
     controllers_.push_back(std::move(controller));
+  }
+  // The ReplicaSet controller on the fixture's clock, resyncing every `resync`.
+  void AddReplicaSetController(std::chrono::milliseconds resync = std::chrono::hours(1)) {
+    ReplicaSetControllerOptions options;
+    options.now = clock.Func();
+    options.resync_period = resync;
+    Add(NewReplicaController(context, ReplicaKind::ReplicaSet(), options));
   }
 
   std::vector<json> List(const ResourceRef& ref, const std::string& ns = "default",
@@ -167,6 +185,7 @@ class ControllerFixture {
 
   FakeApiClient api;
   RecordingEvents events;
+  ManualClock clock;  // what the controllers added with the fixture's helpers read as now
 
  private:
   std::unique_ptr<InformerFactory> informers_;

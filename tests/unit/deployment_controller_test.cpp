@@ -16,15 +16,13 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using orch::ObjectPtr;
 using orch::testing::ControllerFixture;
-using orch::testing::ManualClock;
 using orch::testing::WaitUntil;
 namespace ctrl = orch::ctrl;
 namespace deploy = orch::ctrl::deploy;
 namespace resources = orch::resources;
 
 json Template(const std::string& app, const std::string& image) {
-  return {{"metadata", {{"labels", {{"app", app}}}}},
-          {"spec", {{"containers", json::array({{{"name", "c"}, {"image", image}}})}}}};
+  return orch::testing::PodTemplate({{"app", app}}, image);
 }
 
 // A Deployment as the API would store it, defaults included.
@@ -48,7 +46,7 @@ ObjectPtr Rs(int replicas, json extra = json::object()) {
   json rs = {{"metadata", {{"name", "rs"}, {"creationTimestamp", "2024-01-01T00:00:00Z"}}},
              {"spec", {{"replicas", replicas}}}};
   rs.merge_patch(extra);
-  return std::make_shared<const json>(std::move(rs));
+  return orch::testing::Ptr(std::move(rs));
 }
 
 // kubectl rollout status for a Deployment (kubectl/pkg/polymorphichelpers/rollout_status.go):
@@ -228,10 +226,7 @@ namespace {
 
 struct DeployFixture : ControllerFixture {
   explicit DeployFixture(std::chrono::milliseconds resync = std::chrono::hours(1)) {
-    orch::ReplicaSetControllerOptions rs_options;
-    rs_options.now = clock.Func();
-    rs_options.resync_period = resync;
-    Add(orch::NewReplicaController(context, orch::ReplicaKind::ReplicaSet(), rs_options));
+    AddReplicaSetController(resync);
     orch::DeploymentControllerOptions options;
     options.now = clock.Func();
     options.resync_period = resync;
@@ -273,8 +268,6 @@ struct DeployFixture : ControllerFixture {
     }
     return done;
   }
-
-  ManualClock clock;
 };
 
 }  // namespace

@@ -15,13 +15,11 @@ using namespace std::chrono_literals;
 using orch::ObjectPtr;
 using orch::testing::ControllerFixture;
 using orch::testing::ManualClock;
+using orch::testing::PodTemplate;
+using orch::testing::Ptr;
 using orch::testing::WaitUntil;
 namespace ctrl = orch::ctrl;
 namespace resources = orch::resources;
-
-ObjectPtr Ptr(json j) {
-  return std::make_shared<const json>(std::move(j));
-}
 
 json TestPod(const std::string& name, const std::string& node, const std::string& phase, bool ready,
              const std::string& ready_at = "2024-01-01T00:00:00Z", int restarts = 0,
@@ -51,9 +49,7 @@ json ReplicaSet(const std::string& name, int replicas, const std::string& app = 
           {"spec",
            {{"replicas", replicas},
             {"selector", {{"matchLabels", {{"app", app}}}}},
-            {"template",
-             {{"metadata", {{"labels", {{"app", app}, {"tier", "front"}}}}},
-              {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}}}}}};
+            {"template", PodTemplate({{"app", app}, {"tier", "front"}}, "busybox")}}}};
 }
 
 }  // namespace
@@ -261,17 +257,13 @@ namespace {
 
 struct RsFixture : ControllerFixture {
   explicit RsFixture(std::chrono::milliseconds resync = std::chrono::hours(1)) {
-    orch::ReplicaSetControllerOptions options;
-    options.now = clock.Func();
-    options.resync_period = resync;
-    Add(orch::NewReplicaController(context, orch::ReplicaKind::ReplicaSet(), options));
+    AddReplicaSetController(resync);
   }
 
   json Status(const std::string& name) {
     json status = Get(resources::kReplicaSets, name)["status"];
     return status.is_object() ? status : json::object();
   }
-  ManualClock clock;
 };
 
 }  // namespace
