@@ -6,12 +6,12 @@
 #include <openssl/evp.h>
 
 #include "apply.h"
-#include "validation.h"
 #include "orch/base64.h"
 #include "orch/log.h"
 #include "patch.h"
 #include "schema_validate.h"
 #include "selector.h"
+#include "validation.h"
 
 namespace orch::api {
 namespace {
@@ -76,8 +76,8 @@ bool ParseContinue(const std::string& token, int64_t* revision, std::string* las
   auto raw = Base64Decode(token);
   if (!raw) return false;
   json j = json::parse(*raw, nullptr, false);
-  if (!j.is_object() || !j.contains("rv") || !j["rv"].is_number_integer() ||
-      !j.contains("start") || !j["start"].is_string()) {
+  if (!j.is_object() || !j.contains("rv") || !j["rv"].is_number_integer() || !j.contains("start") ||
+      !j["start"].is_string()) {
     return false;
   }
   *revision = j["rv"].get<int64_t>();
@@ -172,8 +172,8 @@ ApiResult<ListPage> Rest::List(const ResourceType& type, const std::string& ns,
   auto fields = FieldSelector::Parse(query.field_selector, type.field_rules);
   if (!fields.ok()) return ApiError::BadRequest(fields.status().message());
 
-  std::string prefix = type.namespaced && !ns.empty() ? type.StorePrefix() + ns + "/"
-                                                      : type.StorePrefix();
+  std::string prefix =
+      type.namespaced && !ns.empty() ? type.StorePrefix() + ns + "/" : type.StorePrefix();
   RangeOptions options;
   options.prefix = prefix;
   if (!query.continue_token.empty()) {
@@ -187,7 +187,8 @@ ApiResult<ListPage> Rest::List(const ResourceType& type, const std::string& ns,
     try {
       options.revision = std::stoll(query.resource_version);
     } catch (...) {
-      return ApiError::BadRequest("resourceVersion must be an integer with resourceVersionMatch=Exact");
+      return ApiError::BadRequest(
+          "resourceVersion must be an integer with resourceVersionMatch=Exact");
     }
   }
 
@@ -199,9 +200,9 @@ ApiResult<ListPage> Rest::List(const ResourceType& type, const std::string& ns,
     auto result = store_.List(options);
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kCompacted) {
-        return query.continue_token.empty()
-                   ? ApiError::Expired(fmt::format("too old resource version: {}", options.revision))
-                   : ApiError::Expired(kExpiredContinue);
+        return query.continue_token.empty() ? ApiError::Expired(fmt::format(
+                                                  "too old resource version: {}", options.revision))
+                                            : ApiError::Expired(kExpiredContinue);
       }
       return ApiError::FromStatus(result.status());
     }
@@ -280,8 +281,8 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
   if (old == nullptr) {
     meta["uid"] = NewUid();
     meta["creationTimestamp"] = NowTime();
-    for (const char* f : {"resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
-                          "selfLink"}) {
+    for (const char* f :
+         {"resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"}) {
       meta.erase(f);
     }
     if (type.HasStatus() && type.strategy->ResetStatusOnCreate()) obj.erase("status");
@@ -298,7 +299,8 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
       } else {
         next["status"] = std::move(status);
       }
-      if (meta.contains("resourceVersion")) next["metadata"]["resourceVersion"] = meta["resourceVersion"];
+      if (meta.contains("resourceVersion"))
+        next["metadata"]["resourceVersion"] = meta["resourceVersion"];
       obj = std::move(next);
     } else {
       for (const char* f : {"uid", "creationTimestamp", "deletionTimestamp",
@@ -339,8 +341,8 @@ std::optional<ApiError> Rest::PrepareWrite(const ResourceType& type, json& obj, 
 
   if (!options.applied) {
     std::string manager = options.field_manager.empty() ? "unknown" : options.field_manager;
-    if (Status status = UpdateManagedFields(old, obj, manager, type.schema,
-                                            ManagerOptions(type, subresource));
+    if (Status status =
+            UpdateManagedFields(old, obj, manager, type.schema, ManagerOptions(type, subresource));
         !status.ok()) {
       return ApiError::BadRequest(status.message());
     }
@@ -352,15 +354,17 @@ ApiResult<WriteOutcome> Rest::Create(const ResourceType& type, const std::string
                                      const WriteOptions& options) {
   if (!body.is_object()) return ApiError::BadRequest(CannotHandle(type, "expected an object"));
   if (body.contains("kind") && body["kind"] != type.kind) {
-    return ApiError::BadRequest(fmt::format("the kind of the object ({}) does not match the "
-                                            "expected kind ({})",
-                                            body["kind"].dump(), type.kind));
+    return ApiError::BadRequest(
+        fmt::format("the kind of the object ({}) does not match the "
+                    "expected kind ({})",
+                    body["kind"].dump(), type.kind));
   }
   if (body.contains("apiVersion") && body["apiVersion"] != type.GroupVersion()) {
-    return ApiError::BadRequest(fmt::format(
-        "the API version in the data ({}) does not match the expected API version ({})",
-        body["apiVersion"].is_string() ? body["apiVersion"].get<std::string>() : body["apiVersion"].dump(),
-        type.GroupVersion()));
+    return ApiError::BadRequest(
+        fmt::format("the API version in the data ({}) does not match the expected API version ({})",
+                    body["apiVersion"].is_string() ? body["apiVersion"].get<std::string>()
+                                                   : body["apiVersion"].dump(),
+                    type.GroupVersion()));
   }
   if (!body.contains("metadata") || body["metadata"].is_null()) body["metadata"] = json::object();
   if (!body["metadata"].is_object()) {
@@ -385,8 +389,8 @@ ApiResult<WriteOutcome> Rest::Create(const ResourceType& type, const std::string
   WriteOutcome outcome;
   outcome.code = 201;
   if (auto error = PrepareWrite(type, body, nullptr, "", options, outcome.warnings)) return *error;
-  AdmissionRequest admission{AdmissionRequest::Operation::kCreate, &type, "", &body, nullptr,
-                             options.dry_run};
+  AdmissionRequest admission{
+      AdmissionRequest::Operation::kCreate, &type, "", &body, nullptr, options.dry_run};
   if (auto error = RunAdmission(admission)) return *error;
   std::string name = Name(body);
   if (options.dry_run) {
@@ -432,8 +436,8 @@ ApiResult<WriteOutcome> Rest::GuaranteedUpdate(const ResourceType& type, const s
       outcome.object = std::move(*current);
       return outcome;
     }
-    AdmissionRequest admission{AdmissionRequest::Operation::kUpdate, &type, subresource, &obj,
-                               &*current, options.dry_run};
+    AdmissionRequest admission{
+        AdmissionRequest::Operation::kUpdate, &type, subresource, &obj, &*current, options.dry_run};
     if (auto error = RunAdmission(admission)) return *error;
     if (options.dry_run) {
       FinishAdmission(admission, false);
@@ -478,15 +482,15 @@ ApiResult<WriteOutcome> Rest::Update(const ResourceType& type, const std::string
     body["metadata"]["namespace"] = ns;
   }
   int64_t rv = ResourceVersion(body);
-  if (rv < 0) return ApiError::BadRequest("metadata.resourceVersion: Invalid value: must be an integer");
-  return GuaranteedUpdate(type, ns, name, subresource, options,
-                          [&](const json& current) -> ApiResult<json> {
-                            if (rv > 0 && rv != ResourceVersion(current)) {
-                              return ApiError::FromStatus(Conflict(""), type.QualifiedPlural(),
-                                                          name);
-                            }
-                            return body;
-                          });
+  if (rv < 0)
+    return ApiError::BadRequest("metadata.resourceVersion: Invalid value: must be an integer");
+  return GuaranteedUpdate(
+      type, ns, name, subresource, options, [&](const json& current) -> ApiResult<json> {
+        if (rv > 0 && rv != ResourceVersion(current)) {
+          return ApiError::FromStatus(Conflict(""), type.QualifiedPlural(), name);
+        }
+        return body;
+      });
 }
 
 ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string& ns,
@@ -527,11 +531,12 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
                                      type.schema, ManagerOptions(type, subresource));
       if (!applied.ok()) return ApplyFailure(applied.status());
       json obj = std::move(applied->object);
-      if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = json::object();
+      if (!obj.contains("metadata") || !obj["metadata"].is_object())
+        obj["metadata"] = json::object();
       if (Name(obj) != name) {
-        return ApiError::BadRequest(fmt::format(
-            "the name of the object ({}) does not match the name on the URL ({})", Name(obj),
-            name));
+        return ApiError::BadRequest(
+            fmt::format("the name of the object ({}) does not match the name on the URL ({})",
+                        Name(obj), name));
       }
       WriteOptions create_options = options;
       create_options.applied = true;
@@ -546,20 +551,19 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
       type, ns, name, subresource, update_options, [&](const json& current) -> ApiResult<json> {
         json result;
         if (apply) {
-          auto applied = ServerSideApply(&current, patch_doc, options.field_manager,
-                                         options.force, type.schema,
-                                         ManagerOptions(type, subresource));
+          auto applied = ServerSideApply(&current, patch_doc, options.field_manager, options.force,
+                                         type.schema, ManagerOptions(type, subresource));
           if (!applied.ok()) return ApplyFailure(applied.status());
           if (!applied->conflicts.empty()) {
             return ApplyConflictError(type, name, applied->conflicts);
           }
           result = std::move(applied->object);
         } else {
-          Result<json> patched =
-              *patch_type == PatchType::kJsonPatch     ? ApplyJsonPatch(current, *operations)
-              : *patch_type == PatchType::kMergePatch ? MergePatch(current, patch_doc)
-                                                      : StrategicMergePatch(current, patch_doc,
-                                                                            type.schema);
+          Result<json> patched = *patch_type == PatchType::kJsonPatch
+                                     ? ApplyJsonPatch(current, *operations)
+                                 : *patch_type == PatchType::kMergePatch
+                                     ? MergePatch(current, patch_doc)
+                                     : StrategicMergePatch(current, patch_doc, type.schema);
           if (!patched.ok()) {
             const Status& st = patched.status();
             if (st.code() == StatusCode::kConflict) {
@@ -580,9 +584,9 @@ ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string&
           return ApiError::FromStatus(Conflict(""), type.QualifiedPlural(), name);
         }
         if (Name(result) != name) {
-          return ApiError::BadRequest(fmt::format(
-              "the name of the object ({}) does not match the name on the URL ({})",
-              Name(result), name));
+          return ApiError::BadRequest(
+              fmt::format("the name of the object ({}) does not match the name on the URL ({})",
+                          Name(result), name));
         }
         return result;
       });
@@ -627,8 +631,8 @@ ApiResult<WriteOutcome> Rest::Delete(const ResourceType& type, const std::string
                       MetaString(current, "resourceVersion")));
     }
 
-    AdmissionRequest admission{AdmissionRequest::Operation::kDelete, &type, "", nullptr,
-                               &current, options.dry_run};
+    AdmissionRequest admission{
+        AdmissionRequest::Operation::kDelete, &type, "", nullptr, &current, options.dry_run};
     if (auto error = RunAdmission(admission)) return *error;
 
     json next = current;
@@ -658,14 +662,34 @@ ApiResult<WriteOutcome> Rest::Delete(const ResourceType& type, const std::string
     if (type.group.empty() && type.kind == "Namespace") {
       next["status"]["phase"] = "Terminating";
     }
+    // The garbage collector's finalizers say how dependents go. Without a policy in the request
+    // a finalizer set by an earlier delete stands, else the kind's default (batch/v1 Jobs orphan
+    // their pods, as upstream); an explicit policy replaces them.
+    json& finalizers = meta["finalizers"];
+    if (!finalizers.is_array()) finalizers = json::array();
+    auto has = [&](const char* f) {
+      return std::find(finalizers.begin(), finalizers.end(), f) != finalizers.end();
+    };
     std::string policy = options.propagation_policy;
-    if (policy == "Orphan" || policy == "Foreground") {
-      std::string finalizer = policy == "Orphan" ? "orphan" : "foregroundDeletion";
-      json& finalizers = meta["finalizers"];
-      if (!finalizers.is_array()) finalizers = json::array();
-      if (std::find(finalizers.begin(), finalizers.end(), finalizer) == finalizers.end()) {
-        finalizers.push_back(finalizer);
+    if (policy.empty()) {
+      if (has("orphan")) {
+        policy = "Orphan";
+      } else if (has("foregroundDeletion")) {
+        policy = "Foreground";
+      } else if (type.group == "batch" && type.kind == "Job") {
+        policy = "Orphan";
       }
+    }
+    json kept = json::array();
+    for (const json& f : finalizers) {
+      if (f != "orphan" && f != "foregroundDeletion") kept.push_back(f);
+    }
+    if (policy == "Orphan") kept.push_back("orphan");
+    if (policy == "Foreground") kept.push_back("foregroundDeletion");
+    if (kept.empty() && finalizers.empty()) {
+      meta.erase("finalizers");
+    } else {
+      finalizers = std::move(kept);
     }
     if (HasFinalizers(type, next)) {
       if (!meta.contains("deletionTimestamp")) {

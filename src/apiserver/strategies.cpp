@@ -2,11 +2,11 @@
 // registries apply, written once here.
 #include "strategies.h"
 
-#include "crd.h"
-
 #include <fmt/format.h>
 
 #include <set>
+
+#include "crd.h"
 
 namespace orch::api {
 namespace {
@@ -83,9 +83,8 @@ void ValidateContainers(const json& spec, const std::string& path, FieldErrors& 
         for (size_t p = 0; p < ports.size(); ++p) {
           const json& port = Field(ports[p], {"containerPort"});
           if (!port.is_number_integer() || port.get<int64_t>() < 1 || port.get<int64_t>() > 65535) {
-            errors.push_back(FieldInvalid(fmt::format("{}.ports[{}].containerPort", at, p),
-                                                 port,
-                                                 "must be between 1 and 65535, inclusive"));
+            errors.push_back(FieldInvalid(fmt::format("{}.ports[{}].containerPort", at, p), port,
+                                          "must be between 1 and 65535, inclusive"));
           }
         }
       }
@@ -95,8 +94,8 @@ void ValidateContainers(const json& spec, const std::string& path, FieldErrors& 
   if (restart.is_string()) {
     std::string r = restart.get<std::string>();
     if (r != "Always" && r != "OnFailure" && r != "Never") {
-      errors.push_back(FieldNotSupported(path + ".restartPolicy", restart,
-                                                {"Always", "Never", "OnFailure"}));
+      errors.push_back(
+          FieldNotSupported(path + ".restartPolicy", restart, {"Always", "Never", "OnFailure"}));
     }
   }
 }
@@ -193,13 +192,64 @@ class PodTemplateOwnerStrategy : public Strategy {
   }
 };
 
+// Jobs: upstream's defaults (SetDefaults_Job) and, unless spec.manualSelector, a selector of the
+// job's own uid with the matching pod template labels (generateSelector).
+void DefaultJobSpec(json& spec) {
+  if (!spec.is_object()) return;
+  if (!spec.contains("parallelism") && !spec.contains("completions")) spec["completions"] = 1;
+  if (!spec.contains("parallelism")) spec["parallelism"] = 1;
+  if (!spec.contains("backoffLimit")) spec["backoffLimit"] = 6;
+  if (!spec.contains("completionMode")) spec["completionMode"] = "NonIndexed";
+  if (!spec.contains("suspend")) spec["suspend"] = false;
+  if (!spec.contains("podReplacementPolicy")) {
+    spec["podReplacementPolicy"] =
+        spec.contains("podFailurePolicy") ? "Failed" : "TerminatingOrFailed";
+  }
+}
+
 class JobStrategy : public PodTemplateOwnerStrategy {
  public:
+  void PrepareForCreate(json& obj) const override {
+    json& spec = obj["spec"];
+    if (!spec.is_object() || Field(spec, {"manualSelector"}) == json(true)) return;
+    const std::string uid = obj["metadata"].value("uid", "");
+    const std::string name = obj["metadata"].value("name", "");
+    json& labels = spec["template"]["metadata"]["labels"];
+    if (!labels.is_object()) labels = json::object();
+    for (const char* key : {"batch.kubernetes.io/controller-uid", "controller-uid"}) {
+      labels[key] = uid;
+    }
+    for (const char* key : {"batch.kubernetes.io/job-name", "job-name"}) labels[key] = name;
+    if (!spec.contains("selector")) {
+      spec["selector"] = {{"matchLabels", {{"batch.kubernetes.io/controller-uid", uid}}}};
+    }
+  }
+  void Default(json& obj) const override {
+    PodTemplateOwnerStrategy::Default(obj);
+    if (obj.contains("spec")) DefaultJobSpec(obj["spec"]);
+  }
   void Validate(const json& obj, FieldErrors& errors) const override {
     const json& spec = Field(obj, {"spec", "template", "spec"});
     ValidateContainers(spec, "spec.template.spec", errors);
   }
   void ValidateUpdate(const json&, const json&, FieldErrors&) const override {}
+};
+
+// CronJobs: upstream's defaults (SetDefaults_CronJob), and the Job defaults in jobTemplate.
+class CronJobStrategy : public Strategy {
+ public:
+  void Default(json& obj) const override {
+    json& spec = obj["spec"];
+    if (!spec.is_object()) return;
+    if (!spec.contains("concurrencyPolicy")) spec["concurrencyPolicy"] = "Allow";
+    if (!spec.contains("suspend")) spec["suspend"] = false;
+    if (!spec.contains("successfulJobsHistoryLimit")) spec["successfulJobsHistoryLimit"] = 3;
+    if (!spec.contains("failedJobsHistoryLimit")) spec["failedJobsHistoryLimit"] = 1;
+    auto tmpl = spec.find("jobTemplate");
+    if (tmpl != spec.end() && tmpl->is_object() && tmpl->contains("spec")) {
+      DefaultJobSpec((*tmpl)["spec"]);
+    }
+  }
 };
 
 class ServiceStrategy : public Strategy {
@@ -229,7 +279,7 @@ class ServiceStrategy : public Strategy {
       const json& port = Field(ports[i], {"port"});
       if (!port.is_number_integer() || port.get<int64_t>() < 1 || port.get<int64_t>() > 65535) {
         errors.push_back(FieldInvalid(fmt::format("spec.ports[{}].port", i), port,
-                                             "must be between 1 and 65535, inclusive"));
+                                      "must be between 1 and 65535, inclusive"));
       }
       if (ports.size() > 1 && !Field(ports[i], {"name"}).is_string()) {
         errors.push_back(FieldRequired(fmt::format("spec.ports[{}].name", i)));
@@ -265,6 +315,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   static const PodStrategy kPod;
   static const PodTemplateOwnerStrategy kTemplateOwner;
   static const JobStrategy kJob;
+  static const CronJobStrategy kCronJob;
   static const ServiceStrategy kService;
   static const NamespaceStrategy kNamespace;
   static const NodeStrategy kNode;
@@ -277,6 +328,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   }
   if (group == "apps" && kind != "ControllerRevision") return &kTemplateOwner;
   if (group == "batch" && kind == "Job") return &kJob;
+  if (group == "batch" && kind == "CronJob") return &kCronJob;
   if (group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition") return &kCrd;
   return &kGeneric;
 }

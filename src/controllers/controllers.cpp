@@ -2,9 +2,13 @@
 // lives in its own file and contributes one line here.
 #include "orch/controllers.h"
 
+#include "cronjob_controller.h"
 #include "deployment_controller.h"
 #include "endpoints_controller.h"
 #include "endpointslice_controller.h"
+#include "garbage_collector.h"
+#include "job_controller.h"
+#include "namespace_controller.h"
 #include "node_ipam.h"
 #include "replicaset_controller.h"
 
@@ -16,6 +20,11 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"replicaset", NewReplicaSetController},
       {"replicationcontroller", NewReplicationController},
       {"deployment", NewDeploymentController},
+      {"garbagecollector", NewGarbageCollector},
+      {"namespace", NewNamespaceController},
+      {"job", NewJobController},
+      {"ttlafterfinished", NewTtlAfterFinishedController},
+      {"cronjob", NewCronJobController},
       {"endpoints", NewEndpointsController},
       {"endpointslice", NewEndpointSliceController},
       {"endpointslicemirroring", NewEndpointSliceMirroringController},

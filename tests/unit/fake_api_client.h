@@ -16,6 +16,9 @@
 //    removes the last finalizer), graceful deletion of pods bound to a node (deletionTimestamp;
 //    gone on a later delete with grace period 0), propagation policies Orphan/Foreground add
 //    their finalizers. Returns the object while it stays, null JSON when it is gone.
+//  - Namespaces: spec.finalizers hold a deletion as metadata.finalizers do; Delete sets
+//    status.phase Terminating; the "finalize" subresource writes spec.finalizers only; Create in
+//    a namespace being deleted fails (kInvalidArgument, the API's 403).
 //  - Post: pods/binding (sets spec.nodeName, kConflict if already bound) and pods/eviction.
 //  - List: label selectors (k=v, k==v, k!=v, k, !k) and field selectors (dotted.path=v,
 //    dotted.path!=v), sorted by namespace/name, paging with limit/continue (continue is
@@ -201,6 +204,15 @@ class FakeApiClient : public ApiClient {
     const std::string key = Key(ref, *object_ns, name);
     if (objects_.count(key)) {
       return AlreadyExists(fmt::format("{} \"{}\" already exists", ref.resource, name));
+    }
+    if (ref.namespaced) {
+      auto ns_it = objects_.find(Key(kNamespaceRef, "", *object_ns));
+      if (ns_it != objects_.end() && HasDeletionTimestamp(ns_it->second)) {
+        return InvalidArgument(fmt::format(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is "
+            "being terminated",
+            ref.resource, name, *object_ns));
+      }
     }
     meta.erase("resourceVersion");
     meta["uid"] = fmt::format("00000000-0000-4000-8000-{:012x}", ++uids_);
@@ -506,9 +518,22 @@ class FakeApiClient : public ApiClient {
            !obj["metadata"]["deletionTimestamp"].is_null();
   }
   static bool HasFinalizers(const json& obj) {
+    if (obj.contains("spec") && obj["spec"].is_object() && obj["spec"].contains("finalizers") &&
+        obj["spec"]["finalizers"].is_array() && !obj["spec"]["finalizers"].empty() &&
+        obj.value("kind", "") == "Namespace") {
+      return true;
+    }
     return obj["metadata"].contains("finalizers") && obj["metadata"]["finalizers"].is_array() &&
            !obj["metadata"]["finalizers"].empty();
   }
+  static bool IsNamespace(const ResourceRef& ref) {
+    return ref.group.empty() && ref.resource == "namespaces";
+  }
+  static json Field(const json& obj, const char* a, const char* b) {
+    if (!obj.contains(a) || !obj[a].is_object() || !obj[a].contains(b)) return nullptr;
+    return obj[a][b];
+  }
+  inline static const ResourceRef kNamespaceRef{"", "v1", "namespaces", false};
 
   // Stores `obj` with a new resourceVersion and records the event.
   json Commit(const ResourceRef& ref, const std::string& key, json obj, WatchEvent::Type type) {
@@ -571,6 +596,9 @@ class FakeApiClient : public ApiClient {
       }
       if (spec_now != spec_next)
         meta["generation"] = current["metadata"].value("generation", 1) + 1;
+    } else if (subresource == "finalize" && IsNamespace(ref)) {
+      next = current;
+      next["spec"]["finalizers"] = Field(next_in, "spec", "finalizers");
     } else {
       return InvalidArgument("the fake API client has no subresource " + subresource);
     }
@@ -619,6 +647,7 @@ class FakeApiClient : public ApiClient {
         pending = true;
       }
     }
+    if (IsNamespace(ref)) next["status"]["phase"] = "Terminating";
     if (options.propagation_policy == "Orphan" || options.propagation_policy == "Foreground") {
       std::string finalizer =
           options.propagation_policy == "Orphan" ? "orphan" : "foregroundDeletion";

@@ -1,0 +1,635 @@
+// The Job and TTL-after-finished controllers (job_controller.h). Counts come from the job's
+// pods as they are (no tracking finalizers): finished pods stay until the job goes, so the
+// succeeded and failed pods present are the job's history.
+#include "job_controller.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "orch/log.h"
+#include "replicaset_controller.h"
+
+namespace orch {
+namespace ctrl::job {
+
+bool IsFinished(const json& job, std::string* type) {
+  for (const char* t : {"Complete", "Failed"}) {
+    const json* c = FindCondition(Field(job, {"status"}), t);
+    if (c != nullptr && StringField(*c, {"status"}) == "True") {
+      if (type != nullptr) *type = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::optional<TimePoint> FinishTime(const json& job) {
+  std::string type;
+  if (!IsFinished(job, &type)) return std::nullopt;
+  if (type == "Complete") {
+    if (auto t = ParseTime(StringField(job, {"status", "completionTime"}))) return t;
+  }
+  const json* c = FindCondition(Field(job, {"status"}), type);
+  return ParseTime(StringField(*c, {"lastTransitionTime"}));
+}
+
+void SetCondition(json& status, const std::string& type, const std::string& condition_status,
+                  const std::string& reason, const std::string& message, TimePoint now) {
+  json& conditions = status["conditions"];
+  if (!conditions.is_array()) conditions = json::array();
+  std::string at = FormatTime(now);
+  for (json& c : conditions) {
+    if (StringField(c, {"type"}) != type) continue;
+    if (StringField(c, {"status"}) != condition_status) c["lastTransitionTime"] = at;
+    c["status"] = condition_status;
+    c["reason"] = reason;
+    c["message"] = message;
+    c["lastProbeTime"] = at;
+    return;
+  }
+  conditions.push_back({{"type", type},
+                        {"status", condition_status},
+                        {"reason", reason},
+                        {"message", message},
+                        {"lastProbeTime", at},
+                        {"lastTransitionTime", at}});
+}
+
+std::optional<int64_t> Completions(const json& job) {
+  const json& completions = Field(job, {"spec", "completions"});
+  if (completions.is_number_integer()) return completions.get<int64_t>();
+  if (Field(job, {"spec", "parallelism"}).is_null()) return 1;
+  return std::nullopt;
+}
+
+int64_t Parallelism(const json& job) {
+  return std::max<int64_t>(0, IntField(job, {"spec", "parallelism"}, 1));
+}
+
+bool IsIndexed(const json& job) {
+  return StringField(job, {"spec", "completionMode"}) == "Indexed";
+}
+
+std::optional<int64_t> PodIndex(const json& pod) {
+  const json& value = Field(pod, {"metadata", "annotations", kCompletionIndexAnnotation});
+  if (!value.is_string()) return std::nullopt;
+  const std::string& text = value.get_ref<const std::string&>();
+  if (text.empty() || text.size() > 9 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoll(text);
+}
+
+std::string FormatIndexes(const std::set<int64_t>& indexes) {
+  std::string out;
+  for (auto it = indexes.begin(); it != indexes.end();) {
+    int64_t first = *it, last = *it;
+    for (++it; it != indexes.end() && *it == last + 1; ++it) last = *it;
+    if (!out.empty()) out += ",";
+    out += first == last ? std::to_string(first) : fmt::format("{}-{}", first, last);
+  }
+  return out;
+}
+
+std::set<int64_t> ParseIndexes(const std::string& text) {
+  std::set<int64_t> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    std::string part =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    pos = comma == std::string::npos ? text.size() : comma + 1;
+    size_t dash = part.find('-');
+    try {
+      int64_t first = std::stoll(part.substr(0, dash));
+      int64_t last = dash == std::string::npos ? first : std::stoll(part.substr(dash + 1));
+      for (int64_t i = first; i <= last && i - first < 1000000; ++i) out.insert(i);
+    } catch (...) {
+      continue;  // a malformed part reads as nothing
+    }
+  }
+  return out;
+}
+
+json PodForJob(const json& job, const json& controller_ref, std::optional<int64_t> index) {
+  json pod = PodFromTemplate(Field(job, {"spec", "template"}), job, controller_ref);
+  json& labels = pod["metadata"]["labels"];
+  if (!labels.is_object()) labels = json::object();
+  // The API server labels the template; a job stored without them still finds its pods.
+  for (const char* key : {"batch.kubernetes.io/controller-uid", "controller-uid"}) {
+    if (!labels.contains(key)) labels[key] = UidOf(job);
+  }
+  for (const char* key : {"batch.kubernetes.io/job-name", "job-name"}) {
+    if (!labels.contains(key)) labels[key] = NameOf(job);
+  }
+  if (!index) return pod;
+  const std::string value = std::to_string(*index);
+  pod["metadata"]["annotations"][kCompletionIndexAnnotation] = value;
+  labels[kCompletionIndexAnnotation] = value;
+  pod["metadata"]["generateName"] = fmt::format("{}-{}-", NameOf(job), value);
+  json& spec = pod["spec"];
+  if (!spec.contains("hostname")) spec["hostname"] = fmt::format("{}-{}", NameOf(job), value);
+  const json env_var = {
+      {"name", kCompletionIndexEnv},
+      {"valueFrom",
+       {{"fieldRef",
+         {{"fieldPath", fmt::format("metadata.annotations['{}']", kCompletionIndexAnnotation)}}}}}};
+  for (const char* list : {"initContainers", "containers"}) {
+    if (!spec.contains(list) || !spec[list].is_array()) continue;
+    for (json& container : spec[list]) {
+      json& env = container["env"];
+      if (!env.is_array()) env = json::array();
+      bool present = std::any_of(env.begin(), env.end(), [](const json& e) {
+        return StringField(e, {"name"}) == kCompletionIndexEnv;
+      });
+      if (!present) env.push_back(env_var);
+    }
+  }
+  return pod;
+}
+
+}  // namespace ctrl::job
+
+namespace {
+
+using namespace ctrl;       // NOLINT(google-build-using-namespace): the helpers of this folder
+using namespace ctrl::job;  // NOLINT(google-build-using-namespace)
+
+constexpr char kApiVersion[] = "batch/v1";
+constexpr char kKind[] = "Job";
+
+bool IsSucceeded(const json& pod) {
+  return PodPhase(pod) == "Succeeded";
+}
+bool IsFailed(const json& pod) {
+  return PodPhase(pod) == "Failed";
+}
+
+// The sum of the container restarts of the active pods: the failures of a restartPolicy
+// OnFailure job, whose pods never fail as a whole.
+int64_t ActiveRestarts(const std::vector<ObjectPtr>& active) {
+  int64_t total = 0;
+  for (const ObjectPtr& p : active) {
+    for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+      for (const json& cs : Field(*p, {"status", list})) total += IntField(cs, {"restartCount"});
+    }
+  }
+  return total;
+}
+
+class JobController : public Component {
+ public:
+  JobController(ControllerContext& context, JobControllerOptions options)
+      : context_(context),
+        options_(std::move(options)),
+        jobs_(context.informers.For(resources::kJobs)),
+        pods_(context.informers.For(resources::kPods)),
+        expectations_(options_.now),
+        loop_(
+            "job", context.informers, context.workers, options_.resync_period,
+            [this] { return InformerKeys(jobs_); },
+            [this](const std::string& key) { return Sync(key); }) {
+    AddControllerIndex(pods_);
+  }
+
+  std::string_view Name() const override { return "job"; }
+
+  Status Start() override {
+    jobs_.AddHandler({
+        [this](const ObjectPtr& j) { loop_.Add(ObjectKey(*j)); },
+        [this](const ObjectPtr& old_j, const ObjectPtr& j) {
+          if (UidOf(*old_j) != UidOf(*j)) expectations_.Delete(ObjectKey(*old_j));
+          loop_.Add(ObjectKey(*j));
+        },
+        [this](const ObjectPtr& j) {
+          expectations_.Delete(ObjectKey(*j));
+          loop_.Add(ObjectKey(*j));
+        },
+    });
+    pods_.AddHandler({
+        [this](const ObjectPtr& p) {
+          if (ObjectPtr j = JobOf(*p)) {
+            expectations_.CreationObserved(ObjectKey(*j));
+            loop_.Add(ObjectKey(*j));
+          }
+        },
+        [this](const ObjectPtr& old_p, const ObjectPtr& p) {
+          ObjectPtr old_job = JobOf(*old_p);
+          ObjectPtr job = JobOf(*p);
+          if (old_job && (!job || UidOf(*old_job) != UidOf(*job))) loop_.Add(ObjectKey(*old_job));
+          if (!job) return;
+          if (IsBeingDeleted(*p) && !IsBeingDeleted(*old_p)) {
+            expectations_.DeletionObserved(ObjectKey(*job), ObjectKey(*p));
+          }
+          loop_.Add(ObjectKey(*job));
+        },
+        [this](const ObjectPtr& p) {
+          if (ObjectPtr j = JobOf(*p)) {
+            expectations_.DeletionObserved(ObjectKey(*j), ObjectKey(*p));
+            loop_.Add(ObjectKey(*j));
+          }
+        },
+    });
+    loop_.Start();
+    return Status::Ok();
+  }
+
+  void Stop() override { loop_.Stop(); }
+
+ private:
+  ObjectPtr JobOf(const json& pod) const { return ControllerOfKind(jobs_, pod, kKind); }
+
+  void Event(const json& job, const char* type, const char* reason, const std::string& message) {
+    context_.events.Record(EventRef(job, kApiVersion, kKind), type, reason, message);
+  }
+
+  Status Sync(const std::string& key) {
+    auto [ns, name] = SplitObjectKey(key);
+    ObjectPtr job_ptr = jobs_.Get(ns, name);
+    if (!job_ptr) {
+      expectations_.Delete(key);
+      return Status::Ok();
+    }
+    const json& job = *job_ptr;
+    if (IsFinished(job) || IsBeingDeleted(job)) return Status::Ok();
+    const bool needs_sync = expectations_.Satisfied(key);
+    const TimePoint now = options_.now();
+
+    // The job's pods: those it controls, plus orphans its selector matches (adopted).
+    std::vector<ObjectPtr> pods;
+    {
+      std::vector<ObjectPtr> candidates = OwnedAndOrphans(pods_, job);
+      const json& selector_json = Field(job, {"spec", "selector"});
+      if (selector_json.is_null()) {
+        for (ObjectPtr& p : candidates) {
+          if (GetControllerOf(*p) != nullptr) pods.push_back(std::move(p));
+        }
+      } else {
+        auto selector = LabelSelector::FromJson(selector_json);
+        if (!selector.ok()) {
+          log::Warn("job", "{}: invalid selector: {}", key, selector.status().message());
+          return Status::Ok();
+        }
+        RefManager refs(context_.client, resources::kPods, job, kApiVersion, kKind, *selector,
+                        RecheckOwner(context_.client, resources::kJobs, job));
+        Status claim_error;
+        pods = refs.Claim(candidates, &claim_error);
+        if (!claim_error.ok()) return claim_error;
+      }
+    }
+    std::vector<ObjectPtr> active;
+    int64_t succeeded = 0, failed = 0, ready = 0, terminating = 0;
+    std::set<int64_t> succeeded_indexes;
+    const std::optional<int64_t> completions = Completions(job);
+    for (const ObjectPtr& p : pods) {
+      if (IsSucceeded(*p)) {
+        ++succeeded;
+        auto index = PodIndex(*p);
+        if (index && completions && *index < *completions) succeeded_indexes.insert(*index);
+      } else if (IsFailed(*p)) {
+        ++failed;
+      } else if (IsBeingDeleted(*p)) {
+        ++terminating;
+      } else {
+        active.push_back(p);
+        if (IsPodReady(*p)) ++ready;
+      }
+    }
+
+    json status = Field(job, {"status"}).is_object() ? job["status"] : json::object();
+    const json old_status = status;
+    const bool suspended = BoolField(job, {"spec", "suspend"});
+    Status manage_error;
+
+    // Finished?
+    std::string fail_reason, fail_message;
+    const int64_t backoff_limit = IntField(job, {"spec", "backoffLimit"}, 6);
+    bool past_backoff = failed > backoff_limit;
+    if (StringField(job, {"spec", "template", "spec", "restartPolicy"}) == "OnFailure") {
+      int64_t restarts = ActiveRestarts(active);
+      if (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit) past_backoff = true;
+    }
+    if (past_backoff) {
+      fail_reason = "BackoffLimitExceeded";
+      fail_message = "Job has reached the specified backoff limit";
+    } else if (!suspended && Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
+      auto start = ParseTime(StringField(status, {"startTime"}));
+      auto deadline = std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"}));
+      if (start && now - *start >= deadline) {
+        fail_reason = "DeadlineExceeded";
+        fail_message = "Job was active longer than specified deadline";
+      } else if (start) {
+        loop_.AddAfter(
+            key, std::chrono::duration_cast<std::chrono::milliseconds>(*start + deadline - now) +
+                     std::chrono::milliseconds(10));
+      }
+    }
+
+    bool complete = false;
+    if (IsIndexed(job) && completions) {
+      complete = static_cast<int64_t>(succeeded_indexes.size()) >= *completions;
+    } else if (completions) {
+      complete = succeeded >= *completions;
+    } else {
+      complete = succeeded > 0 && active.empty();
+    }
+
+    if (!fail_reason.empty()) {
+      if (needs_sync) manage_error = DeletePods(job, key, active);
+      active.clear();
+      SetCondition(status, "Failed", "True", fail_reason, fail_message, now);
+      Event(job, "Warning", fail_reason.c_str(), fail_message);
+    } else if (complete) {
+      if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
+      active.clear();
+      SetCondition(status, "Complete", "True", "CompletionsReached",
+                   "Reached expected number of succeeded pods", now);
+      status["completionTime"] = FormatTime(now);
+      Event(job, "Normal", "Completed", "Job completed");
+    } else if (suspended) {
+      if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
+      active.clear();
+      const json* c = FindCondition(status, "Suspended");
+      if (c == nullptr || StringField(*c, {"status"}) != "True") {
+        SetCondition(status, "Suspended", "True", "JobSuspended", "Job suspended", now);
+        Event(job, "Normal", "Suspended", "Job suspended");
+      }
+    } else {
+      const json* c = FindCondition(status, "Suspended");
+      if (c != nullptr && StringField(*c, {"status"}) == "True") {
+        SetCondition(status, "Suspended", "False", "JobResumed", "Job resumed", now);
+        Event(job, "Normal", "Resumed", "Job resumed");
+        status["startTime"] = FormatTime(now);  // the active deadline starts over
+      }
+      if (!status.contains("startTime")) {
+        status["startTime"] = FormatTime(now);
+        if (Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
+          loop_.AddAfter(key,
+                         std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"})));
+        }
+      }
+      if (needs_sync) {
+        manage_error = ManagePods(job, key, active, succeeded, failed, succeeded_indexes, now);
+      }
+    }
+
+    status["active"] = static_cast<int64_t>(active.size());
+    status["succeeded"] = succeeded;
+    status["failed"] = failed;
+    status["ready"] = ready;
+    status["terminating"] = terminating;
+    if (IsIndexed(job)) status["completedIndexes"] = FormatIndexes(succeeded_indexes);
+    for (const char* field : {"active", "succeeded", "failed", "terminating"}) {
+      if (status[field] == 0 && !old_status.contains(field)) status.erase(field);
+    }
+    if (Status s = UpdateStatus(job, old_status, status); !s.ok()) return s;
+    return manage_error;
+  }
+
+  // Creates the missing pods and deletes the excess.
+  Status ManagePods(const json& job, const std::string& key, std::vector<ObjectPtr>& active,
+                    int64_t succeeded, int64_t failed, const std::set<int64_t>& succeeded_indexes,
+                    TimePoint now) {
+    const int64_t parallelism = Parallelism(job);
+    const std::optional<int64_t> completions = Completions(job);
+    int64_t want = parallelism;
+    std::vector<int64_t> indexes_to_create;
+    if (IsIndexed(job) && completions) {
+      std::set<int64_t> running;
+      for (const ObjectPtr& p : active) {
+        if (auto i = PodIndex(*p)) running.insert(*i);
+      }
+      int64_t pending = *completions - static_cast<int64_t>(succeeded_indexes.size());
+      want = std::min(parallelism, pending);
+      for (int64_t i = 0; i < *completions &&
+                          static_cast<int64_t>(active.size() + indexes_to_create.size()) < want;
+           ++i) {
+        if (succeeded_indexes.count(i) == 0 && running.count(i) == 0) {
+          indexes_to_create.push_back(i);
+        }
+      }
+    } else if (completions) {
+      want = std::min(parallelism, std::max<int64_t>(0, *completions - succeeded));
+    } else if (succeeded > 0) {
+      want = std::min<int64_t>(parallelism, static_cast<int64_t>(active.size()));
+    }
+    const int64_t have = static_cast<int64_t>(active.size());
+    if (have > want) {
+      std::vector<ObjectPtr> victims =
+          PodsToDelete(active, active, static_cast<size_t>(have - want));
+      return DeletePods(job, key, victims);
+    }
+    if (have >= want) return Status::Ok();
+
+    // Replacements for failed pods back off exponentially.
+    if (failed > 0) {
+      auto delay = options_.backoff_base;
+      for (int64_t i = 1; i < failed && delay < options_.backoff_max; ++i) delay *= 2;
+      delay = std::min(delay, options_.backoff_max);
+      std::optional<TimePoint> last_failure;
+      for (const ObjectPtr& p : OwnedAndOrphans(pods_, job)) {
+        if (!IsFailed(*p)) continue;
+        auto t = LastFailureTime(*p);
+        if (t && (!last_failure || *t > *last_failure)) last_failure = t;
+      }
+      if (last_failure && now < *last_failure + delay) {
+        loop_.AddAfter(key, std::chrono::duration_cast<std::chrono::milliseconds>(*last_failure +
+                                                                                  delay - now) +
+                                std::chrono::milliseconds(10));
+        return Status::Ok();
+      }
+    }
+
+    const int count = static_cast<int>(IsIndexed(job) && completions
+                                           ? static_cast<int64_t>(indexes_to_create.size())
+                                           : want - have);
+    if (count <= 0) return Status::Ok();
+    expectations_.ExpectCreations(key, count);
+    const json ref = NewControllerRef(job, kApiVersion, kKind);
+    const std::string ns = NamespaceOf(job);
+    Status error;
+    int created = SlowStartBatch(
+        count, 1,
+        [&](int i) -> Status {
+          std::optional<int64_t> index;
+          if (IsIndexed(job) && completions) index = indexes_to_create[i];
+          auto result = context_.client.Create(resources::kPods, ns, PodForJob(job, ref, index));
+          if (!result.ok()) {
+            Event(job, "Warning", "FailedCreate",
+                  fmt::format("Error creating: {}", result.status().message()));
+            return result.status();
+          }
+          Event(job, "Normal", "SuccessfulCreate", fmt::format("Created pod: {}", NameOf(*result)));
+          return Status::Ok();
+        },
+        &error);
+    for (int i = created; i < count; ++i) expectations_.CreationObserved(key);
+    return error;
+  }
+
+  // When a failed pod failed: its last container's finish time, else its last condition change.
+  static std::optional<TimePoint> LastFailureTime(const json& pod) {
+    std::optional<TimePoint> latest;
+    for (const json& cs : Field(pod, {"status", "containerStatuses"})) {
+      auto t = ParseTime(StringField(cs, {"state", "terminated", "finishedAt"}));
+      if (t && (!latest || *t > *latest)) latest = t;
+    }
+    if (latest) return latest;
+    for (const json& c : Field(pod, {"status", "conditions"})) {
+      auto t = ParseTime(StringField(c, {"lastTransitionTime"}));
+      if (t && (!latest || *t > *latest)) latest = t;
+    }
+    if (latest) return latest;
+    return ParseTime(StringField(pod, {"metadata", "creationTimestamp"}));
+  }
+
+  Status DeletePods(const json& job, const std::string& key, const std::vector<ObjectPtr>& pods) {
+    if (pods.empty()) return Status::Ok();
+    std::vector<std::string> keys;
+    for (const ObjectPtr& p : pods) keys.push_back(ObjectKey(*p));
+    expectations_.ExpectDeletions(key, keys);
+    std::mutex mu;
+    Status error;
+    RunParallel(static_cast<int>(pods.size()), 16, [&](int i) {
+      const json& pod = *pods[i];
+      auto result = context_.client.Delete(resources::kPods, NamespaceOf(pod), NameOf(pod));
+      if (result.ok()) {
+        Event(job, "Normal", "SuccessfulDelete", fmt::format("Deleted pod: {}", NameOf(pod)));
+        return;
+      }
+      expectations_.DeletionObserved(key, keys[i]);
+      if (result.status().code() == StatusCode::kNotFound) return;
+      Event(job, "Warning", "FailedDelete",
+            fmt::format("Error deleting: {}", result.status().message()));
+      std::lock_guard lock(mu);
+      if (error.ok()) error = result.status();
+    });
+    return error;
+  }
+
+  Status UpdateStatus(const json& job, const json& old_status, const json& status) {
+    if (DropEmpty(old_status) == DropEmpty(status)) return Status::Ok();
+    json next = job;
+    next["status"] = status;
+    auto written = context_.client.Update(resources::kJobs, NamespaceOf(job), next, "status");
+    if (written.ok()) return Status::Ok();
+    StatusCode code = written.status().code();
+    // A newer version is on its way through the informer, whose event syncs the job again.
+    if (code == StatusCode::kConflict || code == StatusCode::kNotFound) return Status::Ok();
+    return written.status();
+  }
+
+  ControllerContext& context_;
+  const JobControllerOptions options_;
+  Informer& jobs_;
+  Informer& pods_;
+  Expectations expectations_;
+  ControllerLoop loop_;
+};
+
+// Deletes finished jobs whose spec.ttlSecondsAfterFinished has passed (with their pods: the
+// deletion is Foreground, as upstream's).
+class TtlAfterFinishedController : public Component {
+ public:
+  TtlAfterFinishedController(ControllerContext& context, TtlControllerOptions options)
+      : client_(context.client),
+        options_(std::move(options)),
+        jobs_(context.informers.For(resources::kJobs)),
+        loop_(
+            "ttlafterfinished", context.informers, context.workers, std::chrono::minutes(10),
+            [this] { return InformerKeys(jobs_); },
+            [this](const std::string& key) { return Sync(key); }) {}
+
+  std::string_view Name() const override { return "ttlafterfinished"; }
+
+  Status Start() override {
+    jobs_.AddHandler({
+        [this](const ObjectPtr& j) { Enqueue(*j); },
+        [this](const ObjectPtr&, const ObjectPtr& j) { Enqueue(*j); },
+        nullptr,
+    });
+    loop_.Start();
+    return Status::Ok();
+  }
+
+  void Stop() override { loop_.Stop(); }
+
+ private:
+  static bool Candidate(const json& job) {
+    return !IsBeingDeleted(job) && Field(job, {"spec", "ttlSecondsAfterFinished"}).is_number() &&
+           IsFinished(job);
+  }
+
+  void Enqueue(const json& job) {
+    if (Candidate(job)) loop_.Add(ObjectKey(job));
+  }
+
+  Status Sync(const std::string& key) {
+    auto [ns, name] = SplitObjectKey(key);
+    ObjectPtr job = jobs_.Get(ns, name);
+    if (!job || !Candidate(*job)) return Status::Ok();
+    auto finished = FinishTime(*job);
+    if (!finished) return Status::Ok();
+    auto expires =
+        *finished + std::chrono::seconds(IntField(*job, {"spec", "ttlSecondsAfterFinished"}));
+    TimePoint now = options_.now();
+    if (now < expires) {
+      loop_.AddAfter(key, std::chrono::duration_cast<std::chrono::milliseconds>(expires - now) +
+                              std::chrono::milliseconds(10));
+      return Status::Ok();
+    }
+    // The TTL may have changed since the cache's version: check the API's.
+    auto fresh = client_.Get(resources::kJobs, ns, name);
+    if (!fresh.ok()) {
+      return fresh.status().code() == StatusCode::kNotFound ? Status::Ok() : fresh.status();
+    }
+    if (!Candidate(*fresh) || UidOf(*fresh) != UidOf(*job)) return Status::Ok();
+    auto fresh_finished = FinishTime(*fresh);
+    if (!fresh_finished ||
+        now < *fresh_finished +
+                  std::chrono::seconds(IntField(*fresh, {"spec", "ttlSecondsAfterFinished"}))) {
+      loop_.Add(key);
+      return Status::Ok();
+    }
+    log::Info("ttlafterfinished", "deleting job {}: finished and its TTL has passed", key);
+    DeleteOptions options;
+    options.propagation_policy = "Foreground";
+    options.precondition_uid = UidOf(*fresh);
+    options.precondition_resource_version = StringField(*fresh, {"metadata", "resourceVersion"});
+    auto deleted = client_.Delete(resources::kJobs, ns, name, options);
+    if (!deleted.ok() && deleted.status().code() != StatusCode::kNotFound) {
+      return deleted.status();
+    }
+    return Status::Ok();
+  }
+
+  ApiClient& client_;
+  const TtlControllerOptions options_;
+  Informer& jobs_;
+  ControllerLoop loop_;
+};
+
+}  // namespace
+
+std::unique_ptr<Component> NewJobController(ControllerContext& context) {
+  return NewJobController(context, JobControllerOptions{});
+}
+
+std::unique_ptr<Component> NewJobController(ControllerContext& context,
+                                            JobControllerOptions options) {
+  return std::make_unique<JobController>(context, std::move(options));
+}
+
+std::unique_ptr<Component> NewTtlAfterFinishedController(ControllerContext& context) {
+  return NewTtlAfterFinishedController(context, TtlControllerOptions{});
+}
+
+std::unique_ptr<Component> NewTtlAfterFinishedController(ControllerContext& context,
+                                                         TtlControllerOptions options) {
+  return std::make_unique<TtlAfterFinishedController>(context, std::move(options));
+}
+
+}  // namespace orch

@@ -1,0 +1,235 @@
+// The Job controller against the fake API: completions with parallelism, backoffLimit,
+// activeDeadlineSeconds, suspend and resume, Indexed mode (annotation, hostname, env), work
+// queues, and the TTL-after-finished controller; plus the pure helpers.
+#include "job_controller.h"
+
+#include <catch2/catch.hpp>
+
+#include "controller_test_util.h"
+
+namespace {
+
+using json = nlohmann::json;
+using orch::testing::ControllerFixture;
+using orch::testing::WaitUntil;
+namespace ctrl = orch::ctrl;
+namespace job = orch::ctrl::job;
+namespace resources = orch::resources;
+
+json Job(const std::string& name, json spec = json::object()) {
+  json j = {{"apiVersion", "batch/v1"},
+            {"kind", "Job"},
+            {"metadata", {{"name", name}, {"namespace", "default"}}},
+            {"spec",
+             {{"backoffLimit", 6},
+              {"template",
+               {{"metadata", {{"labels", {{"job", name}}}}},
+                {"spec",
+                 {{"restartPolicy", "Never"},
+                  {"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}}}}}};
+  j["spec"].merge_patch(spec);
+  return j;
+}
+
+struct JobFixture : ControllerFixture {
+  explicit JobFixture(std::chrono::milliseconds resync = std::chrono::hours(1)) {
+    orch::JobControllerOptions options;
+    options.now = clock.Func();
+    options.resync_period = resync;
+    options.backoff_base = std::chrono::milliseconds(0);
+    Add(orch::NewJobController(context, options));
+  }
+  json J(const std::string& name) { return Get(resources::kJobs, name); }
+  int64_t Count(const std::string& name, const char* field) {
+    return ctrl::IntField(J(name), {"status", field});
+  }
+  std::vector<json> JobPods(const std::string& name, const std::string& phase = "") {
+    std::vector<json> out;
+    for (const json& p : Pods("job=" + name)) {
+      if (phase.empty() ? ctrl::IsPodActive(p) : ctrl::PodPhase(p) == phase) out.push_back(p);
+    }
+    return out;
+  }
+  // What a kubelet reports when the pod's containers exit; false when the pod is gone.
+  bool Finish(const json& pod, const std::string& phase) {
+    json patch = {{"status", {{"phase", phase}}}};
+    auto result = api.Patch(resources::kPods, "default", ctrl::NameOf(pod), orch::PatchType::kMerge,
+                            patch.dump(), "status");
+    if (!result.ok()) REQUIRE(result.status().code() == orch::StatusCode::kNotFound);
+    return result.ok();
+  }
+  std::string Condition(const std::string& name, const std::string& type) {
+    const json status = J(name)["status"];
+    const json* c = ctrl::FindCondition(status, type);
+    return c == nullptr
+               ? ""
+               : (*c)["status"].get<std::string>() + "/" + (*c)["reason"].get<std::string>();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("completed indexes format as ranges and parse back") {
+  CHECK(job::FormatIndexes({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8");
+  CHECK(job::FormatIndexes({}).empty());
+  CHECK(job::ParseIndexes("0-2,5,7-8") == std::set<int64_t>{0, 1, 2, 5, 7, 8});
+  CHECK(job::ParseIndexes("").empty());
+}
+
+TEST_CASE("completions and parallelism defaults") {
+  json j = Job("x");
+  CHECK(job::Completions(j) == 1);
+  CHECK(job::Parallelism(j) == 1);
+  j["spec"]["parallelism"] = 3;
+  CHECK_FALSE(job::Completions(j).has_value());  // a work queue
+  j["spec"]["completions"] = 5;
+  CHECK(job::Completions(j) == 5);
+}
+
+TEST_CASE("an Indexed pod gets its index as annotation, label, hostname and env") {
+  json j = Job("idx", {{"completionMode", "Indexed"}, {"completions", 3}});
+  j["metadata"]["uid"] = "u-1";
+  json pod = job::PodForJob(j, ctrl::NewControllerRef(j, "batch/v1", "Job"), 2);
+  CHECK(pod["metadata"]["annotations"][job::kCompletionIndexAnnotation] == "2");
+  CHECK(pod["metadata"]["labels"][job::kCompletionIndexAnnotation] == "2");
+  CHECK(pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "idx");
+  CHECK(pod["metadata"]["generateName"] == "idx-2-");
+  CHECK(pod["spec"]["hostname"] == "idx-2");
+  json env = pod["spec"]["containers"][0]["env"][0];
+  CHECK(env["name"] == "JOB_COMPLETION_INDEX");
+  CHECK(env["valueFrom"]["fieldRef"]["fieldPath"] ==
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+}
+
+TEST_CASE("a job runs `parallelism` pods until `completions` succeed, then completes") {
+  JobFixture f;
+  REQUIRE(f.api
+              .Create(resources::kJobs, "default",
+                      Job("work", {{"completions", 3}, {"parallelism", 2}}))
+              .ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("work").size() == 2; }));
+  REQUIRE(WaitUntil([&] { return f.Count("work", "active") == 2; }));
+  CHECK(f.J("work")["status"].contains("startTime"));
+  auto first_pods = f.JobPods("work");
+  f.Finish(first_pods[0], "Succeeded");
+  f.Finish(first_pods[1], "Succeeded");
+  // One completion left: one pod, not two.
+  REQUIRE(WaitUntil([&] { return f.Count("work", "succeeded") == 2; }));
+  REQUIRE(WaitUntil([&] { return f.JobPods("work").size() == 1; }));
+  f.Finish(f.JobPods("work")[0], "Succeeded");
+  REQUIRE(WaitUntil([&] { return f.Condition("work", "Complete") == "True/CompletionsReached"; }));
+  json status = f.J("work")["status"];
+  CHECK(status["succeeded"] == 3);
+  CHECK(status.value("active", 0) == 0);
+  CHECK(status.contains("completionTime"));
+  CHECK(f.events.WithReason("Completed").size() == 1);
+  CHECK(f.events.WithReason("SuccessfulCreate").size() == 3);
+}
+
+TEST_CASE("failures past backoffLimit fail the job and remove its pods") {
+  JobFixture f;
+  REQUIRE(f.api
+              .Create(resources::kJobs, "default",
+                      Job("bad", {{"backoffLimit", 1}, {"parallelism", 1}}))
+              .ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("bad").size() == 1; }));
+  f.Finish(f.JobPods("bad")[0], "Failed");
+  // One failure is within the limit: a replacement.
+  REQUIRE(WaitUntil(
+      [&] { return f.JobPods("bad").size() == 1 && f.JobPods("bad", "Failed").size() == 1; }));
+  CHECK(f.Condition("bad", "Failed").empty());
+  f.Finish(f.JobPods("bad")[0], "Failed");
+  REQUIRE(WaitUntil([&] { return f.Condition("bad", "Failed") == "True/BackoffLimitExceeded"; }));
+  CHECK(f.J("bad")["status"]["failed"] == 2);
+  CHECK(f.JobPods("bad").empty());
+  const json bad_status = f.J("bad")["status"];
+  const json* c = ctrl::FindCondition(bad_status, "Failed");
+  CHECK((*c)["message"] == "Job has reached the specified backoff limit");
+}
+
+TEST_CASE("activeDeadlineSeconds fails a job that runs too long") {
+  JobFixture f(std::chrono::milliseconds(20));
+  REQUIRE(
+      f.api.Create(resources::kJobs, "default", Job("slow", {{"activeDeadlineSeconds", 30}})).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("slow").size() == 1; }));
+  REQUIRE(WaitUntil([&] { return f.J("slow")["status"].contains("startTime"); }));
+  f.clock.Advance(std::chrono::seconds(31));
+  REQUIRE(WaitUntil([&] { return f.Condition("slow", "Failed") == "True/DeadlineExceeded"; }));
+  REQUIRE(WaitUntil([&] { return f.JobPods("slow").empty(); }));
+}
+
+TEST_CASE("a suspended job has no pods until resumed") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("later", {{"suspend", true}})).ok());
+  REQUIRE(WaitUntil([&] { return f.Condition("later", "Suspended") == "True/JobSuspended"; }));
+  CHECK(f.JobPods("later").empty());
+  f.Patch(resources::kJobs, "later", {{"spec", {{"suspend", false}}}});
+  REQUIRE(WaitUntil([&] { return f.JobPods("later").size() == 1; }));
+  REQUIRE(WaitUntil([&] { return f.Condition("later", "Suspended") == "False/JobResumed"; }));
+  f.Patch(resources::kJobs, "later", {{"spec", {{"suspend", true}}}});
+  REQUIRE(WaitUntil([&] { return f.JobPods("later").empty(); }));
+}
+
+TEST_CASE("an Indexed job completes once every index has succeeded") {
+  JobFixture f;
+  REQUIRE(f.api
+              .Create(resources::kJobs, "default",
+                      Job("ix",
+                          {{"completionMode", "Indexed"}, {"completions", 3}, {"parallelism", 3}}))
+              .ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("ix").size() == 3; }));
+  std::set<std::string> indexes;
+  for (const json& p : f.JobPods("ix")) {
+    indexes.insert(
+        p["metadata"]["annotations"][job::kCompletionIndexAnnotation].get<std::string>());
+  }
+  CHECK(indexes == std::set<std::string>{"0", "1", "2"});
+  // Index 1 fails: its replacement carries index 1 again.
+  for (const json& p : f.JobPods("ix")) {
+    std::string i = p["metadata"]["annotations"][job::kCompletionIndexAnnotation];
+    f.Finish(p, i == "1" ? "Failed" : "Succeeded");
+  }
+  REQUIRE(WaitUntil([&] {
+    return ctrl::StringField(f.J("ix"), {"status", "completedIndexes"}) == "0,2";
+  }));
+  REQUIRE(WaitUntil([&] { return f.JobPods("ix").size() == 1; }));
+  CHECK(f.JobPods("ix")[0]["metadata"]["annotations"][job::kCompletionIndexAnnotation] == "1");
+  f.Finish(f.JobPods("ix")[0], "Succeeded");
+  REQUIRE(WaitUntil([&] { return f.Condition("ix", "Complete") == "True/CompletionsReached"; }));
+  CHECK(f.J("ix")["status"]["completedIndexes"] == "0-2");
+}
+
+TEST_CASE("a work queue completes when one pod succeeded and none is active") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("queue", {{"parallelism", 2}})).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("queue").size() == 2; }));
+  auto pods = f.JobPods("queue");
+  f.Finish(pods[0], "Succeeded");
+  REQUIRE(WaitUntil([&] { return f.Count("queue", "succeeded") == 1; }));
+  CHECK(f.JobPods("queue").size() == 1);  // no new pods once one succeeded
+  CHECK(f.Condition("queue", "Complete").empty());
+  f.Finish(pods[1], "Succeeded");
+  REQUIRE(WaitUntil([&] { return f.Condition("queue", "Complete") == "True/CompletionsReached"; }));
+}
+
+TEST_CASE("ttlSecondsAfterFinished deletes a finished job when it expires") {
+  JobFixture f(std::chrono::milliseconds(20));
+  orch::TtlControllerOptions ttl;
+  ttl.now = f.clock.Func();
+  f.Add(orch::NewTtlAfterFinishedController(f.context, ttl));
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("brief", {{"ttlSecondsAfterFinished", 60}}))
+              .ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("brief").size() == 1; }));
+  f.Finish(f.JobPods("brief")[0], "Succeeded");
+  REQUIRE(WaitUntil([&] { return !f.Condition("brief", "Complete").empty(); }));
+  CHECK(f.api.Get(resources::kJobs, "default", "brief").ok());
+  f.clock.Advance(std::chrono::seconds(61));
+  // The controller's timer runs on the real clock; a change to the job makes it look again.
+  f.Patch(resources::kJobs, "brief", {{"metadata", {{"labels", {{"touched", "yes"}}}}}});
+  // Foreground deletion: the job waits for the collector, which is not running here, so it is
+  // marked for deletion with the foregroundDeletion finalizer.
+  REQUIRE(WaitUntil([&] {
+    auto j = f.api.Get(resources::kJobs, "default", "brief");
+    return !j.ok() || ctrl::IsBeingDeleted(*j);
+  }));
+}
