@@ -1,0 +1,197 @@
+// The service proxy component (include/orch/service_proxy.h): informer changes wake one sync
+// thread, which writes the whole rule set at most once per min_sync_period, retrying failures.
+#include "orch/service_proxy.h"
+
+#include <fmt/format.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "orch/log.h"
+
+namespace orch {
+namespace {
+
+constexpr std::string_view kLog = "proxy";
+// How often the jumps from the built-in chains are checked again (someone may flush them) when
+// the proxy syncs anyway; a sync is never started just for this.
+constexpr std::chrono::seconds kJumpCheckPeriod(60);
+constexpr std::chrono::seconds kMaxRetryDelay(30);
+
+const ResourceRef kServicesRef{"", "v1", "services"};
+const ResourceRef kSlicesRef{"discovery.k8s.io", "v1", "endpointslices"};
+
+std::string ResourceVersionOf(const ObjectPtr& object) {
+  auto metadata = object->find("metadata");
+  if (metadata == object->end()) return "";
+  return metadata->value("resourceVersion", "");
+}
+
+class ServiceProxyImpl : public ServiceProxy {
+ public:
+  ServiceProxyImpl(ServiceProxyOptions options, InformerFactory& informers, Netfilter& netfilter)
+      : options_(std::move(options)),
+        informers_(informers),
+        netfilter_(netfilter),
+        services_(informers.For(kServicesRef)),
+        slices_(informers.For(kSlicesRef)) {}
+  ~ServiceProxyImpl() override { Stop(); }
+
+  std::string_view Name() const override { return "proxy"; }
+
+  Status Start() override {
+    // NodePorts on 127.0.0.1 need the kernel to route loopback-addressed packets elsewhere.
+    if (Status s = netfilter_.SetSysctl("net/ipv4/conf/all/route_localnet", "1"); !s.ok()) {
+      log::Warn(kLog, "NodePorts will not answer on 127.0.0.1: {}", s.message());
+    }
+    auto changed = [this](const ObjectPtr&) { RequestSync(); };
+    auto updated = [this](const ObjectPtr& old_object, const ObjectPtr& object) {
+      if (ResourceVersionOf(old_object) != ResourceVersionOf(object)) RequestSync();
+    };
+    services_.AddHandler({changed, updated, changed});
+    slices_.AddHandler({changed, updated, changed});
+    thread_ = std::thread([this] { Loop(); });
+    return Status::Ok();
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void RequestSync() override {
+    {
+      std::lock_guard lock(mu_);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    using Clock = std::chrono::steady_clock;
+    // The informers' first sync; the proxy's handlers have requested a sync by then anyway.
+    while (!informers_.WaitForSync(std::chrono::milliseconds(500))) {
+      std::unique_lock lock(mu_);
+      if (stopping_) return;
+      cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; });
+    }
+    Clock::time_point last_sync = Clock::time_point::min();
+    std::chrono::milliseconds retry_delay(0);
+    bool first = true;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || pending_ || first; });
+        if (stopping_) return;
+        // Coalesce: a burst of changes within the period becomes one sync.
+        Clock::time_point not_before = last_sync == Clock::time_point::min()
+                                           ? Clock::now()
+                                           : last_sync + options_.min_sync_period;
+        not_before = std::max(not_before, last_failure_ + retry_delay);
+        if (cv_.wait_until(lock, not_before, [this] { return stopping_; })) return;
+        pending_ = false;
+      }
+      first = false;
+      last_sync = Clock::now();
+      Status s = Sync();
+      if (s.ok()) {
+        retry_delay = std::chrono::milliseconds(0);
+        continue;
+      }
+      retry_delay = std::min<std::chrono::milliseconds>(
+          kMaxRetryDelay,
+          std::max<std::chrono::milliseconds>(retry_delay * 2, std::chrono::milliseconds(500)));
+      log::Warn(kLog, "sync failed, retrying in {} ms: {}", retry_delay.count(), s.message());
+      check_jumps_ = true;  // someone may have removed our chains under us
+      last_failure_ = Clock::now();
+      std::lock_guard lock(mu_);
+      pending_ = true;
+    }
+  }
+
+  Status Sync() {
+    auto started = std::chrono::steady_clock::now();
+    ProxyRulesInput input;
+    input.services = services_.List();
+    input.slices = slices_.List();
+    input.node_name = options_.node_name;
+    if (options_.local_pod_cidr) input.local_pod_cidr = options_.local_pod_cidr();
+    input.existing_nat_chains = nat_chains_;
+    input.existing_filter_chains = filter_chains_;
+    if (check_jumps_ || started - last_jump_check_ > kJumpCheckPeriod) {
+      for (const char* table : {"nat", "filter"}) {
+        auto saved = netfilter_.Save(table);
+        if (!saved.ok()) return saved.status();
+        ExistingRules existing = ParseSavedRules(*saved, table);
+        auto& chains = std::string_view(table) == "nat" ? input.existing_nat_chains
+                                                        : input.existing_filter_chains;
+        chains.insert(existing.chains.begin(), existing.chains.end());
+        input.existing_jumps.insert(existing.jumps.begin(), existing.jumps.end());
+      }
+      input.insert_jumps = true;
+    }
+    ProxyRules rules = BuildProxyRules(input);
+    if (Status s = netfilter_.Restore(rules.text); !s.ok()) return s;
+    if (input.insert_jumps) {
+      check_jumps_ = false;
+      last_jump_check_ = started;
+    }
+    nat_chains_ = std::move(rules.nat_chains);
+    filter_chains_ = std::move(rules.filter_chains);
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+    log::Debug(kLog, "synced {} service ports, {} endpoints in {} ms", rules.service_ports,
+               rules.endpoints, took.count());
+    if (!logged_first_) {
+      logged_first_ = true;
+      log::Info(kLog, "rules written: {} service ports, {} endpoints ({} ms)", rules.service_ports,
+                rules.endpoints, took.count());
+    }
+    return Status::Ok();
+  }
+
+  const ServiceProxyOptions options_;
+  InformerFactory& informers_;
+  Netfilter& netfilter_;
+  Informer& services_;
+  Informer& slices_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;   // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+
+  // The rest belongs to the sync thread.
+  std::set<std::string> nat_chains_;
+  std::set<std::string> filter_chains_;
+  bool check_jumps_ = true;
+  bool logged_first_ = false;
+  std::chrono::steady_clock::time_point last_jump_check_{};
+  std::chrono::steady_clock::time_point last_failure_{};
+};
+
+}  // namespace
+
+std::unique_ptr<ServiceProxy> NewServiceProxy(ServiceProxyOptions options,
+                                              InformerFactory& informers, Netfilter& netfilter) {
+  return std::make_unique<ServiceProxyImpl>(std::move(options), informers, netfilter);
+}
+
+Status CleanupServiceProxy(Netfilter& netfilter) {
+  auto nat = netfilter.Save("nat");
+  if (!nat.ok()) return nat.status();
+  auto filter = netfilter.Save("filter");
+  if (!filter.ok()) return filter.status();
+  std::string rules = CleanupRules(*nat, *filter);
+  if (rules.empty()) return Status::Ok();
+  return netfilter.Restore(rules);
+}
+
+}  // namespace orch
