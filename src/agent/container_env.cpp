@@ -122,6 +122,17 @@ std::optional<std::string> Subscript(const std::string& path, const std::string&
   return path.substr(prefix.size() + 2, path.size() - prefix.size() - 4);
 }
 
+const json* FindContainer(const json& pod, const std::string& name) {
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const json& c : Array(pod, {"spec", list})) {
+      if (Str(c, {"name"}) == name) return &c;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 Result<std::string> FieldRefValue(const json& pod, const std::string& path, const EnvContext& ctx) {
   if (path == "metadata.name") return Str(pod, {"metadata", "name"});
   if (path == "metadata.namespace") return Str(pod, {"metadata", "namespace"});
@@ -146,17 +157,6 @@ Result<std::string> FieldRefValue(const json& pod, const std::string& path, cons
   if (path == "status.hostIP" || path == "status.hostIPs") return ctx.host_ip;
   return InvalidArgument(fmt::format("unsupported fieldPath: {}", path));
 }
-
-const json* FindContainer(const json& pod, const std::string& name) {
-  for (const char* list : {"containers", "initContainers"}) {
-    for (const json& c : Array(pod, {"spec", list})) {
-      if (Str(c, {"name"}) == name) return &c;
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace
 
 std::string ExpandVars(std::string_view input,
                        const std::function<bool(const std::string&, std::string*)>& lookup) {

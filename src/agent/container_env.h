@@ -56,6 +56,11 @@ Result<EnvResult> BuildEnvironment(const json& pod, const json& container, const
 std::pair<std::vector<std::string>, std::vector<std::string>> ExpandCommandAndArgs(
     const json& container, const EnvList& env);
 
+// The value of a fieldRef's `path` (metadata.name, metadata.namespace, metadata.uid,
+// metadata.labels['k'], metadata.annotations['k'], spec.nodeName, spec.serviceAccountName,
+// status.podIP(s), status.hostIP(s)); kInvalidArgument for any other path.
+Result<std::string> FieldRefValue(const json& pod, const std::string& path, const EnvContext& ctx);
+
 // The value a resourceFieldRef names ("limits.cpu", "requests.memory", ...) with its divisor,
 // as the kubelet renders it (rounded up); kInvalidArgument for an unknown resource.
 Result<std::string> ResourceFieldValue(const json& pod, const json& container, const json& ref,

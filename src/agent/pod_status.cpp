@@ -97,8 +97,8 @@ json ContainerStatusJson(const json& spec, const ContainerView& view, bool init,
   switch (cs.container.state) {
     case cri::ContainerState::kRunning:
       s["state"] = {{"running", {{"startedAt", FormatNanos(cs.started_at)}}}};
-      s["ready"] = !init;  // until readiness probes exist, running means ready
-      s["started"] = true;
+      s["ready"] = !init && view.ready;
+      s["started"] = view.started;
       if (view.previous) s["lastState"] = Terminated(*view.previous);
       break;
     case cri::ContainerState::kExited:

@@ -30,6 +30,10 @@ struct ContainerView {
   // CreateContainerConfigError, ...) or between restarts (CrashLoopBackOff). Empty otherwise.
   std::string waiting_reason;
   std::string waiting_message;
+  // From the probes, for a running current instance: `started` (no startup probe, or it
+  // succeeded) and `ready` (started, and no readiness probe or it succeeded).
+  bool started = true;
+  bool ready = true;
 };
 
 struct PodView {

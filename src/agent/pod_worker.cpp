@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "container_config.h"
+#include "lifecycle.h"
 #include "orch/files.h"
 #include "orch/log.h"
 #include "runtime_labels.h"
@@ -158,6 +159,28 @@ struct PodWorker::Pass {
     if (!requeue_after || d < *requeue_after) requeue_after = d;
   }
 };
+
+PodWorker::PodWorker(PodWorkerContext& ctx)
+    : ctx_(ctx),
+      own_probes_(ctx.probes != nullptr
+                      ? nullptr
+                      : std::make_unique<ProbeManager>(ctx.runtime, ctx.events,
+                                                       [&ctx](const std::string& uid) {
+                                                         if (ctx.requeue) ctx.requeue(uid);
+                                                       })),
+      probes_(ctx.probes != nullptr ? *ctx.probes : *own_probes_) {}
+
+EnvContext PodWorker::EnvContextFor(const PodState& state) const {
+  EnvContext env;
+  env.node_name = ctx_.node_name;
+  env.pod_ips = state.pod_ips;
+  env.pod_ip = state.pod_ips.empty() ? "" : state.pod_ips.front();
+  env.host_ip = ctx_.node_ip;
+  env.node_cpu_milli = ctx_.node_cpu_milli;
+  env.node_memory_bytes = ctx_.node_memory_bytes;
+  env.node_ephemeral_bytes = ctx_.node_ephemeral_bytes;
+  return env;
+}
 
 PodWorker::~PodWorker() {
   std::map<std::string, std::unique_ptr<KillJob>> kills;
@@ -347,14 +370,7 @@ void PodWorker::StartContainer(Pass& pass, const json& container, uint32_t resta
     }
   }
 
-  EnvContext env_context;
-  env_context.node_name = ctx_.node_name;
-  env_context.pod_ips = pass.state.pod_ips;
-  env_context.pod_ip = pass.state.pod_ips.empty() ? "" : pass.state.pod_ips.front();
-  env_context.host_ip = ctx_.node_ip;
-  env_context.node_cpu_milli = ctx_.node_cpu_milli;
-  env_context.node_memory_bytes = ctx_.node_memory_bytes;
-  env_context.node_ephemeral_bytes = ctx_.node_ephemeral_bytes;
+  EnvContext env_context = EnvContextFor(pass.state);
   auto env = BuildEnvironment(pod, container, env_context, ctx_.objects);
   if (!env.ok()) return fail("CreateContainerConfigError", env.status().message());
   for (const auto& warning : env->warnings) {
@@ -401,7 +417,19 @@ void PodWorker::StartContainer(Pass& pass, const json& container, uint32_t resta
     return fail("RunContainerError", s.message());
   }
   ctx_.events.Record(pass.pod_ref, "Normal", "Started", "Started container " + name);
-  // postStart hooks run here once they exist.
+  // postStart runs before the pod goes on, as upstream's does; a failed hook kills the container,
+  // which then restarts (or not) by the restart policy.
+  if (const json& hook = At(container, {"lifecycle", "postStart"}); hook.is_object()) {
+    Status s =
+        RunLifecycleHook(ctx_.runtime, pod, container, hook, *id, env_context.pod_ip, seconds(0));
+    if (!s.ok()) {
+      ctx_.events.Record(pass.pod_ref, "Warning", "FailedPostStartHook", s.message());
+      KillContainer(pod, *id, name,
+                    seconds(Int(pod, {"spec", "terminationGracePeriodSeconds"}, 30)),
+                    "FailedPostStartHook");
+      pass.WakeAfter(milliseconds(0));
+    }
+  }
 }
 
 void PodWorker::RestartWithBackoff(Pass& pass, const json& container,
@@ -435,8 +463,18 @@ void PodWorker::KillContainer(const json& pod, const std::string& container_id,
   if (!pod.is_null()) {
     ctx_.events.Record(PodRef(pod), "Normal", "Killing",
                        message.empty() ? "Stopping container " + name : message);
+    // preStop first, within the grace period; the TERM gets what is left of it.
+    static const json kNone;
+    const json* spec = FindContainerSpec(pod, name);
+    const json& hook = spec != nullptr ? At(*spec, {"lifecycle", "preStop"}) : kNone;
+    if (hook.is_object() && grace.count() > 0) {
+      auto start = std::chrono::steady_clock::now();
+      Status s = RunLifecycleHook(ctx_.runtime, pod, *spec, hook, container_id,
+                                  Str(pod, {"status", "podIP"}), grace);
+      if (!s.ok()) ctx_.events.Record(PodRef(pod), "Warning", "FailedPreStopHook", s.message());
+      grace -= std::chrono::duration_cast<seconds>(std::chrono::steady_clock::now() - start);
+    }
   }
-  // preStop hooks run here once they exist, within the grace period.
   if (Status s = ctx_.runtime.StopContainer(container_id, std::max(grace, kMinimumGrace));
       !s.ok()) {
     log::Warn(kLog, "stopping container {} ({}): {}", name, container_id.substr(0, 12),
@@ -463,6 +501,36 @@ void PodWorker::KillAll(const json* pod, const std::string& uid, seconds grace) 
   for (auto& t : stops) t.join();
 }
 
+bool PodWorker::ApplyProbes(
+    Pass& pass, const std::map<std::string, std::vector<ContainerInstance>>& instances) {
+  std::map<std::string, ProbeManager::Running> running;
+  for (const json& c : Array(pass.pod, {"spec", "containers"})) {
+    auto it = instances.find(Str(c, {"name"}));
+    if (it == instances.end() || it->second.empty()) continue;
+    const cri::ContainerStatus& current = it->second.front().status;
+    if (current.container.state != cri::ContainerState::kRunning ||
+        current.container.sandbox_id != pass.sandbox_id) {
+      continue;
+    }
+    running[it->first] = {current.container.id, current.started_at};
+  }
+  std::string pod_ip = pass.state.pod_ips.empty() ? ctx_.node_ip : pass.state.pod_ips.front();
+  probes_.SyncPod(pass.pod, running, pod_ip);
+  bool killed = false;
+  for (const auto& [name, r] : running) {
+    ContainerProbeState probed =
+        probes_.StateOf(pass.uid, *FindContainerSpec(pass.pod, name), r.id);
+    if (!probed.failed) continue;
+    int64_t grace = probed.kill_grace_seconds.value_or(
+        Int(pass.pod, {"spec", "terminationGracePeriodSeconds"}, 30));
+    KillContainer(pass.pod, r.id, name, seconds(std::max<int64_t>(grace, 0)),
+                  fmt::format("Container {} failed {} probe, will be restarted", name,
+                              *probed.failed == ProbeType::kLiveness ? "liveness" : "startup"));
+    killed = true;
+  }
+  return killed;
+}
+
 PodView PodWorker::ViewOf(
     const json& pod, const PodState& state, bool sandbox_ready,
     const std::map<std::string, std::vector<ContainerInstance>>& instances,
@@ -478,6 +546,13 @@ PodView PodWorker::ViewOf(
       if (auto it = instances.find(name); it != instances.end()) {
         if (!it->second.empty()) cv.current = it->second[0];
         if (it->second.size() > 1) cv.previous = it->second[1];
+      }
+      if (cv.current && cv.current->status.container.state == cri::ContainerState::kRunning &&
+          !view.terminating) {
+        ContainerProbeState probed =
+            probes_.StateOf(Str(pod, {"metadata", "uid"}), c, cv.current->status.container.id);
+        cv.started = probed.started;
+        cv.ready = probed.ready;
       }
       if (auto it = waiting.find(name); it != waiting.end()) {
         cv.waiting_reason = it->second.first;
@@ -538,7 +613,11 @@ SyncOutcome PodWorker::SyncActive(const std::string& uid, const json& pod, PodSt
     return {s, seconds(5)};
   }
 
-  auto volumes = ctx_.volumes.SetUp(pod);
+  std::vector<std::string> volume_warnings;
+  auto volumes = ctx_.volumes.SetUp(pod, EnvContextFor(state), &volume_warnings);
+  for (const auto& warning : volume_warnings) {
+    ctx_.events.Record(pass.pod_ref, "Warning", "VolumeSourceSkipped", warning);
+  }
   if (!volumes.ok()) {
     ctx_.events.Record(pass.pod_ref, "Warning", "FailedMount", volumes.status().message());
     (void)write_waiting("", "");
@@ -648,12 +727,21 @@ SyncOutcome PodWorker::SyncActive(const std::string& uid, const json& pod, PodSt
     if (!relisted.ok()) return {relisted.status(), std::nullopt};
     instances = std::move(*relisted);
   }
+  if (ApplyProbes(pass, instances)) {
+    // Killed by a probe: the next pass restarts it by the restart policy (and its back-off).
+    auto relisted = Instances(uid);
+    if (!relisted.ok()) return {relisted.status(), std::nullopt};
+    instances = std::move(*relisted);
+    (void)ApplyProbes(pass, instances);
+    pass.WakeAfter(milliseconds(0));
+  }
   PodView view = ViewOf(pod, state, true, instances, pass.waiting);
   json status = ComputePodStatus(pod, view, std::chrono::system_clock::now());
   std::string phase = Str(status, {"phase"});
   if (phase == "Succeeded" || phase == "Failed") {
     // Done for good: the sandbox goes (its IP is released), the containers stay for their logs.
     state.terminal = true;
+    probes_.RemovePod(uid);
     if (Status s = ctx_.runtime.StopPodSandbox(pass.sandbox_id); !s.ok()) {
       log::Warn(kLog, "pod {}: stopping sandbox: {}", PodDesc(pod), s.message());
     }
@@ -667,6 +755,7 @@ SyncOutcome PodWorker::SyncActive(const std::string& uid, const json& pod, PodSt
 
 SyncOutcome PodWorker::StopTerminal(const std::string& uid, const json& pod, PodState& state) {
   state.terminal = true;
+  probes_.RemovePod(uid);
   cri::SandboxFilter filter;
   filter.label_selector = PodSelector(ctx_.node_name, uid);
   filter.state = cri::SandboxState::kReady;
@@ -688,6 +777,8 @@ SyncOutcome PodWorker::StopTerminal(const std::string& uid, const json& pod, Pod
 SyncOutcome PodWorker::Terminate(const std::string& uid, const json& pod, PodState& state) {
   int64_t grace = Int(pod, {"metadata", "deletionGracePeriodSeconds"},
                       Int(pod, {"spec", "terminationGracePeriodSeconds"}, 30));
+  // Probes stop with the deletion (readiness shows in the final status as not ready).
+  probes_.RemovePod(uid);
   // Pass one starts the stop in the background; the pass after it has finished goes on.
   if (KillingInBackground(uid, &pod, seconds(std::max<int64_t>(grace, 0)))) return {};
   cri::SandboxFilter filter;
@@ -743,6 +834,7 @@ SyncOutcome PodWorker::Cleanup(const std::string& uid) {
     }
   }
   ctx_.images.Forget(uid);
+  probes_.RemovePod(uid);
   crash_backoff_.ResetPrefix(uid + "/");
   ForgetState(uid);
   return {};

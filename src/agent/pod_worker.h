@@ -1,8 +1,9 @@
 // The pod worker: one sync pass brings a pod's containers in the runtime to what its spec and
 // the API ask for: the sandbox, volumes, images, init containers in order, then the containers
 // with restarts and back-off; status and events written back; graceful termination and removal
-// on deletion; cleanup of pods that no longer exist. Probes and lifecycle hooks slot into
-// StartContainer (postStart) and KillContainer (preStop), readiness into the status view.
+// on deletion; cleanup of pods that no longer exist. Lifecycle hooks run in StartContainer
+// (postStart) and KillContainer (preStop); probe results (prober.h) decide readiness in the
+// status and kill containers whose liveness or startup probe failed.
 #pragma once
 
 #include <atomic>
@@ -26,6 +27,7 @@
 #include "orch/informer.h"
 #include "orch/runtime.h"
 #include "pod_status.h"
+#include "prober.h"
 #include "sandbox_config.h"
 #include "volumes.h"
 
@@ -49,8 +51,12 @@ struct PodWorkerContext {
   int64_t node_ephemeral_bytes = 0;
   // Whether the pod network (CNI config) is ready; pods on the host network do not wait for it.
   std::function<bool()> network_ready;
-  // Asks for another sync of pod `uid` (a background stop finished); may be empty.
+  // Asks for another sync of pod `uid` (a background stop finished, a probe result changed);
+  // may be empty.
   std::function<void(const std::string& uid)> requeue;
+  // The node's probes; null = the worker runs a ProbeManager of its own (threads start with the
+  // first probe).
+  ProbeManager* probes = nullptr;
 };
 
 // The outcome of one sync: an error makes the caller retry with back-off; `requeue_after` asks
@@ -64,7 +70,7 @@ struct SyncOutcome {
 // work queue guarantees it).
 class PodWorker {
  public:
-  explicit PodWorker(PodWorkerContext& ctx) : ctx_(ctx) {}
+  explicit PodWorker(PodWorkerContext& ctx);
   // Waits for the containers being stopped in the background.
   ~PodWorker();
   PodWorker(const PodWorker&) = delete;
@@ -99,20 +105,31 @@ class PodWorker {
                                                                       PodState& state);
   // Every instance of the pod's containers, by container name, newest first.
   Result<std::map<std::string, std::vector<ContainerInstance>>> Instances(const std::string& uid);
-  // Starts `container` (restart_count-th run); on failure records why it waits in `pass`.
+  // Starts `container` (restart_count-th run) and runs its postStart hook; on failure records
+  // why it waits in `pass`.
   void StartContainer(Pass& pass, const json& container, uint32_t restart_count);
   // Decides, for a container whose newest instance exited, whether and when it runs again.
   void RestartWithBackoff(Pass& pass, const json& container, const ContainerInstance& last);
+  // Runs the container's preStop hook (when `pod` has its spec) within `grace`, then stops it
+  // with what is left of the grace period.
   void KillContainer(const json& pod, const std::string& container_id, const std::string& name,
                      std::chrono::seconds grace, const std::string& message);
+  // Feeds the running containers to the prober and kills those whose liveness or startup probe
+  // failed; true when one was killed.
+  bool ApplyProbes(Pass& pass,
+                   const std::map<std::string, std::vector<ContainerInstance>>& instances);
   // Stops every running container of the pod at once (each gets `grace`).
   void KillAll(const json* pod, const std::string& uid, std::chrono::seconds grace);
   Status WriteStatus(const json& pod, PodState& state, const json& status);
+  // What the environment and downwardAPI volumes read from the node and the pod's addresses.
+  EnvContext EnvContextFor(const PodState& state) const;
   PodView ViewOf(const json& pod, const PodState& state, bool sandbox_ready,
                  const std::map<std::string, std::vector<ContainerInstance>>& instances,
                  const std::map<std::string, std::pair<std::string, std::string>>& waiting);
 
   PodWorkerContext& ctx_;
+  std::unique_ptr<ProbeManager> own_probes_;  // when ctx_.probes is null
+  ProbeManager& probes_;
   Backoff crash_backoff_;  // keys: "<uid>/<container>"
   // A deleted pod's containers get their whole grace period, which may be long: they are
   // stopped on a thread of their own, so the pod workers stay free for other pods; the pod is

@@ -18,6 +18,7 @@
 
 #include "orch/base64.h"
 #include "orch/files.h"
+#include "orch/go_strconv.h"
 #include "orch/quantity.h"
 #include "time_util.h"
 
@@ -301,6 +302,54 @@ Result<VolumePayload> SecretPayload(const json& source, const json* secret) {
   return PayloadFrom(source, data, "references non-existent secret key: ");
 }
 
+std::string FormatDownwardMap(const json& map) {
+  std::vector<std::string> lines;
+  if (map.is_object()) {
+    for (const auto& [k, v] : map.items()) {
+      if (v.is_string()) lines.push_back(k + "=" + GoQuote(v.get<std::string>()));
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& line : lines) out += (out.empty() ? "" : "\n") + line;
+  return out;
+}
+
+Result<VolumePayload> DownwardApiPayload(const json& source, const json& pod, const EnvContext& ctx,
+                                         mode_t default_mode) {
+  VolumePayload out;
+  default_mode = ModeOf(At(source, {"defaultMode"}), default_mode);
+  for (const json& item : Array(source, {"items"})) {
+    std::string path = Str(item, {"path"});
+    if (!ValidVolumePath(path)) return InvalidArgument(fmt::format("invalid path {:?}", path));
+    std::string content;
+    if (const json& f = At(item, {"fieldRef"}); f.is_object()) {
+      std::string field = Str(f, {"fieldPath"});
+      if (field == "metadata.labels") {
+        content = FormatDownwardMap(At(pod, {"metadata", "labels"}));
+      } else if (field == "metadata.annotations") {
+        content = FormatDownwardMap(At(pod, {"metadata", "annotations"}));
+      } else {
+        auto v = FieldRefValue(pod, field, ctx);
+        if (!v.ok()) return v.status();
+        content = std::move(*v);
+      }
+    } else if (const json& r = At(item, {"resourceFieldRef"}); r.is_object()) {
+      if (Str(r, {"containerName"}).empty()) {
+        return InvalidArgument(fmt::format("resourceFieldRef of {:?} must name a container", path));
+      }
+      auto v = ResourceFieldValue(pod, json::object(), r, ctx);
+      if (!v.ok()) return v.status();
+      content = std::move(*v);
+    } else {
+      return InvalidArgument(
+          fmt::format("item {:?} has neither fieldRef nor resourceFieldRef", path));
+    }
+    out[path] = VolumeFile{std::move(content), ModeOf(At(item, {"mode"}), default_mode)};
+  }
+  return out;
+}
+
 Status VolumeManager::EnsureTmpfs(const std::string& dir, const std::string& size) {
   if (!use_tmpfs_ || IsMountPoint(dir)) return Status::Ok();
   std::string options = "mode=0755";
@@ -311,7 +360,62 @@ Status VolumeManager::EnsureTmpfs(const std::string& dir, const std::string& siz
   return Status::Ok();
 }
 
-Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume) {
+Result<VolumePayload> VolumeManager::ProjectedPayload(const json& pod, const std::string& name,
+                                                      const json& projected, const EnvContext& env,
+                                                      std::vector<std::string>* warnings) {
+  const std::string ns = Str(pod, {"metadata", "namespace"});
+  const json& default_mode = At(projected, {"defaultMode"});
+  VolumePayload out;
+  auto merge = [&](VolumePayload part) {
+    for (auto& [path, file] : part) out[path] = std::move(file);
+  };
+  for (const json& source : Array(projected, {"sources"})) {
+    if (const json& cm = At(source, {"configMap"}); cm.is_object()) {
+      json copy = cm;
+      if (!copy.contains("defaultMode") && !default_mode.is_null())
+        copy["defaultMode"] = default_mode;
+      auto object = objects_.ConfigMap(ns, Str(cm, {"name"}));
+      if (!object.ok() && object.status().code() != StatusCode::kNotFound) return object.status();
+      auto part = ConfigMapPayload(copy, object.ok() ? object->get() : nullptr);
+      if (!part.ok()) return part.status();
+      merge(std::move(*part));
+    } else if (const json& secret = At(source, {"secret"}); secret.is_object()) {
+      json copy = secret;
+      copy["secretName"] = Str(secret, {"name"});
+      if (!copy.contains("defaultMode") && !default_mode.is_null())
+        copy["defaultMode"] = default_mode;
+      auto object = objects_.Secret(ns, Str(secret, {"name"}));
+      if (!object.ok() && object.status().code() != StatusCode::kNotFound) return object.status();
+      auto part = SecretPayload(copy, object.ok() ? object->get() : nullptr);
+      if (!part.ok()) return part.status();
+      merge(std::move(*part));
+    } else if (const json& downward = At(source, {"downwardAPI"}); downward.is_object()) {
+      auto part = DownwardApiPayload(downward, pod, env, ModeOf(default_mode, kDefaultFileMode));
+      if (!part.ok()) return part.status();
+      merge(std::move(*part));
+    } else if (const json& token = At(source, {"serviceAccountToken"}); token.is_object()) {
+      // No token issuer in orch yet: the rest of the volume is still provided.
+      if (warnings != nullptr) {
+        warnings->push_back(fmt::format(
+            "projected volume \"{}\": serviceAccountToken source (path \"{}\") skipped: this "
+            "cluster issues no service account tokens yet",
+            name, Str(token, {"path"})));
+      }
+    } else {
+      std::string kind = "unknown";
+      for (const auto& [key, value] : source.items()) kind = key;
+      if (warnings != nullptr) {
+        warnings->push_back(fmt::format(
+            "projected volume \"{}\": {} source skipped: not supported by orch yet", name, kind));
+      }
+    }
+  }
+  return out;
+}
+
+Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume,
+                                           const EnvContext& env,
+                                           std::vector<std::string>* warnings) {
   const std::string name = Str(volume, {"name"});
   const std::string ns = Str(pod, {"metadata", "namespace"});
   if (const json& empty_dir = At(volume, {"emptyDir"}); empty_dir.is_object()) {
@@ -359,6 +463,27 @@ Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume) 
     if (!written.ok()) return written.status();
     return VolumeInfo{dir, true};
   }
+  if (const json& source = At(volume, {"downwardAPI"}); source.is_object()) {
+    auto payload = DownwardApiPayload(source, pod, env, kDefaultFileMode);
+    if (!payload.ok()) return payload.status();
+    // Memory-backed, as upstream wraps it in a tmpfs emptyDir.
+    std::string dir = VolumeDir(paths_, pod, "downward-api", name);
+    if (Status s = MakeDirectories(dir, 0755); !s.ok()) return s;
+    if (Status s = EnsureTmpfs(dir, ""); !s.ok()) return s;
+    auto written = WriteAtomically(dir, *payload);
+    if (!written.ok()) return written.status();
+    return VolumeInfo{dir, true};
+  }
+  if (const json& projected = At(volume, {"projected"}); projected.is_object()) {
+    auto payload = ProjectedPayload(pod, name, projected, env, warnings);
+    if (!payload.ok()) return payload.status();
+    std::string dir = VolumeDir(paths_, pod, "projected", name);
+    if (Status s = MakeDirectories(dir, 0755); !s.ok()) return s;
+    if (Status s = EnsureTmpfs(dir, ""); !s.ok()) return s;
+    auto written = WriteAtomically(dir, *payload);
+    if (!written.ok()) return written.status();
+    return VolumeInfo{dir, true};
+  }
   std::string kind = "unknown";
   for (const auto& [key, value] : volume.items()) {
     if (key != "name") kind = key;
@@ -366,11 +491,12 @@ Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume) 
   return InvalidArgument(fmt::format("volume type {} is not supported by orch yet", kind));
 }
 
-Result<VolumeMap> VolumeManager::SetUp(const json& pod) {
+Result<VolumeMap> VolumeManager::SetUp(const json& pod, const EnvContext& env,
+                                       std::vector<std::string>* warnings) {
   VolumeMap out;
   for (const json& volume : Array(pod, {"spec", "volumes"})) {
     std::string name = Str(volume, {"name"});
-    auto info = SetUpOne(pod, volume);
+    auto info = SetUpOne(pod, volume, env, warnings);
     if (!info.ok()) {
       return Status(info.status().code(),
                     fmt::format("MountVolume.SetUp failed for volume \"{}\" : {}", name,

@@ -1,7 +1,7 @@
 // A pod's volumes on the node: emptyDir (on disk, or tmpfs with medium Memory), hostPath (with
 // its type checks), configMap and secret (files written atomically, refreshed when the source
-// changes), and the CRI mounts of a container's volumeMounts. Later kinds (downwardAPI,
-// projected, persistentVolumeClaim) plug into SetUpOne and reuse the atomic writer.
+// changes), downwardAPI and projected (configMap, secret, downwardAPI sources), and the CRI
+// mounts of a container's volumeMounts. Later kinds (persistentVolumeClaim) plug into SetUpOne.
 #pragma once
 
 #include <map>
@@ -44,6 +44,16 @@ Result<bool> WriteAtomically(const std::string& dir, const VolumePayload& payloa
 Result<VolumePayload> ConfigMapPayload(const json& source, const json* config_map);
 Result<VolumePayload> SecretPayload(const json& source, const json* secret);
 
+// `metadata.labels` / `metadata.annotations` as a downwardAPI file: `key="value"` lines sorted
+// by key, values quoted as Go's %q does, no final newline.
+std::string FormatDownwardMap(const json& map);
+
+// The files of a downwardAPI volume source (items with fieldRef or resourceFieldRef, path, mode);
+// `ctx` says what the pod object does not (node, addresses, allocatable). `default_mode` applies
+// unless the source or the item sets one.
+Result<VolumePayload> DownwardApiPayload(const json& source, const json& pod, const EnvContext& ctx,
+                                         mode_t default_mode);
+
 // Thread-safe for different pods (the pod worker serializes the calls for one pod).
 class VolumeManager {
  public:
@@ -52,9 +62,12 @@ class VolumeManager {
   VolumeManager(const AgentPaths& paths, ObjectSource& objects, bool use_tmpfs = true)
       : paths_(paths), objects_(objects), use_tmpfs_(use_tmpfs) {}
 
-  // Sets up every volume of the pod, refreshing configMap and secret contents. The error names
-  // the volume: `MountVolume.SetUp failed for volume "v" : configmap "c" not found`.
-  Result<VolumeMap> SetUp(const json& pod);
+  // Sets up every volume of the pod, refreshing configMap, secret, downwardAPI and projected
+  // contents. The error names the volume: `MountVolume.SetUp failed for volume "v" : configmap
+  // "c" not found`. `env` fills downwardAPI fields the pod object lacks; what was skipped
+  // (serviceAccountToken sources without a token issuer) goes to `warnings` when given.
+  Result<VolumeMap> SetUp(const json& pod, const EnvContext& env = {},
+                          std::vector<std::string>* warnings = nullptr);
 
   // The CRI mounts of the container's volumeMounts (subPath folders are created as needed).
   Result<std::vector<cri::Mount>> MountsFor(const json& container, const VolumeMap& volumes,
@@ -65,7 +78,11 @@ class VolumeManager {
   Status TearDown(const std::string& uid);
 
  private:
-  Result<VolumeInfo> SetUpOne(const json& pod, const json& volume);
+  Result<VolumeInfo> SetUpOne(const json& pod, const json& volume, const EnvContext& env,
+                              std::vector<std::string>* warnings);
+  Result<VolumePayload> ProjectedPayload(const json& pod, const std::string& name,
+                                         const json& projected, const EnvContext& env,
+                                         std::vector<std::string>* warnings);
   Status EnsureTmpfs(const std::string& dir, const std::string& size);
 
   const AgentPaths paths_;

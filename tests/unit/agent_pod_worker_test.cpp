@@ -1,6 +1,7 @@
 // The node agent's pod worker against a fake runtime and the fake API: init containers in
 // order, restart policies and back-off, image pull failures, termination and deletion,
-// adoption of running containers, cleanup of pods that are gone.
+// adoption of running containers, cleanup of pods that are gone; probes deciding readiness and
+// restarts, postStart and preStop hooks.
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "fake_runtime.h"
 #include "orch/events.h"
 #include "pod_worker.h"
+#include "prober.h"
 #include "runtime_labels.h"
 
 using json = nlohmann::json;
@@ -48,8 +50,27 @@ struct Harness {
     runtime.AddImage("orch.test/busybox:1", "sha256:busybox");
   }
   ~Harness() {
+    worker.reset();
     events->Stop();
     fs::remove_all(dir);
+  }
+
+  // Probes run by hand (RunDue) with answers from `probe_answers` by probe type name.
+  std::unique_ptr<ProbeManager> probes;
+  std::map<std::string, HandlerResult> probe_answers;
+  ProbeManager::Clock::time_point probe_time = ProbeManager::Clock::now();
+  void UseManualProbes() {
+    ProbeManager::Options options;
+    options.threads = false;
+    options.run = [this](const ProbeAttempt& a) { return probe_answers[ProbeTypeName(a.type)]; };
+    worker.reset();
+    probes = std::make_unique<ProbeManager>(runtime, *events, nullptr, options);
+    ctx->probes = probes.get();
+    worker = std::make_unique<PodWorker>(*ctx);
+  }
+  void Probe(int seconds) {
+    probe_time += std::chrono::seconds(seconds);
+    probes->RunDue(probe_time);
   }
 
   std::string Create(json pod) {
@@ -306,4 +327,121 @@ TEST_CASE("a changed container spec restarts the container") {
   auto runs = h.runtime.ContainersNamed("c");
   CHECK(runs.front().container.annotations.at(kRestartCountAnnotation) == "1");
   CHECK(runs.front().container.image == "sha256:busybox2");
+}
+
+namespace {
+
+json ConditionStatus(const json& pod, const std::string& type) {
+  for (const auto& c : pod["status"]["conditions"]) {
+    if (c["type"] == type) return c["status"];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("a readiness probe decides ready, ContainersReady and Ready") {
+  Harness h;
+  h.UseManualProbes();
+  json c = Container("c");
+  c["readinessProbe"] = {{"exec", {{"command", {"test", "-f", "/tmp/ready"}}}},
+                         {"periodSeconds", 1}};
+  h.Create(PodSpec("p", json::array({c, Container("plain")})));
+  h.Sync("p");
+  json pod = h.Get("p");
+  CHECK(pod["status"]["phase"] == "Running");
+  CHECK(pod["status"]["containerStatuses"][0]["ready"] == false);
+  CHECK(pod["status"]["containerStatuses"][0]["started"] == true);
+  CHECK(pod["status"]["containerStatuses"][1]["ready"] == true);
+  CHECK(ConditionStatus(pod, "Ready") == "False");
+  CHECK(ConditionStatus(pod, "ContainersReady") == "False");
+
+  h.probe_answers["Readiness"] = {HandlerOutcome::kSuccess, ""};
+  h.Probe(1);
+  h.Sync("p");
+  pod = h.Get("p");
+  CHECK(pod["status"]["containerStatuses"][0]["ready"] == true);
+  CHECK(ConditionStatus(pod, "Ready") == "True");
+  CHECK(ConditionStatus(pod, "ContainersReady") == "True");
+}
+
+TEST_CASE("a failed liveness probe kills the container, which restarts") {
+  Harness h;
+  h.UseManualProbes();
+  json c = Container("c");
+  c["livenessProbe"] = {
+      {"exec", {{"command", {"false"}}}}, {"periodSeconds", 1}, {"failureThreshold", 1}};
+  c["lifecycle"] = {{"preStop", {{"exec", {{"command", {"sh", "-c", "echo bye"}}}}}}};
+  json pod = PodSpec("p", json::array({c}));
+  pod["spec"]["terminationGracePeriodSeconds"] = 9;
+  h.Create(pod);
+  h.Sync("p");
+  std::string first = h.Latest("c");
+  h.probe_answers["Liveness"] = {HandlerOutcome::kFailure, "dead"};
+  h.Probe(1);
+  h.Sync("p");  // kills it (preStop first)
+  auto stops = h.runtime.Stops();
+  REQUIRE(stops.size() == 1);
+  CHECK(stops[0].id == first);
+  CHECK(stops[0].grace <= std::chrono::seconds(9));
+  auto execs = h.runtime.Execs();
+  REQUIRE(execs.size() == 1);
+  CHECK(execs[0].cmd.back() == "echo bye");
+  CHECK(execs[0].timeout == std::chrono::seconds(9));
+  h.Sync("p");  // restarts it
+  CHECK(h.Latest("c") != first);
+  CHECK(h.Get("p")["status"]["containerStatuses"][0]["restartCount"] == 1);
+  auto events = h.EventMessages();
+  CHECK(Contains(events, "Unhealthy: Liveness probe failed: dead"));
+  CHECK(Contains(events, "Killing: Container c failed liveness probe, will be restarted"));
+}
+
+TEST_CASE("postStart runs after the start; a failing one kills the container") {
+  Harness h;
+  h.runtime.SetExecHandler([](const auto& call) -> orch::Result<orch::cri::ExecSyncResult> {
+    if (call.cmd.back() == "exit 3") return orch::cri::ExecSyncResult{"", "", 3, false};
+    return orch::cri::ExecSyncResult{};
+  });
+  json good = Container("good");
+  good["lifecycle"] = {{"postStart", {{"exec", {{"command", {"sh", "-c", "touch /x"}}}}}}};
+  json bad = Container("bad");
+  bad["lifecycle"] = {{"postStart", {{"exec", {{"command", {"sh", "-c", "exit 3"}}}}}}};
+  h.Create(PodSpec("p", json::array({good, bad}), "Never"));
+  h.Sync("p");
+  auto good_runs = h.runtime.ContainersNamed("good");
+  auto bad_runs = h.runtime.ContainersNamed("bad");
+  REQUIRE(good_runs.size() == 1);
+  REQUIRE(bad_runs.size() == 1);
+  CHECK(good_runs[0].container.state == orch::cri::ContainerState::kRunning);
+  CHECK(bad_runs[0].container.state == orch::cri::ContainerState::kExited);
+  auto events = h.EventMessages();
+  CHECK(Contains(events,
+                 "FailedPostStartHook: Exec lifecycle hook ([sh -c exit 3]) for Container "
+                 "\"bad\" in Pod \"p_default("));
+  CHECK(Contains(events, "Killing: FailedPostStartHook"));
+}
+
+TEST_CASE("deletion runs preStop before the stop, within the grace period") {
+  Harness h;
+  json c = Container("c");
+  c["lifecycle"] = {{"preStop", {{"sleep", {{"seconds", 0}}}}}};
+  json d = Container("d");
+  d["lifecycle"] = {{"preStop", {{"exec", {{"command", {"sh", "-c", "exit 1"}}}}}}};
+  h.runtime.SetExecHandler([](const auto&) -> orch::Result<orch::cri::ExecSyncResult> {
+    return orch::cri::ExecSyncResult{"", "no", 1, false};
+  });
+  json pod = PodSpec("p", json::array({c, d}));
+  pod["spec"]["terminationGracePeriodSeconds"] = 5;
+  h.Create(pod);
+  h.Sync("p");
+  REQUIRE(h.api.Delete(kPods, "default", "p").ok());
+  for (int i = 0; i < 500 && h.api.Get(kPods, "default", "p").ok(); ++i) {
+    h.Sync("p");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(h.runtime.Stops().size() == 2);
+  auto execs = h.runtime.Execs();
+  REQUIRE(execs.size() == 1);
+  CHECK(execs[0].timeout == std::chrono::seconds(5));
+  CHECK(Contains(h.EventMessages(), "FailedPreStopHook: Exec lifecycle hook ([sh -c exit 1])"));
 }

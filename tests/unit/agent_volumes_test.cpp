@@ -1,5 +1,6 @@
 // The node agent's volumes in a temp folder (no root: tmpfs off): the atomic writer, configMap
-// and secret payloads with their errors, emptyDir, hostPath type checks, and volumeMounts.
+// and secret payloads with their errors, emptyDir, hostPath type checks, volumeMounts, and
+// downwardAPI and projected volumes.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,4 +220,129 @@ TEST_CASE("volume set-up errors name the volume") {
       volumes.SetUp(pod({{"name", "pvc"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}));
   REQUIRE_FALSE(unsupported.ok());
   CHECK(unsupported.status().message().find("persistentVolumeClaim") != std::string::npos);
+}
+
+TEST_CASE("downwardAPI payloads: fields, label and annotation maps, resources, modes") {
+  json pod = {
+      {"metadata",
+       {{"name", "web"},
+        {"namespace", "ns"},
+        {"uid", "u-3"},
+        {"labels", {{"tier", "front"}, {"app", "shop"}}},
+        {"annotations", {{"note", "say \"hi\"\n"}}}}},
+      {"spec",
+       {{"nodeName", "node-a"},
+        {"serviceAccountName", "robot"},
+        {"containers",
+         json::array({{{"name", "c"}, {"resources", {{"limits", {{"memory", "64Mi"}}}}}}})}}}};
+  CHECK(FormatDownwardMap(pod["metadata"]["labels"]) == "app=\"shop\"\ntier=\"front\"");
+  EnvContext ctx;
+  ctx.node_name = "node-a";
+  ctx.host_ip = "192.168.1.10";
+  ctx.node_cpu_milli = 2000;
+  json source = {
+      {"defaultMode", 0600},
+      {"items",
+       json::array(
+           {{{"path", "labels"}, {"fieldRef", {{"fieldPath", "metadata.labels"}}}},
+            {{"path", "annotations"}, {"fieldRef", {{"fieldPath", "metadata.annotations"}}}},
+            {{"path", "meta/name"}, {"fieldRef", {{"fieldPath", "metadata.name"}}}, {"mode", 0644}},
+            {{"path", "uid"}, {"fieldRef", {{"fieldPath", "metadata.uid"}}}},
+            {{"path", "tier"}, {"fieldRef", {{"fieldPath", "metadata.labels['tier']"}}}},
+            {{"path", "node"}, {"fieldRef", {{"fieldPath", "spec.nodeName"}}}},
+            {{"path", "sa"}, {"fieldRef", {{"fieldPath", "spec.serviceAccountName"}}}},
+            {{"path", "mem"},
+             {"resourceFieldRef",
+              {{"containerName", "c"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}},
+            {{"path", "cpu"},
+             {"resourceFieldRef", {{"containerName", "c"}, {"resource", "limits.cpu"}}}}})}};
+  auto payload = DownwardApiPayload(source, pod, ctx, 0644);
+  REQUIRE(payload.ok());
+  CHECK(payload->at("labels").content == "app=\"shop\"\ntier=\"front\"");
+  CHECK(payload->at("labels").mode == 0600);
+  CHECK(payload->at("annotations").content == "note=\"say \\\"hi\\\"\\n\"");
+  CHECK(payload->at("meta/name").content == "web");
+  CHECK(payload->at("meta/name").mode == 0644);
+  CHECK(payload->at("uid").content == "u-3");
+  CHECK(payload->at("tier").content == "front");
+  CHECK(payload->at("node").content == "node-a");
+  CHECK(payload->at("sa").content == "robot");
+  CHECK(payload->at("mem").content == "64");
+  CHECK(payload->at("cpu").content == "2");  // no limit: the node's allocatable, in cores
+
+  auto bad = DownwardApiPayload(
+      {{"items",
+        json::array({{{"path", "../x"}, {"fieldRef", {{"fieldPath", "metadata.name"}}}}})}},
+      pod, ctx, 0644);
+  CHECK_FALSE(bad.ok());
+  auto unknown = DownwardApiPayload(
+      {{"items", json::array({{{"path", "x"}, {"fieldRef", {{"fieldPath", "spec.bogus"}}}}})}}, pod,
+      ctx, 0644);
+  CHECK_FALSE(unknown.ok());
+  auto nameless = DownwardApiPayload(
+      {{"items",
+        json::array({{{"path", "x"}, {"resourceFieldRef", {{"resource", "limits.cpu"}}}}})}},
+      pod, ctx, 0644);
+  CHECK_FALSE(nameless.ok());
+}
+
+TEST_CASE("downwardAPI and projected volumes through the volume manager") {
+  TempDir tmp;
+  AgentPaths paths(tmp.path);
+  orch::testing::FakeObjectSource objects;
+  objects.AddConfigMap("ns", "settings", {{"greeting", "hello"}, {"other", "x"}});
+  objects.AddSecret("ns", "creds", {{"password", orch::Base64Encode("pw")}});
+  json pod = {
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "u-4"}, {"labels", {{"a", "1"}}}}},
+      {"spec",
+       {{"volumes",
+         json::array(
+             {{{"name", "info"},
+               {"downwardAPI",
+                {{"items", json::array({{{"path", "labels"},
+                                         {"fieldRef", {{"fieldPath", "metadata.labels"}}}}})}}}},
+              {{"name", "all"},
+               {"projected",
+                {{"defaultMode", 0640},
+                 {"sources",
+                  json::array({{{"configMap",
+                                 {{"name", "settings"},
+                                  {"items", json::array({{{"key", "greeting"},
+                                                          {"path", "cfg/greeting"}}})}}}},
+                               {{"secret", {{"name", "creds"}}}},
+                               {{"downwardAPI",
+                                 {{"items", json::array({{{"path", "name"},
+                                                          {"fieldRef",
+                                                           {{"fieldPath", "metadata.name"}}}}})}}}},
+                               {{"serviceAccountToken", {{"path", "token"}}}}})}}}}})}}}};
+  VolumeManager volumes(paths, objects, false);
+  std::vector<std::string> warnings;
+  auto set_up = volumes.SetUp(pod, {}, &warnings);
+  REQUIRE(set_up.ok());
+  std::string info = set_up->at("info").host_path;
+  CHECK(info == paths.PodDir("u-4") + "/volumes/kubernetes.io~downward-api/info");
+  CHECK(Read(info + "/labels") == "a=\"1\"");
+  CHECK(set_up->at("info").read_only);
+  std::string all = set_up->at("all").host_path;
+  CHECK(Read(all + "/cfg/greeting") == "hello");
+  CHECK_FALSE(fs::exists(all + "/other"));
+  CHECK(Read(all + "/password") == "pw");
+  CHECK(ModeOf(all + "/password") == 0640);
+  CHECK(Read(all + "/name") == "p");
+  CHECK_FALSE(fs::exists(all + "/token"));
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("serviceAccountToken") != std::string::npos);
+
+  // Labels change: the file follows.
+  pod["metadata"]["labels"]["b"] = "2";
+  REQUIRE(volumes.SetUp(pod).ok());
+  CHECK(Read(info + "/labels") == "a=\"1\"\nb=\"2\"");
+
+  // A missing source that is not optional fails the volume.
+  pod["spec"]["volumes"][1]["projected"]["sources"][1]["secret"]["name"] = "absent";
+  auto missing = volumes.SetUp(pod);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().message() ==
+        "MountVolume.SetUp failed for volume \"all\" : secret \"absent\" not found");
+  REQUIRE(volumes.TearDown("u-4").ok());
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -213,8 +214,30 @@ class FakeRuntime : public cri::Runtime {
     return out;
   }
   Status ReopenContainerLog(const std::string&) override { return Status::Ok(); }
-  Result<cri::ExecSyncResult> ExecSync(const std::string&, const std::vector<std::string>&,
-                                       std::chrono::seconds) override {
+  // ExecSync answers with `exec_handler` when set (exit 0 otherwise); every call is recorded.
+  struct ExecCall {
+    std::string id;
+    std::vector<std::string> cmd;
+    std::chrono::seconds timeout;
+  };
+  using ExecHandler = std::function<Result<cri::ExecSyncResult>(const ExecCall&)>;
+  void SetExecHandler(ExecHandler handler) {
+    std::lock_guard lock(mu_);
+    exec_handler_ = std::move(handler);
+  }
+  std::vector<ExecCall> Execs() {
+    std::lock_guard lock(mu_);
+    return execs_;
+  }
+  Result<cri::ExecSyncResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                                       std::chrono::seconds timeout) override {
+    ExecHandler handler;
+    {
+      std::lock_guard lock(mu_);
+      execs_.push_back({id, cmd, timeout});
+      handler = exec_handler_;
+    }
+    if (handler) return handler({id, cmd, timeout});
     return cri::ExecSyncResult{};
   }
   Result<std::string> Exec(const std::string&, const std::vector<std::string>&,
@@ -302,6 +325,8 @@ class FakeRuntime : public cri::Runtime {
   std::map<std::string, std::string> images_;
   std::map<std::string, std::string> pullable_;
   std::vector<Stop> stops_;
+  ExecHandler exec_handler_;
+  std::vector<ExecCall> execs_;
 };
 
 }  // namespace orch::testing
