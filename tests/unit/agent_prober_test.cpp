@@ -256,6 +256,13 @@ struct ProberHarness {
     std::lock_guard lock(mu);
     answers[type] = {outcome, std::move(output)};
   }
+  // SyncPod, then the manual clock restarts from now (the manager dates new probes by the real
+  // steady clock).
+  void Sync(const json& pod, const std::map<std::string, ProbeManager::Running>& running,
+            const std::string& ip = "10.42.0.5") {
+    manager->SyncPod(pod, running, ip);
+    t = ProbeManager::Clock::now();
+  }
   // Advances the manual clock by `s` seconds and runs what is due.
   void Tick(int s = 0) {
     t += seconds(s);
@@ -271,7 +278,7 @@ TEST_CASE("readiness: starts not ready, follows the thresholds") {
             {"readinessProbe",
              {{"exec", {{"command", {"true"}}}}, {"periodSeconds", 5}, {"successThreshold", 2}}}};
   json pod = PodWith(c);
-  h.manager->SyncPod(pod, {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
+  h.Sync(pod, {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
   CHECK(h.manager->size() == 1);
   CHECK_FALSE(h.manager->StateOf("u1", c, "c1").ready);
   CHECK(h.manager->StateOf("u1", c, "c1").started);
@@ -305,9 +312,9 @@ TEST_CASE("readiness: starts not ready, follows the thresholds") {
   CHECK(h.events.All().back() == "Warning Unhealthy: Readiness probe errored: rpc error");
 
   // Another container instance (a restart) starts over; a stopped container loses its probes.
-  h.manager->SyncPod(pod, {{"app", {"c2", NowNanos()}}}, "10.42.0.5");
+  h.Sync(pod, {{"app", {"c2", NowNanos()}}}, "10.42.0.5");
   CHECK_FALSE(h.manager->StateOf("u1", c, "c2").ready);
-  h.manager->SyncPod(pod, {}, "10.42.0.5");
+  h.Sync(pod, {}, "10.42.0.5");
   CHECK(h.manager->size() == 0);
 }
 
@@ -316,7 +323,7 @@ TEST_CASE("initialDelaySeconds holds the first probe back") {
   json c = {{"name", "app"},
             {"readinessProbe", {{"tcpSocket", {{"port", 80}}}, {"initialDelaySeconds", 30}}}};
   h.Answer("Readiness", HandlerOutcome::kSuccess);
-  h.manager->SyncPod(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
+  h.Sync(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
   h.Tick();
   h.Tick(20);
   CHECK(h.attempts == 0);
@@ -333,7 +340,7 @@ TEST_CASE("liveness failure asks for a kill once, then holds") {
               {"periodSeconds", 1},
               {"failureThreshold", 2},
               {"terminationGracePeriodSeconds", 3}}}};
-  h.manager->SyncPod(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
+  h.Sync(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
   CHECK_FALSE(h.manager->StateOf("u1", c, "c1").failed);
   CHECK(h.manager->StateOf("u1", c, "c1").ready);  // no readiness probe: ready once running
   h.Answer("Liveness", HandlerOutcome::kFailure, "boom");
@@ -357,7 +364,7 @@ TEST_CASE("startup probe gates liveness and readiness") {
             {"startupProbe", {{"exec", {{"command", {"s"}}}}, {"periodSeconds", 1}}},
             {"livenessProbe", {{"exec", {{"command", {"l"}}}}, {"periodSeconds", 1}}},
             {"readinessProbe", {{"exec", {{"command", {"r"}}}}, {"periodSeconds", 1}}}};
-  h.manager->SyncPod(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
+  h.Sync(PodWith(c), {{"app", {"c1", NowNanos()}}}, "10.42.0.5");
   CHECK(h.manager->size() == 3);
   h.Answer("Startup", HandlerOutcome::kFailure, "starting");
   h.Answer("Liveness", HandlerOutcome::kFailure, "dead");
@@ -384,7 +391,7 @@ TEST_CASE("startup probe gates liveness and readiness") {
             {"startupProbe",
              {{"exec", {{"command", {"s"}}}}, {"periodSeconds", 1}, {"failureThreshold", 1}}}};
   g.Answer("Startup", HandlerOutcome::kFailure, "never");
-  g.manager->SyncPod(PodWith(s), {{"app", {"c1", NowNanos()}}}, "");
+  g.Sync(PodWith(s), {{"app", {"c1", NowNanos()}}}, "");
   g.Tick();
   auto failed = g.manager->StateOf("u1", s, "c1");
   REQUIRE(failed.failed);
