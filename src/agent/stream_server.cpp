@@ -534,10 +534,19 @@ class StreamServerImpl : public StreamServer {
         at += sizeof(inotify_event) + event->len;
       }
       if (exited) {
-        // The runtime closed the file: the container stopped, unless the runtime itself
-        // restarted; then keep following.
-        co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
-        exited = !status.ok() || status->container.state != cri::ContainerState::kRunning;
+        // The runtime closed the file: the container's output is over. containerd records the
+        // exit only after it closed the file, so its state may say running for a moment; one
+        // that still runs after a few seconds had its log reopened (a runtime restart): keep
+        // following it.
+        exited = false;
+        for (int i = 0; i < 25 && !exited; ++i) {
+          co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
+          exited = !status.ok() || status->container.state != cri::ContainerState::kRunning;
+          if (!exited) {
+            net::steady_timer pause(executor, std::chrono::milliseconds(200));
+            co_await pause.async_wait(use_awaitable);
+          }
+        }
       }
     }
     if (events) {

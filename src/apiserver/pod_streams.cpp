@@ -97,8 +97,14 @@ ApiResult<std::string> LogContainerId(const json& pod, const std::string& pod_na
     }
     return StripRuntime(last);
   }
-  for (const char* state : {"running", "terminated"}) {
-    std::string id = StateField(*status, "state", state, "containerID");
+  // Running or terminated: the run is the status's own containerID.
+  bool started =
+      status->contains("state") && (*status)["state"].is_object() &&
+      ((*status)["state"].contains("running") || (*status)["state"].contains("terminated"));
+  if (started) {
+    std::string id = status->contains("containerID") && (*status)["containerID"].is_string()
+                         ? (*status)["containerID"].get<std::string>()
+                         : StateField(*status, "state", "terminated", "containerID");
     if (!id.empty()) return StripRuntime(id);
   }
   // Waiting: a container in back-off shows its last run, as upstream does.

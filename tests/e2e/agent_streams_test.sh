@@ -67,17 +67,6 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: short}
-spec:
-  nodeName: $NODE
-  restartPolicy: Never
-  containers:
-  - name: app
-    image: orch.test/busybox:1
-    command: [sh, -c, 'echo short-start; sleep 4; echo short-end']
----
-apiVersion: v1
-kind: Pod
 metadata: {name: listener}
 spec:
   nodeName: $NODE
@@ -147,6 +136,19 @@ stop_bg "$follow" TERM 10
 expect_eq "$(grep -c tick "$E2E_TMP/follow.log")" 5 "followed lines once each"
 
 echo "--- logs -f ends with the container"
+cat >"$E2E_TMP/short.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: short}
+spec:
+  nodeName: $NODE
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: orch.test/busybox:1
+    command: [sh, -c, 'echo short-start; sleep 8; echo short-end']
+YAML
+k apply -f "$E2E_TMP/short.yaml" >/dev/null
 wait_jp 60 pod/short '{.status.phase}' Running
 out=$(timeout 60 nsenter --net="/run/netns/$AGENT_NS" kubectl --kubeconfig "$KCFG" logs -f short)
 expect_eq "$out" "short-start
