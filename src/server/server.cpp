@@ -49,14 +49,11 @@ class EmbeddedAgentComponent : public Component {
     // loopback with a node certificate the server signs for it at each start.
     auto link = LinkCredentials();
     if (!link.ok()) return link.status();
-    options.link_url = fmt::format("https://127.0.0.1:{}", api_.server().port());
-    if (config_.bind_address != "0.0.0.0" && config_.bind_address != "::" &&
-        !config_.bind_address.empty()) {
-      options.link_url = fmt::format("https://{}:{}", config_.bind_address.find(':') == std::string::npos
-                                                          ? config_.bind_address
-                                                          : "[" + config_.bind_address + "]",
-                                     api_.server().port());
-    }
+    // Loopback, unless the API listens on one address only.
+    std::string host = config_.bind_address;
+    if (host.empty() || host == "0.0.0.0" || host == "::") host = "127.0.0.1";
+    if (host.find(':') != std::string::npos) host = fmt::format("[{}]", host);
+    options.link_url = fmt::format("https://{}:{}", host, api_.server().port());
     options.link_ca_pem = api_.credentials().ca_cert_pem;
     options.link_cert_pem = link->cert_pem;
     options.link_key_pem = link->key_pem;
