@@ -23,8 +23,8 @@
 #include "pod_manager.h"
 #include "pod_worker.h"
 #include "sandbox_config.h"
-#include "volumes.h"
 #include "stream_server.h"
+#include "volumes.h"
 
 namespace orch {
 namespace {
@@ -64,9 +64,9 @@ class NodeAgent final : public Component {
   }
 
   void Stop() override {
-    if (pods_) pods_->Stop();
     if (streams_) streams_->Stop();
     streams_.reset();
+    if (pods_) pods_->Stop();
     if (reporter_) reporter_->Stop();
     if (informers_) informers_->Stop();
     if (events_) events_->Stop();
@@ -174,6 +174,14 @@ class NodeAgent final : public Component {
     informers_->Start();
     reporter_->Start();
     pods_->Start();
+    if (!options_.link_url.empty()) {
+      auto streams = agent::StreamServer::Start(
+          {options_.link_url, options_.link_ca_pem, options_.link_cert_pem,
+           options_.link_key_pem, config_.node_name},
+          *runtime_);
+      if (!streams.ok()) return streams.status();
+      streams_ = std::move(*streams);
+    }
     log::Info(kLog, "node {} running pods (runtime {}, data {})", config_.node_name, endpoint,
               paths_.agent_dir);
     return Status::Ok();
@@ -190,14 +198,6 @@ class NodeAgent final : public Component {
 
   // The pod network is usable when the agent wrote the config and containerd loaded it.
   bool NetworkReady() {
-    if (!options_.link_url.empty()) {
-      auto streams = agent::StreamServer::Start(
-          {options_.link_url, options_.link_ca_pem, options_.link_cert_pem,
-           options_.link_key_pem, config_.node_name},
-          *runtime_);
-      if (!streams.ok()) return streams.status();
-      streams_ = std::move(*streams);
-    }
     if (!network_ || !network_->ready()) return false;
     if (cri_network_ready_) return true;
     for (int i = 0; i < 20; ++i) {
