@@ -226,6 +226,10 @@ void AddNodeFlags(CLI::App* command, AgentConfig& agent) {
                    "CRI socket of an already running containerd (default: orch starts its own)")
       ->type_name("ENDPOINT")
       ->group("Node");
+  command
+      ->add_flag("--disable-kube-proxy", agent.disable_kube_proxy,
+                 "Do not run the service proxy (ClusterIP/NodePort rules) on this node")
+      ->group("Node");
 }
 
 void AddDatastoreFlags(CLI::App* command, std::string& endpoint, std::string& ca_file,
@@ -379,6 +383,8 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       ->default_str("")
       ->delimiter(',');
   server_cmd->add_flag("--debug", server.debug, "Log debug messages")->envname("ORCH_DEBUG");
+  server_cmd->add_flag("--cleanup", inv.cleanup,
+                       "Remove the service proxy's iptables rules (ORCH-* chains) and exit");
   server_cmd->add_flag("--print-config", inv.print_config,
                        "Print the effective configuration (config file keys) and exit");
   yaml->Accept(server_cmd, true);
@@ -404,6 +410,8 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       ->envname("ORCH_DATA_DIR");
   AddNodeFlags(agent_cmd, agent);
   agent_cmd->add_flag("--debug", agent.debug, "Log debug messages")->envname("ORCH_DEBUG");
+  agent_cmd->add_flag("--cleanup", inv.cleanup,
+                      "Remove the service proxy's iptables rules (ORCH-* chains) and exit");
   agent_cmd->add_flag("--print-config", inv.print_config,
                       "Print the effective configuration (config file keys) and exit");
   yaml->Accept(agent_cmd, true);
@@ -486,6 +494,7 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
   }
   if (*server_cmd) {
     inv.command = Command::kServer;
+    if (inv.cleanup) return inv;  // needs nothing else
     if (Status s = ApplyTokenFile(server_token_file, server.token); !s.ok()) return s;
     if (!server_mode.empty()) {
       auto mode = ParseFileMode(server_mode);
@@ -511,6 +520,7 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
   }
   if (*agent_cmd) {
     inv.command = Command::kAgent;
+    if (inv.cleanup) return inv;  // needs no server or token
     if (Status s = ApplyTokenFile(agent_token_file, agent.token); !s.ok()) return s;
     if (Status s = ValidateAgentConfig(agent); !s.ok()) return s;
     return inv;
@@ -554,6 +564,7 @@ void EmitNode(YAML::Emitter& out, const AgentConfig& node) {
   EmitList(out, "node-taint", node.node_taints);
   out << YAML::Key << "container-runtime-endpoint" << YAML::Value
       << node.container_runtime_endpoint;
+  out << YAML::Key << "disable-kube-proxy" << YAML::Value << node.disable_kube_proxy;
 }
 
 std::string Redacted(const std::string& token) {

@@ -29,6 +29,7 @@ struct Invocation {
   std::string help_text;
   std::string config_file;    // the YAML file whose keys were applied; "" if none was read
   bool print_config = false;  // kServer/kAgent: print the effective config and exit
+  bool cleanup = false;       // kServer/kAgent: remove the service proxy's rules and exit
   ServerConfig server;        // kServer; for kKubectl only write_kubeconfig is set
   AgentConfig agent;          // kAgent
   StoreOptions store;         // kSnapshotSave/kSnapshotRestore: which datastore

@@ -13,6 +13,7 @@
 #include "orch/host.h"
 #include "orch/log.h"
 #include "orch/roles.h"
+#include "orch/service_proxy.h"
 #include "orch/store.h"
 #include "orch/version.h"
 
@@ -97,6 +98,17 @@ int RunSnapshot(const Invocation& inv) {
   return 0;
 }
 
+// `orch agent --cleanup` / `orch server --cleanup`: what kube-proxy --cleanup does.
+int RunCleanup() {
+  auto netfilter = NewSystemNetfilter();
+  if (Status s = CleanupServiceProxy(*netfilter); !s.ok()) {
+    PrintError(s);
+    return 1;
+  }
+  fmt::print("removed the service proxy's iptables rules\n");
+  return 0;
+}
+
 log::Level LevelFor(bool debug) {
   return debug ? log::Level::kDebug : log::Level::kInfo;
 }
@@ -127,6 +139,7 @@ int RunCommand(Invocation& inv) {
       break;
   }
 
+  if (inv.cleanup) return RunCleanup();
   bool is_server = inv.command == Command::kServer;
   log::SetLevel(LevelFor(is_server ? inv.server.debug : inv.agent.debug));
   auto host = NewSystemHost();

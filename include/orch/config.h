@@ -34,6 +34,7 @@ struct AgentConfig {
   std::string container_runtime_endpoint;  // --container-runtime-endpoint; empty = own containerd
   std::string cluster_dns = "10.43.0.10";  // from the server for the embedded agent
   std::string cluster_domain = "cluster.local";
+  bool disable_kube_proxy = false;  // --disable-kube-proxy: no service proxy on this node
   bool debug = false;
 };
 

@@ -20,6 +20,7 @@
 #include "orch/informer.h"
 #include "orch/log.h"
 #include "orch/runtime.h"
+#include "orch/service_proxy.h"
 #include "pod_manager.h"
 #include "pod_worker.h"
 #include "sandbox_config.h"
@@ -68,6 +69,7 @@ class NodeAgent final : public Component {
     streams_.reset();
     if (pods_) pods_->Stop();
     if (reporter_) reporter_->Stop();
+    if (proxy_) proxy_->Stop();
     if (informers_) informers_->Stop();
     if (events_) events_->Stop();
     {
@@ -80,6 +82,8 @@ class NodeAgent final : public Component {
     objects_.reset();
     reporter_.reset();
     network_.reset();
+    proxy_.reset();
+    netfilter_.reset();
     informers_.reset();
     events_.reset();
     runtime_.reset();
@@ -129,6 +133,18 @@ class NodeAgent final : public Component {
                                                    [this] { OnNetworkReady(); });
     network_->Watch(
         informers_->For(resources::kNodes, "", "", "metadata.name=" + config_.node_name));
+    if (!config_.disable_kube_proxy) {
+      // The service proxy (network/): its informers start with the agent's below.
+      netfilter_ = NewSystemNetfilter();
+      ServiceProxyOptions proxy_options;
+      proxy_options.node_name = config_.node_name;
+      proxy_options.local_pod_cidr = [this] { return network_->pod_cidr(); };
+      proxy_ = NewServiceProxy(std::move(proxy_options), *informers_, *netfilter_);
+      if (Status s = proxy_->Start(); !s.ok()) {
+        proxy_.reset();
+        return s;
+      }
+    }
 
     agent::NodeIdentity id;
     id.name = config_.node_name;
@@ -192,6 +208,7 @@ class NodeAgent final : public Component {
   void OnNetworkReady() {
     cri_network_ready_ = false;
     if (reporter_) reporter_->Poke();
+    if (proxy_) proxy_->RequestSync();  // rules that name the pod CIDR
     std::lock_guard lock(pods_mu_);
     if (pods_) pods_->EnqueueAll();
   }
@@ -222,6 +239,8 @@ class NodeAgent final : public Component {
   std::unique_ptr<EventRecorder> events_;
   std::unique_ptr<InformerFactory> informers_;
   std::unique_ptr<agent::PodNetwork> network_;
+  std::unique_ptr<Netfilter> netfilter_;
+  std::unique_ptr<ServiceProxy> proxy_;  // null with --disable-kube-proxy
   std::unique_ptr<agent::NodeStatusReporter> reporter_;
   std::unique_ptr<agent::InformerObjectSource> objects_;
   std::unique_ptr<agent::VolumeManager> volumes_;
