@@ -433,3 +433,18 @@ TEST_CASE("The printed config reads back as a config file") {
   CHECK_THAT(orch::FormatConfig(agent.agent),
              Contains("server: https://m:6443") && Contains("node-label: [a=b]"));
 }
+
+TEST_CASE("--disable-kube-proxy turns the node's service proxy off; --cleanup needs nothing else") {
+  CHECK_FALSE(MustParse({"server"}).server.agent.disable_kube_proxy);
+  CHECK(MustParse({"server", "--disable-kube-proxy"}).server.agent.disable_kube_proxy);
+  auto agent = MustParse({"agent", "--server", "https://10.0.0.1:6443", "--token", "t",
+                          "--disable-kube-proxy"});
+  CHECK(agent.agent.disable_kube_proxy);
+  CHECK_FALSE(agent.cleanup);
+  // An agent without --server and --token may still clean up (kube-proxy --cleanup).
+  auto cleanup = MustParse({"agent", "--cleanup"});
+  CHECK(cleanup.command == orch::Command::kAgent);
+  CHECK(cleanup.cleanup);
+  CHECK(MustParse({"server", "--cleanup"}).cleanup);
+  CHECK_FALSE(ErrorOf({"agent"}).empty());
+}
