@@ -437,8 +437,8 @@ TEST_CASE("The printed config reads back as a config file") {
 TEST_CASE("--disable-kube-proxy turns the node's service proxy off; --cleanup needs nothing else") {
   CHECK_FALSE(MustParse({"server"}).server.agent.disable_kube_proxy);
   CHECK(MustParse({"server", "--disable-kube-proxy"}).server.agent.disable_kube_proxy);
-  auto agent = MustParse({"agent", "--server", "https://10.0.0.1:6443", "--token", "t",
-                          "--disable-kube-proxy"});
+  auto agent = MustParse(
+      {"agent", "--server", "https://10.0.0.1:6443", "--token", "t", "--disable-kube-proxy"});
   CHECK(agent.agent.disable_kube_proxy);
   CHECK_FALSE(agent.cleanup);
   // An agent without --server and --token may still clean up (kube-proxy --cleanup).
