@@ -405,6 +405,8 @@ class GarbageCollector : public Component {
         if (uids.count(StringField(ref, {"uid"})) == 0) kept.push_back(ref);
       }
       if (kept.size() == refs.size()) return std::nullopt;
+      // null removes the field (RFC 7386), as upstream leaves an orphan: no empty list behind.
+      if (kept.empty()) return json{{"ownerReferences", nullptr}};
       return json{{"ownerReferences", std::move(kept)}};
     });
   }

@@ -111,3 +111,22 @@ wait_for() {
 
 # log_has FILE TEXT: for wait_for.
 log_has() { grep -qF -- "$2" "$1"; }
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_control_plane KUBECTL: `orch server` with neither node agent nor scheduler (pods stay
+# unbound, so a deleted pod goes at once: no kubelet has to finish a graceful deletion) on a free
+# port with its data in the temp dir; exports KUBECONFIG and KUBECACHEDIR for it and waits until
+# it is ready. The server's log is $E2E_TMP/server.log.
+start_control_plane() {
+  local kubectl=$1 port
+  port=$(free_port)
+  export KUBECONFIG="$E2E_TMP/kubeconfig.yaml"
+  export KUBECACHEDIR="$E2E_TMP/kube-cache"
+  start_bg server "$ORCH" server --disable-agent --disable-scheduler --data-dir "$E2E_TMP/data" \
+    --https-listen-port "$port" --write-kubeconfig "$KUBECONFIG"
+  wait_for 30 "the API server to be ready" "$kubectl" get --raw /readyz
+}

@@ -9,14 +9,7 @@ e2e_init "$1"
 KUBECTL=${2:-kubectl}
 command -v "$KUBECTL" >/dev/null || fail "kubectl $KUBECTL is not installed"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export KUBECONFIG="$E2E_TMP/kubeconfig.yaml"
-export KUBECACHEDIR="$E2E_TMP/kube-cache"
-# No scheduler either: pods stay unbound, so deleting one removes it at once (no kubelet to
-# finish a graceful deletion).
-start_bg server "$ORCH" server --disable-agent --disable-scheduler --data-dir "$E2E_TMP/data" \
-  --https-listen-port "$port" --write-kubeconfig "$KUBECONFIG"
-wait_for 30 "the API server to be ready" "$KUBECTL" get --raw /readyz
+start_control_plane "$KUBECTL"
 k() { "$KUBECTL" "$@"; }
 
 # The pretend kubelet: every pod that is not Running becomes Running and Ready.
