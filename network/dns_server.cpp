@@ -1,6 +1,10 @@
 // The cluster DNS component (include/orch/cluster_dns.h): one Asio thread serves UDP and TCP
 // with coroutines, answers cluster names from a Zone rebuilt after informer changes, and
 // forwards the rest to the node's resolvers (connected UDP sockets, per-try timeout, TTL cache).
+// Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>
+// clang-format on
 #include <fmt/format.h>
 
 #include <array>
@@ -15,7 +19,6 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 #include "dns_message.h"
 #include "dns_zone.h"
