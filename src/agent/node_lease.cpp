@@ -3,12 +3,12 @@
 
 #include <chrono>
 
-#include "time_util.h"
+#include "orch/timestamps.h"
 
 namespace orch::agent {
 
 Status NodeLease::Renew(const std::string& node_uid) {
-  const std::string now = FormatTime(std::chrono::system_clock::now(), /*micro=*/true);
+  const std::string now = NowMicroTime();
   auto fill = [&](json& lease) {
     lease["spec"]["holderIdentity"] = node_name_;
     lease["spec"]["leaseDurationSeconds"] = kNodeLeaseDurationSeconds;

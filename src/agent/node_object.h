@@ -13,7 +13,7 @@
 #include "machine.h"
 #include "orch/runtime.h"
 #include "orch/status.h"
-#include "time_util.h"
+#include "orch/timestamps.h"
 
 namespace orch::agent {
 

@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 
 #include "orch/log.h"
+#include "orch/timestamps.h"
 #include "orch/version.h"
-#include "time_util.h"
 
 namespace orch::agent {
 namespace {

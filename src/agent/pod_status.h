@@ -11,7 +11,7 @@
 
 #include "json_util.h"
 #include "orch/runtime.h"
-#include "time_util.h"
+#include "orch/timestamps.h"
 
 namespace orch::agent {
 

@@ -20,7 +20,7 @@
 #include "orch/files.h"
 #include "orch/go_strconv.h"
 #include "orch/quantity.h"
-#include "time_util.h"
+#include "orch/timestamps.h"
 
 namespace orch::agent {
 namespace {

@@ -26,8 +26,10 @@ json PlainScalar(const std::string& s) {
   bool digits = true, had_digit = false;
   size_t start = (s[0] == '-' || s[0] == '+') ? 1 : 0;
   for (size_t i = start; i < s.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) digits = false;
-    else had_digit = true;
+    if (!std::isdigit(static_cast<unsigned char>(s[i])))
+      digits = false;
+    else
+      had_digit = true;
   }
   if (digits && had_digit && s.size() - start < 19) return std::stoll(s);
   // Floats: digits with one '.', and/or an exponent.
@@ -43,7 +45,8 @@ json YamlToJson(const YAML::Node& node, int depth) {
   if (depth > kMaxDepth) throw TooDeep();
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Undefined:
+      return nullptr;
     case YAML::NodeType::Scalar:
       if (node.Tag() == "?") return PlainScalar(node.Scalar());
       if (node.Tag() == "tag:yaml.org,2002:int") return PlainScalar(node.Scalar());
@@ -55,7 +58,8 @@ json YamlToJson(const YAML::Node& node, int depth) {
     }
     case YAML::NodeType::Map: {
       json obj = json::object();
-      for (const auto& kv : node) obj[kv.first.as<std::string>()] = YamlToJson(kv.second, depth + 1);
+      for (const auto& kv : node)
+        obj[kv.first.as<std::string>()] = YamlToJson(kv.second, depth + 1);
       return obj;
     }
   }
@@ -106,65 +110,6 @@ std::string NewUid() {
   return out;
 }
 
-std::string FormatTime(std::chrono::system_clock::time_point t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string NowTime() { return FormatTime(std::chrono::system_clock::now()); }
-
-std::string NowMicroTime() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
-      1000000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof(out), "%s.%06lldZ", buf, static_cast<long long>(micros));
-  return out;
-}
-
-bool ParseTime(const std::string& text, std::chrono::system_clock::time_point* out) {
-  std::tm tm{};
-  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return false;
-  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
-  if (*rest == '.') {
-    ++rest;
-    long micros = 0;
-    int digits = 0;
-    while (std::isdigit(static_cast<unsigned char>(*rest))) {
-      if (digits < 6) {
-        micros = micros * 10 + (*rest - '0');
-        ++digits;
-      }
-      ++rest;
-    }
-    while (digits++ < 6) micros *= 10;
-    t += std::chrono::microseconds(micros);
-  }
-  if (*rest == 'Z') {
-    ++rest;
-  } else if (*rest == '+' || *rest == '-') {
-    int sign = *rest == '+' ? -1 : 1;
-    int hh = 0, mm = 0;
-    if (std::sscanf(rest + 1, "%d:%d", &hh, &mm) != 2) return false;
-    t += std::chrono::minutes(sign * (hh * 60 + mm));
-    rest += 6;
-  }
-  if (*rest != '\0') return false;
-  *out = t;
-  return true;
-}
-
 std::string RandomSuffix() {
   static const char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
   unsigned char b[5];
@@ -192,10 +137,9 @@ ApiResult<json> ParseBody(const std::string& body, const std::string& content_ty
         "the body of the request was in an unknown format - accepted media types include: "
         "application/json, application/yaml");
   }
-  if (IsYaml(content_type) ||
-      (content_type.find("apply-patch+yaml") != std::string::npos &&
-       body.find_first_not_of(" \t\r\n") != std::string::npos &&
-       body[body.find_first_not_of(" \t\r\n")] != '{')) {
+  if (IsYaml(content_type) || (content_type.find("apply-patch+yaml") != std::string::npos &&
+                               body.find_first_not_of(" \t\r\n") != std::string::npos &&
+                               body[body.find_first_not_of(" \t\r\n")] != '{')) {
     try {
       YAML::Node node = YAML::Load(body);
       return YamlToJson(node, 0);

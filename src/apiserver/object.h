@@ -2,13 +2,13 @@
 // ApiResult type of the REST layer.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
 
 #include "errors.h"
+#include "orch/timestamps.h"
 
 namespace orch::api {
 
@@ -20,8 +20,8 @@ struct Schema;
 template <typename T>
 class [[nodiscard]] ApiResult {
  public:
-  ApiResult(T value) : v_(std::move(value)) {}           // NOLINT
-  ApiResult(ApiError error) : v_(std::move(error)) {}    // NOLINT
+  ApiResult(T value) : v_(std::move(value)) {}         // NOLINT
+  ApiResult(ApiError error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return std::holds_alternative<T>(v_); }
   T& value() & { return std::get<T>(v_); }
   T&& value() && { return std::get<T>(std::move(v_)); }
@@ -36,9 +36,15 @@ class [[nodiscard]] ApiResult {
 
 // metadata.<field> as a string, "" when absent or not a string.
 std::string MetaString(const json& obj, const char* field);
-inline std::string Name(const json& obj) { return MetaString(obj, "name"); }
-inline std::string Namespace(const json& obj) { return MetaString(obj, "namespace"); }
-inline std::string Uid(const json& obj) { return MetaString(obj, "uid"); }
+inline std::string Name(const json& obj) {
+  return MetaString(obj, "name");
+}
+inline std::string Namespace(const json& obj) {
+  return MetaString(obj, "namespace");
+}
+inline std::string Uid(const json& obj) {
+  return MetaString(obj, "uid");
+}
 int64_t ResourceVersion(const json& obj);  // 0 when absent or malformed
 void SetResourceVersion(json& obj, int64_t revision);
 
@@ -47,13 +53,6 @@ bool IsDeleting(const json& obj);
 
 // A random RFC 4122 version 4 UUID.
 std::string NewUid();
-// RFC 3339 in UTC with seconds precision, as metav1.Time serializes ("2026-11-27T05:10:00Z").
-std::string FormatTime(std::chrono::system_clock::time_point t);
-std::string NowTime();
-// Parses FormatTime's output (and fractional seconds); false if malformed.
-bool ParseTime(const std::string& text, std::chrono::system_clock::time_point* out);
-// RFC 3339 with microseconds (metav1.MicroTime).
-std::string NowMicroTime();
 
 // Five random characters from upstream's generateName alphabet.
 std::string RandomSuffix();

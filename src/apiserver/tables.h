@@ -54,11 +54,6 @@ Result<json> BuildCustomResourceTable(const json& printer_columns,
 // negative durations (clock skew) and "<invalid>" below -1s.
 std::string HumanDuration(std::chrono::nanoseconds d);
 
-// An RFC 3339 timestamp ("2024-05-01T10:00:00Z", with optional fraction and offset) as nanos
-// since the Unix epoch, saturated to the int64 range (year 1, upstream's zero time, gives the
-// minimum). nullopt when malformed.
-std::optional<int64_t> ParseTimestamp(std::string_view text);
-
 // The subset of client-go's JSONPath that printer columns use: `.a.b`, `['a.b']`, `[0]`, `[-1]`,
 // `[*]`, `.*` and filters `[?(@.type=="Ready")]` (==, !=, <, <=, >, >= against a string or
 // number, or `[?(@.x)]` for presence). Missing keys yield no result.

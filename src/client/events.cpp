@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "orch/log.h"
-#include "time_format.h"
+#include "orch/timestamps.h"
 
 namespace orch {
 namespace {
@@ -115,7 +115,7 @@ class RecorderImpl : public EventRecorder {
         fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}", item.involved.value("uid", ""),
                     item.involved.value("namespace", ""), item.involved.value("name", ""),
                     item.type, item.reason, item.message);
-    const std::string timestamp = client::FormatTime(item.time);
+    const std::string timestamp = FormatTime(item.time);
     auto now = Clock::now();
     auto seen = written_.find(key);
     if (seen != written_.end() && now - seen->second.last_seen < kFoldWindow) {

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "orch/log.h"
-#include "time_format.h"
+#include "orch/timestamps.h"
 
 namespace orch {
 namespace {
@@ -90,7 +90,7 @@ class ElectorImpl : public LeaderElector {
   }
 
   Attempt TryAcquireOrRenew() {
-    const std::string now = client::NowMicroTime();
+    const std::string now = NowMicroTime();
     auto current = client_.Get(resources::kLeases, options_.lease_namespace, options_.lease_name);
     if (!current.ok()) {
       if (current.status().code() != StatusCode::kNotFound) {
@@ -148,7 +148,7 @@ class ElectorImpl : public LeaderElector {
     json lease = std::move(*current);
     json& spec = lease["spec"];
     if (!spec.is_object() || spec.value("holderIdentity", "") != options_.identity) return;
-    const std::string now = client::NowMicroTime();
+    const std::string now = NowMicroTime();
     spec["holderIdentity"] = "";
     spec["leaseDurationSeconds"] = 1;
     spec["acquireTime"] = now;

@@ -20,6 +20,7 @@
 #include "orch/informer.h"
 #include "orch/labels.h"
 #include "orch/status.h"
+#include "orch/timestamps.h"
 #include "orch/work_queue.h"
 
 namespace orch::ctrl {
@@ -31,13 +32,6 @@ using NowFunc = std::function<TimePoint()>;
 inline TimePoint SystemNow() {
   return std::chrono::system_clock::now();
 }
-
-// ---------------------------------------------------------------------------------------------
-// Times as the API writes them (metav1.Time, RFC 3339 in UTC).
-
-std::string FormatTime(TimePoint t);
-// RFC 3339 with optional fractional seconds and a Z or ±hh:mm offset; nullopt when malformed.
-std::optional<TimePoint> ParseTime(std::string_view text);
 
 // ---------------------------------------------------------------------------------------------
 // Reading objects. All are null-safe: a missing or mistyped field reads as its default.

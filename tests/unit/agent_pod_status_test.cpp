@@ -6,6 +6,8 @@
 
 using json = nlohmann::json;
 using namespace orch::agent;
+using orch::ParseTime;
+using orch::SystemTime;
 namespace cri = orch::cri;
 
 namespace {

@@ -166,7 +166,7 @@ class ControllerFixture {
         {"phase", "Running"},
         {"conditions", json::array({{{"type", "Ready"},
                                      {"status", ready ? "True" : "False"},
-                                     {"lastTransitionTime", ctrl::FormatTime(ready_since)}}})}};
+                                     {"lastTransitionTime", orch::FormatTime(ready_since)}}})}};
     json patch = {{"status", status}};
     auto result =
         api.Patch(resources::kPods, "default", name, PatchType::kMerge, patch.dump(), "status");

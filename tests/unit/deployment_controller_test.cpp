@@ -164,7 +164,7 @@ TEST_CASE("revision annotations of the new ReplicaSet") {
 }
 
 TEST_CASE("conditions keep their transition time while the status holds") {
-  auto t0 = *ctrl::ParseTime("2024-01-01T00:00:00Z");
+  auto t0 = *orch::ParseTime("2024-01-01T00:00:00Z");
   auto t1 = t0 + std::chrono::minutes(1);
   json status = json::object();
   deploy::SetCondition(status, deploy::NewCondition("Progressing", "True", "A", "a", t0));
@@ -183,7 +183,7 @@ TEST_CASE("conditions keep their transition time while the status holds") {
 }
 
 TEST_CASE("status, completeness, progress and timeout") {
-  auto now = *ctrl::ParseTime("2024-01-01T00:10:00Z");
+  auto now = *orch::ParseTime("2024-01-01T00:10:00Z");
   json d = Deployment("web", 3, "x", 1, 1);
   d["metadata"]["generation"] = 2;
   ObjectPtr old_rs =

@@ -58,22 +58,22 @@ json ReplicaSet(const std::string& name, int replicas, const std::string& app = 
 // Pure logic.
 
 TEST_CASE("times round-trip in RFC 3339") {
-  auto t = ctrl::ParseTime("2024-02-29T23:59:58Z");
+  auto t = orch::ParseTime("2024-02-29T23:59:58Z");
   REQUIRE(t);
-  CHECK(ctrl::FormatTime(*t) == "2024-02-29T23:59:58Z");
-  auto with_offset = ctrl::ParseTime("2024-03-01T01:59:58+02:00");
+  CHECK(orch::FormatTime(*t) == "2024-02-29T23:59:58Z");
+  auto with_offset = orch::ParseTime("2024-03-01T01:59:58+02:00");
   REQUIRE(with_offset);
   CHECK(*with_offset == *t);
-  auto fraction = ctrl::ParseTime("2024-02-29T23:59:58.5Z");
+  auto fraction = orch::ParseTime("2024-02-29T23:59:58.5Z");
   REQUIRE(fraction);
   CHECK(*fraction - *t == 500ms);
-  CHECK_FALSE(ctrl::ParseTime("2024-02-29 23:59:58Z"));
-  CHECK_FALSE(ctrl::ParseTime(""));
-  CHECK_FALSE(ctrl::ParseTime("2024-02-29T23:59:58"));
+  CHECK_FALSE(orch::ParseTime("2024-02-29 23:59:58Z"));
+  CHECK_FALSE(orch::ParseTime(""));
+  CHECK_FALSE(orch::ParseTime("2024-02-29T23:59:58"));
 }
 
 TEST_CASE("pod predicates: active, ready, available") {
-  auto now = *ctrl::ParseTime("2024-01-01T00:01:00Z");
+  auto now = *orch::ParseTime("2024-01-01T00:01:00Z");
   json running = TestPod("a", "n1", "Running", true, "2024-01-01T00:00:00Z");
   CHECK(ctrl::IsPodActive(running));
   CHECK(ctrl::IsPodReady(running));
@@ -154,7 +154,7 @@ TEST_CASE("pods are deleted least valuable first") {
 }
 
 TEST_CASE("replica status counts and the ReplicaFailure condition") {
-  auto now = *ctrl::ParseTime("2024-01-01T00:01:00Z");
+  auto now = *orch::ParseTime("2024-01-01T00:01:00Z");
   json rs = ReplicaSet("web", 3);
   rs["metadata"]["generation"] = 4;
   rs["spec"]["minReadySeconds"] = 30;
