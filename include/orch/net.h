@@ -94,4 +94,15 @@ class Cidr {
 // A TCP/UDP port as users type it: 1..65535.
 Status ValidatePort(int port);
 
+// An https:// server URL split for connecting: https://host[:port][/base/path], host a name,
+// an IPv4 address or a bracketed IPv6 address; the port defaults to 443.
+struct HttpsUrl {
+  std::string host;       // without brackets
+  std::string port;       // digits
+  std::string base_path;  // "" or "/prefix" (trailing slashes removed)
+  bool host_is_ip = false;
+};
+// kInvalidArgument naming `url` when it is not of that form.
+Result<HttpsUrl> ParseHttpsUrl(std::string_view url);
+
 }  // namespace orch

@@ -25,6 +25,7 @@
 
 #include "orch/files.h"
 #include "orch/log.h"
+#include "orch/net.h"
 #include "orch/pki.h"
 
 namespace orch::agent {
@@ -103,40 +104,17 @@ struct Endpoint {
 };
 
 Result<Endpoint> ParseEndpoint(const std::string& url) {
-  constexpr std::string_view kScheme = "https://";
-  if (url.compare(0, kScheme.size(), kScheme) != 0) {
-    return InvalidArgument(fmt::format("--server: '{}' must be an https:// URL", url));
-  }
-  std::string rest = url.substr(kScheme.size());
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.find('/') != std::string::npos) {
+  auto parsed = ParseHttpsUrl(url);
+  if (!parsed.ok()) return InvalidArgument(fmt::format("--server: {}", parsed.status().message()));
+  if (!parsed->base_path.empty()) {
     return InvalidArgument(fmt::format("--server: '{}' must not have a path", url));
   }
-  Endpoint out;
-  out.url = "https://" + rest;
-  out.port = "443";  // as any https:// URL; the HTTPS API client reads it the same way
-  if (!rest.empty() && rest.front() == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos) return InvalidArgument("--server: unclosed [ in " + url);
-    out.host = rest.substr(1, close - 1);
-    std::string tail = rest.substr(close + 1);
-    if (!tail.empty()) {
-      if (tail.front() != ':') return InvalidArgument("--server: bad URL " + url);
-      out.port = tail.substr(1);
-    }
-  } else {
-    size_t colon = rest.rfind(':');
-    out.host = rest.substr(0, colon);
-    if (colon != std::string::npos) out.port = rest.substr(colon + 1);
-  }
-  if (out.host.empty() || out.port.empty() || out.port.size() > 5 ||
-      out.port.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgument("--server: bad URL " + url);
-  }
-  boost::system::error_code ec;
-  net::ip::make_address(out.host, ec);
-  out.host_is_ip = !ec;
-  return out;
+  const bool v6 = parsed->host.find(':') != std::string::npos;
+  return Endpoint{.url = v6 ? fmt::format("https://[{}]:{}", parsed->host, parsed->port)
+                            : fmt::format("https://{}:{}", parsed->host, parsed->port),
+                  .host = parsed->host,
+                  .port = parsed->port,
+                  .host_is_ip = parsed->host_is_ip};
 }
 
 struct Answer {

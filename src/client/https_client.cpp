@@ -24,6 +24,7 @@
 
 #include "orch/api_client.h"
 #include "orch/log.h"
+#include "orch/net.h"
 
 namespace orch {
 namespace {
@@ -70,48 +71,6 @@ std::string QueryString(const std::vector<std::pair<std::string, std::string>>& 
   return out;
 }
 
-struct ServerUrl {
-  std::string host;  // without brackets
-  std::string port;
-  std::string base_path;  // "" or "/prefix" (no trailing slash)
-  bool host_is_ip = false;
-};
-
-Result<ServerUrl> ParseServerUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "https://";
-  if (url.compare(0, kScheme.size(), kScheme) != 0) {
-    return InvalidArgument(fmt::format("server URL {} must start with https://", url));
-  }
-  std::string rest = url.substr(kScheme.size());
-  ServerUrl out;
-  size_t slash = rest.find('/');
-  if (slash != std::string::npos) {
-    out.base_path = rest.substr(slash);
-    while (!out.base_path.empty() && out.base_path.back() == '/') out.base_path.pop_back();
-    rest.resize(slash);
-  }
-  if (!rest.empty() && rest.front() == '[') {
-    size_t close = rest.find(']');
-    if (close == std::string::npos) return InvalidArgument("unclosed [ in server URL " + url);
-    out.host = rest.substr(1, close - 1);
-    rest = rest.substr(close + 1);
-    if (!rest.empty() && rest.front() != ':') return InvalidArgument("bad server URL " + url);
-    out.port = rest.empty() ? "443" : rest.substr(1);
-  } else {
-    size_t colon = rest.rfind(':');
-    out.host = rest.substr(0, colon);
-    out.port = colon == std::string::npos ? "443" : rest.substr(colon + 1);
-  }
-  if (out.host.empty() || out.port.empty() ||
-      out.port.find_first_not_of("0123456789") != std::string::npos) {
-    return InvalidArgument("bad server URL " + url);
-  }
-  boost::system::error_code ec;
-  net::ip::make_address(out.host, ec);
-  out.host_is_ip = !ec;
-  return out;
-}
-
 // An answer, or the transport failure that prevented one.
 struct Reply {
   int code = 0;
@@ -136,7 +95,7 @@ Status StatusFromReply(const Reply& reply) {
 // Everything the calls and watches share: the I/O threads, the TLS settings, the idle pool.
 class Core {
  public:
-  Core(ServerUrl url, HttpsClientOptions options)
+  Core(HttpsUrl url, HttpsClientOptions options)
       : url_(std::move(url)), options_(std::move(options)), tls_(ssl::context::tls_client) {}
 
   ~Core() {
@@ -164,7 +123,7 @@ class Core {
     return Status::Ok();
   }
 
-  const ServerUrl& url() const { return url_; }
+  const HttpsUrl& url() const { return url_; }
   const HttpsClientOptions& options() const { return options_; }
   net::io_context& ioc() { return ioc_; }
 
@@ -213,7 +172,7 @@ class Core {
     Clock::time_point since;
   };
 
-  const ServerUrl url_;
+  const HttpsUrl url_;
   const HttpsClientOptions options_;
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_{
@@ -249,7 +208,7 @@ void Connect(Core& core, Stream& stream, Clock::time_point deadline, Done done) 
       stream.async_handshake(ssl::stream_base::client, std::move(done));
     });
   };
-  const ServerUrl& url = core.url();
+  const HttpsUrl& url = core.url();
   if (url.host_is_ip) {
     // No resolver for addresses: Asio resolves on a hidden thread of its own.
     tcp::endpoint endpoint(net::ip::make_address(url.host),
@@ -777,8 +736,8 @@ class HttpsApiClient : public ApiClient {
 }  // namespace
 
 Result<std::unique_ptr<ApiClient>> NewHttpsApiClient(const HttpsClientOptions& options) {
-  auto url = ParseServerUrl(options.server_url);
-  if (!url.ok()) return url.status();
+  auto url = ParseHttpsUrl(options.server_url);
+  if (!url.ok()) return InvalidArgument(fmt::format("server URL {}", url.status().message()));
   if (options.ca_pem.empty()) return InvalidArgument("the cluster CA certificate is required");
   if (options.cert_pem.empty() != options.key_pem.empty()) {
     return InvalidArgument("a client certificate needs its key, and the other way round");

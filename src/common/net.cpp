@@ -174,4 +174,44 @@ Status ValidatePort(int port) {
   return Status::Ok();
 }
 
+Result<HttpsUrl> ParseHttpsUrl(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  if (!url.starts_with(kScheme)) {
+    return InvalidArgument(fmt::format("'{}' is not an https:// URL", url));
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  HttpsUrl out;
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    out.base_path = rest.substr(slash);
+    while (!out.base_path.empty() && out.base_path.back() == '/') out.base_path.pop_back();
+    rest = rest.substr(0, slash);
+  }
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) {
+      return InvalidArgument(fmt::format("'{}': unclosed [ in the host", url));
+    }
+    out.host = rest.substr(1, close - 1);
+    rest = rest.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      return InvalidArgument(fmt::format("'{}' is not a valid https:// URL", url));
+    }
+    port = rest.empty() ? "443" : rest.substr(1);
+  } else {
+    size_t colon = rest.rfind(':');
+    out.host = rest.substr(0, colon);
+    port = colon == std::string_view::npos ? "443" : rest.substr(colon + 1);
+  }
+  int port_number = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (out.host.empty() || port.empty() || ec != std::errc() || end != port.data() + port.size() ||
+      !ValidatePort(port_number).ok()) {
+    return InvalidArgument(fmt::format("'{}' is not a valid https:// URL", url));
+  }
+  out.port = port;
+  out.host_is_ip = IpAddress::Parse(out.host).ok();
+  return out;
+}
+
 }  // namespace orch

@@ -112,3 +112,36 @@ TEST_CASE("ValidatePort accepts 1..65535") {
   CHECK_FALSE(orch::ValidatePort(65536).ok());
   CHECK_FALSE(orch::ValidatePort(-1).ok());
 }
+
+TEST_CASE("ParseHttpsUrl splits server URLs") {
+  auto plain = orch::ParseHttpsUrl("https://10.0.0.5:6443");
+  REQUIRE(plain.ok());
+  CHECK(plain->host == "10.0.0.5");
+  CHECK(plain->port == "6443");
+  CHECK(plain->base_path.empty());
+  CHECK(plain->host_is_ip);
+
+  auto named = orch::ParseHttpsUrl("https://master.example/prefix/");
+  REQUIRE(named.ok());
+  CHECK(named->host == "master.example");
+  CHECK(named->port == "443");
+  CHECK(named->base_path == "/prefix");
+  CHECK_FALSE(named->host_is_ip);
+
+  auto v6 = orch::ParseHttpsUrl("https://[fd00::1]:6443/");
+  REQUIRE(v6.ok());
+  CHECK(v6->host == "fd00::1");
+  CHECK(v6->port == "6443");
+  CHECK(v6->base_path.empty());
+  CHECK(v6->host_is_ip);
+
+  for (const char* bad : {"http://10.0.0.5:6443", "10.0.0.5:6443", "https://", "https://:6443",
+                          "https://host:", "https://host:0", "https://host:65536",
+                          "https://host:12a", "https://[fd00::1", "https://[fd00::1]x"}) {
+    CAPTURE(bad);
+    auto parsed = orch::ParseHttpsUrl(bad);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.status().code() == orch::StatusCode::kInvalidArgument);
+    CHECK(parsed.status().message().find(bad) != std::string::npos);
+  }
+}
