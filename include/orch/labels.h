@@ -3,6 +3,7 @@
 // k8s.io/apimachinery, shared by the API server, scheduler, controllers, agent and CLI.
 #pragma once
 
+#include <concepts>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -74,6 +75,9 @@ class LabelSelector {
     std::string key;
     Op op = Op::kExists;
     std::vector<std::string> values;  // sorted and unique for kIn/kNotIn
+
+    // Whether a label with `value` (null when the label is absent) satisfies the requirement.
+    bool Matches(const std::string* value) const;
   };
 
   // Matches every object (an empty selector, labels.Everything()).
@@ -96,6 +100,21 @@ class LabelSelector {
   // Whether `labels` (an object of string values, or null for no labels) satisfies every
   // requirement.
   bool Matches(const nlohmann::json& labels) const;
+  // The same against any label source with `const std::string* Find(std::string_view) const`
+  // (null when absent), such as the scheduler's parsed label vectors.
+  template <typename LabelSource>
+  requires requires(const LabelSource& source, std::string_view key) {
+    { source.Find(key) } -> std::convertible_to<const std::string*>;
+  }
+  bool Matches(const LabelSource& labels) const {
+    if (nothing_) return false;
+    for (const Requirement& r : requirements_) {
+      if (!r.Matches(labels.Find(r.key))) return false;
+    }
+    return true;
+  }
+  // Adds a requirement (the scheduler's matchLabelKeys); Nothing stays Nothing.
+  void Add(Requirement requirement) { requirements_.push_back(std::move(requirement)); }
   // True for Everything (no requirements).
   bool Empty() const { return !nothing_ && requirements_.empty(); }
   bool IsNothing() const { return nothing_; }

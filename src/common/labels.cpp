@@ -202,35 +202,6 @@ Result<Requirement> NewRequirement(std::string key, Op op, std::vector<std::stri
   return Requirement{std::move(key), op, std::move(values)};
 }
 
-bool RequirementMatches(const Requirement& r, const json& labels) {
-  std::optional<std::string> value = LabelValue(labels, r.key);
-  auto has = [&](const std::string& v) {
-    return std::find(r.values.begin(), r.values.end(), v) != r.values.end();
-  };
-  switch (r.op) {
-    case Op::kIn:
-    case Op::kEquals:
-    case Op::kDoubleEquals:
-      return value && has(*value);
-    case Op::kNotIn:
-    case Op::kNotEquals:
-      return !value || !has(*value);
-    case Op::kExists:
-      return value.has_value();
-    case Op::kDoesNotExist:
-      return !value.has_value();
-    case Op::kGreaterThan:
-    case Op::kLessThan: {
-      if (!value || r.values.size() != 1) return false;
-      std::optional<int64_t> have = GoParseInt(*value);
-      std::optional<int64_t> want = GoParseInt(r.values[0]);
-      if (!have || !want) return false;
-      return r.op == Op::kGreaterThan ? *have > *want : *have < *want;
-    }
-  }
-  return false;
-}
-
 std::string RequirementString(const Requirement& r) {
   std::string out;
   if (r.op == Op::kDoesNotExist) out += "!";
@@ -771,10 +742,40 @@ LabelSelector LabelSelector::FromMap(const json& labels) {
   return s;
 }
 
+bool LabelSelector::Requirement::Matches(const std::string* value) const {
+  auto has = [&](const std::string& v) {
+    return std::find(values.begin(), values.end(), v) != values.end();
+  };
+  switch (op) {
+    case Op::kIn:
+    case Op::kEquals:
+    case Op::kDoubleEquals:
+      return value && has(*value);
+    case Op::kNotIn:
+    case Op::kNotEquals:
+      return !value || !has(*value);
+    case Op::kExists:
+      return value != nullptr;
+    case Op::kDoesNotExist:
+      return value == nullptr;
+    case Op::kGreaterThan:
+    case Op::kLessThan: {
+      if (!value || values.size() != 1) return false;
+      std::optional<int64_t> have = GoParseInt(*value);
+      std::optional<int64_t> want = GoParseInt(values[0]);
+      if (!have || !want) return false;
+      return op == Op::kGreaterThan ? *have > *want : *have < *want;
+    }
+  }
+  return false;
+}
+
 bool LabelSelector::Matches(const json& labels) const {
   if (nothing_) return false;
-  return std::all_of(requirements_.begin(), requirements_.end(),
-                     [&](const Requirement& r) { return RequirementMatches(r, labels); });
+  return std::all_of(requirements_.begin(), requirements_.end(), [&](const Requirement& r) {
+    std::optional<std::string> value = LabelValue(labels, r.key);
+    return r.Matches(value ? &*value : nullptr);
+  });
 }
 
 std::string LabelSelector::String() const {

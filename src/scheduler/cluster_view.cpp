@@ -235,21 +235,23 @@ bool RequirementMatches(const NodeSelectorTerm::Requirement& r, const std::strin
 // A PodAffinityTerm; matchLabelKeys / mismatchLabelKeys take the owning pod's label values.
 AffinityTerm ParseAffinityTerm(const json& term, const Labels& own_labels, int32_t weight) {
   AffinityTerm out;
-  out.selector = LabelSelector::FromJson(Field(term, "labelSelector"));
+  out.selector = SelectorFromJson(Field(term, "labelSelector"));
   out.namespaces = Strings(Field(term, "namespaces"));
   const json& ns_selector = Field(term, "namespaceSelector");
   if (ns_selector.is_object()) {
     out.has_namespace_selector = true;
-    out.namespace_selector = LabelSelector::FromJson(ns_selector);
+    out.namespace_selector = SelectorFromJson(ns_selector);
   }
   out.topology_key = String(term, "topologyKey");
   out.weight = weight;
-  if (!out.selector.matches_nothing()) {
+  if (!out.selector.IsNothing()) {
     for (const std::string& key : Strings(Field(term, "matchLabelKeys"))) {
-      if (const std::string* v = own_labels.Find(key)) out.selector.AddEquals(key, *v);
+      if (const std::string* v = own_labels.Find(key))
+        out.selector.Add({key, LabelSelector::Op::kIn, {*v}});
     }
     for (const std::string& key : Strings(Field(term, "mismatchLabelKeys"))) {
-      if (const std::string* v = own_labels.Find(key)) out.selector.AddNotEquals(key, *v);
+      if (const std::string* v = own_labels.Find(key))
+        out.selector.Add({key, LabelSelector::Op::kNotIn, {*v}});
     }
   }
   return out;
@@ -309,80 +311,11 @@ const std::string* Labels::Find(std::string_view key) const {
   return &it->second;
 }
 
-// ----- LabelSelector -----
+// ----- Label selectors -----
 
-LabelSelector LabelSelector::Everything() {
-  LabelSelector s;
-  s.nothing_ = false;
-  return s;
-}
-
-LabelSelector LabelSelector::FromJson(const json& selector) {
-  LabelSelector s;
-  if (!selector.is_object()) return s;  // null: nothing
-  s.nothing_ = false;
-  const json& match_labels = Field(selector, "matchLabels");
-  if (match_labels.is_object()) {
-    for (auto it = match_labels.begin(); it != match_labels.end(); ++it) {
-      if (!it.value().is_string()) continue;
-      s.requirements_.push_back({it.key(), Op::kIn, {it.value().get<std::string>()}});
-    }
-  }
-  const json& expressions = Field(selector, "matchExpressions");
-  if (expressions.is_array()) {
-    for (const json& e : expressions) {
-      Requirement r;
-      r.key = String(e, "key");
-      std::string op = String(e, "operator");
-      if (op == "In")
-        r.op = Op::kIn;
-      else if (op == "NotIn")
-        r.op = Op::kNotIn;
-      else if (op == "Exists")
-        r.op = Op::kExists;
-      else if (op == "DoesNotExist")
-        r.op = Op::kDoesNotExist;
-      else
-        return LabelSelector();  // unknown operator: matches nothing, as a failed conversion
-      r.values = Strings(Field(e, "values"));
-      s.requirements_.push_back(std::move(r));
-    }
-  }
-  return s;
-}
-
-void LabelSelector::AddEquals(std::string key, std::string value) {
-  requirements_.push_back({std::move(key), Op::kIn, {std::move(value)}});
-}
-
-void LabelSelector::AddNotEquals(std::string key, std::string value) {
-  requirements_.push_back({std::move(key), Op::kNotIn, {std::move(value)}});
-}
-
-bool LabelSelector::Matches(const Labels& labels) const {
-  if (nothing_) return false;
-  for (const Requirement& r : requirements_) {
-    const std::string* value = labels.Find(r.key);
-    switch (r.op) {
-      case Op::kIn:
-        if (!value || std::find(r.values.begin(), r.values.end(), *value) == r.values.end()) {
-          return false;
-        }
-        break;
-      case Op::kNotIn:
-        if (value && std::find(r.values.begin(), r.values.end(), *value) != r.values.end()) {
-          return false;
-        }
-        break;
-      case Op::kExists:
-        if (!value) return false;
-        break;
-      case Op::kDoesNotExist:
-        if (value) return false;
-        break;
-    }
-  }
-  return true;
+LabelSelector SelectorFromJson(const json& selector) {
+  Result<LabelSelector> parsed = LabelSelector::FromJson(selector);
+  return parsed.ok() ? std::move(parsed).value() : LabelSelector::Nothing();
 }
 
 // ----- Node selectors -----
@@ -574,10 +507,11 @@ PodPtr ParsePod(const json& pod) {
       if (skew.is_number_integer()) sc.max_skew = static_cast<int32_t>(skew.get<int64_t>());
       sc.topology_key = String(c, "topologyKey");
       sc.do_not_schedule = String(c, "whenUnsatisfiable") != "ScheduleAnyway";
-      sc.selector = LabelSelector::FromJson(Field(c, "labelSelector"));
-      if (!sc.selector.matches_nothing()) {
+      sc.selector = SelectorFromJson(Field(c, "labelSelector"));
+      if (!sc.selector.IsNothing()) {
         for (const std::string& key : Strings(Field(c, "matchLabelKeys"))) {
-          if (const std::string* v = view->labels.Find(key)) sc.selector.AddEquals(key, *v);
+          if (const std::string* v = view->labels.Find(key))
+            sc.selector.Add({key, LabelSelector::Op::kIn, {*v}});
         }
       }
       const json& min_domains = Field(c, "minDomains");

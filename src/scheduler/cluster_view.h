@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "orch/labels.h"
+
 namespace orch::sched {
 
 // Labels as a vector sorted by key: objects carry a handful, and a scan of a few contiguous
@@ -32,31 +34,9 @@ class Labels {
   std::vector<std::pair<std::string, std::string>> items_;
 };
 
-// A metav1.LabelSelector. A null selector matches nothing, an empty one everything (the rule of
-// affinity terms and spread constraints); malformed requirements match nothing.
-class LabelSelector {
- public:
-  enum class Op { kIn, kNotIn, kExists, kDoesNotExist };
-  struct Requirement {
-    std::string key;
-    Op op = Op::kIn;
-    std::vector<std::string> values;
-  };
-
-  LabelSelector() = default;  // matches nothing
-  static LabelSelector Everything();
-  static LabelSelector FromJson(const nlohmann::json& selector);
-
-  bool Matches(const Labels& labels) const;
-  // Adds "key in (value)" / "key notin (value)" (matchLabelKeys, mismatchLabelKeys).
-  void AddEquals(std::string key, std::string value);
-  void AddNotEquals(std::string key, std::string value);
-  bool matches_nothing() const { return nothing_; }
-
- private:
-  bool nothing_ = true;
-  std::vector<Requirement> requirements_;
-};
+// A metav1.LabelSelector as affinity terms and spread constraints read it: null matches nothing,
+// {} everything, and one that does not convert (an unknown operator) matches nothing.
+LabelSelector SelectorFromJson(const nlohmann::json& selector);
 
 // A v1.NodeSelectorTerm: matchExpressions on labels (In, NotIn, Exists, DoesNotExist, Gt, Lt)
 // AND matchFields on metadata.name. A term with neither matches no node.

@@ -112,21 +112,21 @@ TEST_CASE("Node allocatable falls back to capacity") {
 
 TEST_CASE("Label selectors: null matches nothing, empty everything, expressions as upstream") {
   Labels labels = Labels::FromPairs({{"app", "web"}, {"tier", "front"}});
-  CHECK_FALSE(LabelSelector::FromJson(nullptr).Matches(labels));
-  CHECK(LabelSelector::FromJson(json::object()).Matches(labels));
-  CHECK(LabelSelector::FromJson({{"matchLabels", {{"app", "web"}}}}).Matches(labels));
-  CHECK_FALSE(LabelSelector::FromJson({{"matchLabels", {{"app", "db"}}}}).Matches(labels));
+  CHECK_FALSE(SelectorFromJson(nullptr).Matches(labels));
+  CHECK(SelectorFromJson(json::object()).Matches(labels));
+  CHECK(SelectorFromJson({{"matchLabels", {{"app", "web"}}}}).Matches(labels));
+  CHECK_FALSE(SelectorFromJson({{"matchLabels", {{"app", "db"}}}}).Matches(labels));
   auto expr = [](const std::string& key, const std::string& op, std::vector<std::string> values) {
     json e = {{"key", key}, {"operator", op}};
     if (!values.empty()) e["values"] = values;
     return json{{"matchExpressions", json::array({e})}};
   };
-  CHECK(LabelSelector::FromJson(expr("app", "In", {"db", "web"})).Matches(labels));
-  CHECK_FALSE(LabelSelector::FromJson(expr("app", "NotIn", {"web"})).Matches(labels));
-  CHECK(LabelSelector::FromJson(expr("zone", "NotIn", {"a"})).Matches(labels));
-  CHECK(LabelSelector::FromJson(expr("tier", "Exists", {})).Matches(labels));
-  CHECK(LabelSelector::FromJson(expr("zone", "DoesNotExist", {})).Matches(labels));
-  CHECK_FALSE(LabelSelector::FromJson(expr("app", "Bogus", {"web"})).Matches(labels));
+  CHECK(SelectorFromJson(expr("app", "In", {"db", "web"})).Matches(labels));
+  CHECK_FALSE(SelectorFromJson(expr("app", "NotIn", {"web"})).Matches(labels));
+  CHECK(SelectorFromJson(expr("zone", "NotIn", {"a"})).Matches(labels));
+  CHECK(SelectorFromJson(expr("tier", "Exists", {})).Matches(labels));
+  CHECK(SelectorFromJson(expr("zone", "DoesNotExist", {})).Matches(labels));
+  CHECK_FALSE(SelectorFromJson(expr("app", "Bogus", {"web"})).Matches(labels));
 }
 
 TEST_CASE("Node selector terms: In, NotIn, Exists, DoesNotExist, Gt, Lt and metadata.name") {
