@@ -744,27 +744,10 @@ void ApiHandler::ServeBinding(Request& request, const ResourceType& type, const 
   auto registry = registry_.Current();
   const ResourceType* pods = registry->Find("", "v1", "pods");
   (void)type;
-  json patch = {{"spec", {{"nodeName", node}}}};
   WriteOptions write;
   write.field_manager = request.query.Get("fieldManager", DefaultFieldManager(request));
-  // Binding sets spec.nodeName once; a pod bound elsewhere is a conflict.
-  auto current = rest_.Get(*pods, ns, pod);
-  if (!current.ok()) return writer->Send(current.error().ToResponse());
-  std::string bound = (*current).contains("spec") ? (*current)["spec"].value("nodeName", "") : "";
-  if (!bound.empty()) {
-    return writer->Send(ApiError::Conflict("pods", pod, fmt::format("pod {} is already assigned to node \"{}\"", pod, bound)).ToResponse());
-  }
-  if (IsDeleting(*current)) {
-    return writer->Send(ApiError::Conflict("pods", pod, fmt::format("pod {} is being deleted, cannot be assigned to a host", pod)).ToResponse());
-  }
-  json pinned = patch;
-  pinned["metadata"] = {{"resourceVersion", MetaString(*current, "resourceVersion")}};
-  auto updated = rest_.Patch(*pods, ns, pod, "application/merge-patch+json", pinned.dump(), "", write);
-  if (!updated.ok()) return writer->Send(updated.error().ToResponse());
-  // The scheduled condition is status: written through the status subresource.
-  json status_patch = {{"status", {{"conditions", json::array({{{"type", "PodScheduled"}, {"status", "True"}, {"lastProbeTime", nullptr}, {"lastTransitionTime", NowTime()}}})}}}};
-  auto with_status = rest_.Patch(*pods, ns, pod, "application/strategic-merge-patch+json", status_patch.dump(), "status", write);
-  (void)with_status;
+  auto bound = rest_.Bind(*pods, ns, pod, node, write);
+  if (!bound.ok()) return writer->Send(bound.error().ToResponse());
   writer->Send(JsonResponse(SuccessStatus("pods", pod, ""), 201));
 }
 

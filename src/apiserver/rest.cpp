@@ -493,6 +493,43 @@ ApiResult<WriteOutcome> Rest::Update(const ResourceType& type, const std::string
       });
 }
 
+ApiResult<WriteOutcome> Rest::Bind(const ResourceType& pods, const std::string& ns,
+                                   const std::string& pod, const std::string& node,
+                                   const WriteOptions& options) {
+  // The "binding" subresource lets one write carry both spec.nodeName and the status condition.
+  return GuaranteedUpdate(
+      pods, ns, pod, "binding", options, [&](const json& current) -> ApiResult<json> {
+        const json* spec = current.contains("spec") ? &current["spec"] : nullptr;
+        std::string bound = spec != nullptr ? spec->value("nodeName", "") : "";
+        if (!bound.empty()) {
+          return ApiError::Conflict(
+              "pods", pod, fmt::format("pod {} is already assigned to node \"{}\"", pod, bound));
+        }
+        if (IsDeleting(current)) {
+          return ApiError::Conflict(
+              "pods", pod,
+              fmt::format("pod {} is being deleted, cannot be assigned to a host", pod));
+        }
+        json next = current;
+        next["spec"]["nodeName"] = node;
+        json& conditions = next["status"]["conditions"];
+        if (!conditions.is_array()) conditions = json::array();
+        json scheduled = {{"type", "PodScheduled"},
+                          {"status", "True"},
+                          {"lastProbeTime", nullptr},
+                          {"lastTransitionTime", NowTime()}};
+        auto it = std::find_if(conditions.begin(), conditions.end(), [](const json& c) {
+          return c.is_object() && c.value("type", "") == "PodScheduled";
+        });
+        if (it == conditions.end()) {
+          conditions.push_back(std::move(scheduled));
+        } else {
+          *it = std::move(scheduled);
+        }
+        return next;
+      });
+}
+
 ApiResult<WriteOutcome> Rest::Patch(const ResourceType& type, const std::string& ns,
                                     const std::string& name, const std::string& content_type,
                                     const std::string& patch, const std::string& subresource,

@@ -4,9 +4,8 @@
 // Per-kind behaviour comes from the ResourceType's Strategy and the admission plugins.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -19,9 +18,9 @@ namespace orch::api {
 
 struct WriteOptions {
   bool dry_run = false;
-  std::string field_manager;               // managedFields owner of this write
-  std::string field_validation = "Warn";   // Strict | Warn | Ignore
-  bool force = false;                      // server-side apply: take ownership on conflicts
+  std::string field_manager;              // managedFields owner of this write
+  std::string field_validation = "Warn";  // Strict | Warn | Ignore
+  bool force = false;                     // server-side apply: take ownership on conflicts
   bool applied = false;  // the object comes from server-side apply, managedFields are set
 };
 
@@ -87,8 +86,8 @@ class Rest {
                                  const WriteOptions& options);
   // PUT of the object (subresource "") or of its "status".
   ApiResult<WriteOutcome> Update(const ResourceType& type, const std::string& ns,
-                                 const std::string& name, json body,
-                                 const std::string& subresource, const WriteOptions& options);
+                                 const std::string& name, json body, const std::string& subresource,
+                                 const WriteOptions& options);
   // PATCH with `content_type` naming the patch kind (merge, json, strategic, apply).
   ApiResult<WriteOutcome> Patch(const ResourceType& type, const std::string& ns,
                                 const std::string& name, const std::string& content_type,
@@ -96,6 +95,12 @@ class Rest {
                                 const WriteOptions& options);
   ApiResult<WriteOutcome> Delete(const ResourceType& type, const std::string& ns,
                                  const std::string& name, const DeleteOptions& options);
+  // pods/binding: spec.nodeName and the PodScheduled condition in one write, retried when the
+  // pod changes meanwhile (the agent or a controller writing its status); 409 when the pod is
+  // bound already or being deleted.
+  ApiResult<WriteOutcome> Bind(const ResourceType& pods, const std::string& ns,
+                               const std::string& pod, const std::string& node,
+                               const WriteOptions& options);
   // Deletes every object the query selects; answers the list of what was deleted.
   ApiResult<ListPage> DeleteCollection(const ResourceType& type, const std::string& ns,
                                        const ListQuery& query, const DeleteOptions& options);

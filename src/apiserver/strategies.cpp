@@ -7,6 +7,7 @@
 #include <set>
 
 #include "crd.h"
+#include "orch/base64.h"
 
 namespace orch::api {
 namespace {
@@ -202,8 +203,8 @@ void DefaultJobSpec(json& spec) {
   if (!spec.contains("completionMode")) spec["completionMode"] = "NonIndexed";
   if (!spec.contains("suspend")) spec["suspend"] = false;
   if (!spec.contains("podReplacementPolicy")) {
-    spec["podReplacementPolicy"] =
-        spec.contains("podFailurePolicy") ? "Failed" : "TerminatingOrFailed";
+    spec["podReplacementPolicy"] = spec.contains("podFailurePolicy") ? "Failed"
+                                                                     : "TerminatingOrFailed";
   }
 }
 
@@ -303,6 +304,36 @@ class CustomResourceDefinitionStrategy : public Strategy {
   }
 };
 
+// Secrets and ConfigMaps: their content is frozen once `immutable` is true.
+class ImmutableDataStrategy : public Strategy {
+ public:
+  void ValidateUpdate(const json& obj, const json& old, FieldErrors& errors) const override {
+    if (Field(old, {"immutable"}) != json(true)) return;
+    constexpr const char* kDetail = "field is immutable when `immutable` is set";
+    if (Field(obj, {"immutable"}) != json(true))
+      errors.push_back(FieldForbidden("immutable", kDetail));
+    for (const char* field : {"data", "binaryData", "stringData"}) {
+      if (Field(obj, {field}) != Field(old, {field}))
+        errors.push_back(FieldForbidden(field, kDetail));
+    }
+  }
+};
+
+// Secrets: stringData is write-only; its values replace data's under the same keys.
+class SecretStrategy : public ImmutableDataStrategy {
+ public:
+  void Default(json& obj) const override {
+    auto it = obj.find("stringData");
+    if (it == obj.end()) return;
+    if (it->is_object()) {
+      for (const auto& [key, value] : it->items()) {
+        if (value.is_string()) obj["data"][key] = Base64Encode(value.get_ref<const std::string&>());
+      }
+    }
+    obj.erase("stringData");
+  }
+};
+
 class NodeStrategy : public Strategy {
  public:
   bool ResetStatusOnCreate() const override { return false; }
@@ -319,12 +350,16 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   static const ServiceStrategy kService;
   static const NamespaceStrategy kNamespace;
   static const NodeStrategy kNode;
+  static const SecretStrategy kSecret;
+  static const ImmutableDataStrategy kConfigMap;
   static const CustomResourceDefinitionStrategy kCrd;
   if (group.empty()) {
     if (kind == "Pod") return &kPod;
     if (kind == "Service") return &kService;
     if (kind == "Namespace") return &kNamespace;
     if (kind == "Node") return &kNode;
+    if (kind == "Secret") return &kSecret;
+    if (kind == "ConfigMap") return &kConfigMap;
   }
   if (group == "apps" && kind != "ControllerRevision") return &kTemplateOwner;
   if (group == "batch" && kind == "Job") return &kJob;

@@ -223,6 +223,26 @@ run_capture k create secret generic typed --from-literal=p=q
 expect_eq "$RC" 0 "create secret: $ERR"
 run_capture k get secret typed -o jsonpath='{.data.p} {.type}'
 expect_eq "$OUT" "cQ== Opaque" "typed secret"
+# stringData is write-only: merged into data (its values win), never stored or shown.
+run_capture k apply -f - <<'YAML'
+apiVersion: v1
+kind: Secret
+metadata: {name: strdata}
+data: {a: b2xk, keep: eA==}
+stringData: {a: new, b: two}
+YAML
+expect_eq "$RC" 0 "apply secret with stringData: $ERR"
+run_capture k get secret strdata -o jsonpath='{.data.a} {.data.b} {.data.keep} [{.stringData}]'
+expect_eq "$OUT" "bmV3 dHdv eA== []" "stringData merged into data"
+# An immutable secret's content cannot change, nor can it become mutable again.
+run_capture k patch secret strdata -p '{"immutable":true}'
+expect_eq "$RC" 0 "make the secret immutable: $ERR"
+run_capture k patch secret strdata -p '{"stringData":{"a":"changed"}}'
+expect_eq "$RC" 1 "patch of an immutable secret"
+expect_contains "$ERR" 'data: Forbidden: field is immutable when `immutable` is set' "immutable secret"
+run_capture k patch secret strdata -p '{"immutable":false}'
+expect_eq "$RC" 1 "immutable back to false"
+expect_contains "$ERR" 'immutable: Forbidden: field is immutable when `immutable` is set' "immutable flag"
 run_capture k create service clusterip typed --tcp=80:8080
 expect_eq "$RC" 0 "create service: $ERR"
 run_capture k get svc typed -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.ports[0].protocol} {.spec.type}'
