@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli.h"
+#include "orch/host.h"
 #include "orch/signals.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
       orch::PrintError(s);
       return 1;
     }
+    orch::RaiseOpenFileLimit();
   }
   return orch::RunCommand(*invocation);
 }

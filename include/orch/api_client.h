@@ -104,7 +104,7 @@ struct WatchOptions {
 };
 
 // A running watch. Destroying it (or calling Stop) ends the stream; after Stop returns no callback
-// of this watch runs any more.
+// of this watch runs any more. A watch runs on its client's threads: destroy it before the client.
 class Watch {
  public:
   virtual ~Watch() = default;

@@ -35,6 +35,11 @@ class Host {
 // The real machine.
 std::unique_ptr<Host> NewSystemHost();
 
+// Raises this process's soft limit of open files to its hard limit: every watch, client and
+// container stream is a descriptor, and the usual soft limit of 1024 is far too low for a server
+// (Go programs such as k3s do the same at start). Children inherit it.
+void RaiseOpenFileLimit();
+
 // The gateway of the IPv4 default route with the lowest metric, from the text of
 // /proc/net/route. kNotFound if there is no default route.
 Result<IpAddress> ParseDefaultGateway(std::string_view proc_net_route);

@@ -9,7 +9,9 @@ e2e_init "$@"
 # Host defaults differ between machines; pin them so the test does not depend on the network.
 # A random API port on loopback, so the server does not clash with a real one.
 PORT=$((20000 + RANDOM % 20000))
-NODE=(--node-name e2e-node --node-ip 127.0.0.1 --bind-address 127.0.0.1 --https-listen-port "$PORT")
+# No embedded agent: this test is about the CLI and must not touch containerd or the host network.
+NODE=(--node-name e2e-node --node-ip 127.0.0.1 --bind-address 127.0.0.1 --https-listen-port "$PORT"
+      --disable-agent)
 # The user's own config file must not leak into the test.
 export ORCH_CONFIG_FILE="$E2E_TMP/none.yaml"
 : >"$ORCH_CONFIG_FILE"
