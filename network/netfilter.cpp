@@ -12,7 +12,9 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
+#include "orch/node_network.h"
 #include "orch/service_proxy.h"
 
 extern char** environ;
@@ -151,7 +153,65 @@ class SystemNetfilter : public Netfilter {
   const std::string save_;
 };
 
+// orch's routes carry this protocol number (unassigned in iproute2's rt_protos).
+constexpr char kRouteProto[] = "199";
+
+class SystemRouteTable : public RouteTable {
+ public:
+  SystemRouteTable() : ip_(FindTool("ip")) {}
+
+  Result<std::vector<PodRoute>> List() override {
+    auto out = Run({ip_, "-4", "route", "show", "proto", kRouteProto}, "");
+    if (!out.ok()) return out.status();
+    if (out->exit_code != 0) {
+      return Unavailable(fmt::format("ip route show: {}", Trimmed(out->text)));
+    }
+    // "10.42.1.0/24 via 192.168.5.2 dev eth0 "
+    std::vector<PodRoute> routes;
+    std::istringstream lines(out->text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      PodRoute route;
+      std::string word;
+      words >> route.cidr;
+      while (words >> word) {
+        if (word == "via") words >> route.via;
+      }
+      if (!route.cidr.empty() && !route.via.empty()) routes.push_back(std::move(route));
+    }
+    return routes;
+  }
+
+  Status Replace(const PodRoute& route) override {
+    return Ip({"route", "replace", route.cidr, "via", route.via, "proto", kRouteProto});
+  }
+
+  Status Delete(const PodRoute& route) override {
+    return Ip({"route", "del", route.cidr, "via", route.via, "proto", kRouteProto});
+  }
+
+ private:
+  Status Ip(std::vector<std::string> args) {
+    args.insert(args.begin(), ip_);
+    auto out = Run(args, "");
+    if (!out.ok()) return out.status();
+    if (out->exit_code != 0) {
+      std::string command;
+      for (size_t i = 1; i < args.size(); ++i) command += " " + args[i];
+      return Unavailable(fmt::format("ip{}: {}", command, Trimmed(out->text)));
+    }
+    return Status::Ok();
+  }
+
+  const std::string ip_;
+};
+
 }  // namespace
+
+std::unique_ptr<RouteTable> NewSystemRouteTable() {
+  return std::make_unique<SystemRouteTable>();
+}
 
 std::unique_ptr<Netfilter> NewSystemNetfilter() {
   return std::make_unique<SystemNetfilter>();

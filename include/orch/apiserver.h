@@ -22,6 +22,9 @@ struct ApiServerOptions {
   std::string ca_bundle_pem;       // served at /cacerts for joining agents
   std::string encryption_key_file;  // AES key for Secrets at rest
   std::string service_cidr = "10.43.0.0/16";
+  // The `kube-dns` Service in kube-system gets this ClusterIP (served by every agent); empty:
+  // no such Service (--disable dns).
+  std::string cluster_dns;
   std::string manifests_dir;       // auto-deploy folder; empty = none
   // Bearer tokens accepted, with the user each stands for.
   struct Token {

@@ -15,10 +15,12 @@
 #include "machine.h"
 #include "node_status.h"
 #include "object_source.h"
+#include "orch/cluster_dns.h"
 #include "orch/events.h"
 #include "orch/files.h"
 #include "orch/informer.h"
 #include "orch/log.h"
+#include "orch/node_network.h"
 #include "orch/runtime.h"
 #include "orch/service_proxy.h"
 #include "pod_manager.h"
@@ -70,6 +72,8 @@ class NodeAgent final : public Component {
     if (pods_) pods_->Stop();
     if (reporter_) reporter_->Stop();
     if (proxy_) proxy_->Stop();
+    if (dns_) dns_->Stop();
+    if (node_network_) node_network_->Stop();
     if (informers_) informers_->Stop();
     if (events_) events_->Stop();
     {
@@ -83,6 +87,9 @@ class NodeAgent final : public Component {
     reporter_.reset();
     network_.reset();
     proxy_.reset();
+    dns_.reset();
+    node_network_.reset();
+    routes_.reset();
     netfilter_.reset();
     informers_.reset();
     events_.reset();
@@ -146,6 +153,8 @@ class NodeAgent final : public Component {
       }
     }
 
+    if (Status s = StartNodeNetwork(); !s.ok()) return s;
+
     agent::NodeIdentity id;
     id.name = config_.node_name;
     id.ip = config_.node_ip;
@@ -203,12 +212,49 @@ class NodeAgent final : public Component {
     return Status::Ok();
   }
 
+  // Cluster DNS on the node IP, host-gw routes, egress masquerade and the redirect of the
+  // cluster DNS address to this node's listener (network/). A DNS port already taken is logged,
+  // not fatal: the node still runs pods.
+  Status StartNodeNetwork() {
+    if (!netfilter_) netfilter_ = NewSystemNetfilter();
+    routes_ = NewSystemRouteTable();
+    bool dns = false;
+    if (!config_.cluster_dns.empty()) {
+      ClusterDnsOptions dns_options;
+      dns_options.listen_address = config_.node_ip;
+      dns_options.cluster_domain = config_.cluster_domain;
+      auto resolv = ReadFileToString("/etc/resolv.conf");
+      auto resolved = ReadFileToString("/run/systemd/resolve/resolv.conf");
+      dns_options.upstreams =
+          NodeResolvers(resolv.ok() ? *resolv : "", resolved.ok() ? *resolved : "");
+      dns_ = NewClusterDns(std::move(dns_options), *informers_);
+      if (Status s = dns_->Start(); !s.ok()) {
+        log::Warn(kLog, "no cluster DNS on this node: {}", s.message());
+        dns_.reset();
+      } else {
+        dns = true;
+      }
+    }
+    NodeNetworkOptions options;
+    options.node_name = config_.node_name;
+    options.node_ip = config_.node_ip;
+    options.local_pod_cidr = [this] { return network_->pod_cidr(); };
+    if (dns) {
+      options.cluster_dns = config_.cluster_dns;
+      options.dns_address = config_.node_ip;
+      options.dns_port = dns_->port();
+    }
+    node_network_ = NewNodeNetwork(std::move(options), *informers_, *netfilter_, *routes_);
+    return node_network_->Start();
+  }
+
   // The CNI config is written: containerd loads it within moments; pods waiting for the network
   // are queued again, and the node reports Ready.
   void OnNetworkReady() {
     cri_network_ready_ = false;
     if (reporter_) reporter_->Poke();
     if (proxy_) proxy_->RequestSync();  // rules that name the pod CIDR
+    if (node_network_) node_network_->RequestSync();
     std::lock_guard lock(pods_mu_);
     if (pods_) pods_->EnqueueAll();
   }
@@ -241,6 +287,9 @@ class NodeAgent final : public Component {
   std::unique_ptr<agent::PodNetwork> network_;
   std::unique_ptr<Netfilter> netfilter_;
   std::unique_ptr<ServiceProxy> proxy_;  // null with --disable-kube-proxy
+  std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<ClusterDns> dns_;  // null when the DNS port could not be bound
+  std::unique_ptr<NodeNetwork> node_network_;
   std::unique_ptr<agent::NodeStatusReporter> reporter_;
   std::unique_ptr<agent::InformerObjectSource> objects_;
   std::unique_ptr<agent::VolumeManager> volumes_;

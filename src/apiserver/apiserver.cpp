@@ -212,6 +212,36 @@ class ApiServerImpl : public ApiServer {
       if (!updated.ok())
         return Unavailable("update the kubernetes endpoints: " + updated.error().message);
     }
+    return EnsureClusterDnsService(options, *services, write);
+  }
+
+  // The `kube-dns` Service that pods' resolv.conf names. It has no selector and no endpoints:
+  // every agent serves DNS itself and redirects the ClusterIP to its own listener
+  // (network/node_network.cpp); the Service reserves the address and tells clients it exists.
+  Status EnsureClusterDnsService(const ApiServerOptions& options,
+                                 const api::ResourceType& services,
+                                 const api::WriteOptions& write) {
+    if (options.cluster_dns.empty()) return Status::Ok();
+    if (rest_->Get(services, "kube-system", "kube-dns").ok()) return Status::Ok();
+    json ports = json::array();
+    for (const auto& [name, protocol] : {std::pair{"dns", "UDP"}, {"dns-tcp", "TCP"}}) {
+      ports.push_back({{"name", name}, {"port", 53}, {"protocol", protocol}, {"targetPort", 53}});
+    }
+    json kube_dns = {{"apiVersion", "v1"},
+                     {"kind", "Service"},
+                     {"metadata",
+                      {{"name", "kube-dns"},
+                       {"namespace", "kube-system"},
+                       {"labels",
+                        {{"k8s-app", "kube-dns"},
+                         {"kubernetes.io/cluster-service", "true"},
+                         {"kubernetes.io/name", "CoreDNS"}}}}},
+                     {"spec",
+                      {{"type", "ClusterIP"}, {"clusterIP", options.cluster_dns}, {"ports", ports}}}};
+    auto created = rest_->Create(services, "kube-system", kube_dns, write);
+    if (!created.ok() && created.error().code != 409) {
+      return Unavailable("create the kube-dns service: " + created.error().message);
+    }
     return Status::Ok();
   }
 

@@ -35,6 +35,7 @@ Status ApiServerComponent::Start() {
   options.ca_bundle_pem = creds->ca_cert_pem;
   options.encryption_key_file = creds->encryption_key_file;
   options.service_cidr = config_.service_cidr;
+  if (!IsDisabled(config_, "dns")) options.cluster_dns = config_.cluster_dns;
   options.manifests_dir = config_.data_dir + "/server/manifests";
   options.tokens.push_back({creds->token, "system:orch:server", {"system:masters"}});
   options.tokens.push_back({creds->token_secret, "system:orch:server", {"system:masters"}});

@@ -1,0 +1,288 @@
+// The node network component (include/orch/node_network.h): one sync thread, woken by Node
+// changes, keeps orch's host-gw routes and its egress/DNS nat chains in step with the cluster.
+#include "orch/node_network.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "orch/log.h"
+
+namespace orch {
+namespace {
+
+constexpr std::string_view kLog = "routes";
+constexpr char kEgressChain[] = "ORCH-EGRESS";
+constexpr char kDnsChain[] = "ORCH-DNS";
+constexpr std::chrono::seconds kMaxRetryDelay(30);
+
+struct Jump {
+  const char* chain;
+  const char* target;
+  const char* comment;
+};
+constexpr Jump kJumps[] = {
+    {"POSTROUTING", kEgressChain, "orch pod egress masquerade"},
+    {"PREROUTING", kDnsChain, "orch cluster DNS"},
+    {"OUTPUT", kDnsChain, "orch cluster DNS"},
+};
+
+std::string JumpKey(const Jump& jump) {
+  return fmt::format("{}>{}", jump.chain, jump.target);
+}
+
+bool IsIPv4Cidr(const std::string& cidr) {
+  return cidr.find('.') != std::string::npos && cidr.find('/') != std::string::npos;
+}
+
+std::string NodeAddress(const nlohmann::json& node, const char* type) {
+  auto status = node.find("status");
+  if (status == node.end() || !status->contains("addresses")) return "";
+  for (const auto& a : (*status)["addresses"]) {
+    if (a.value("type", "") == type) {
+      std::string ip = a.value("address", "");
+      if (ip.find('.') != std::string::npos) return ip;
+    }
+  }
+  return "";
+}
+
+std::vector<std::string> PodCidrsOf(const nlohmann::json& node) {
+  std::vector<std::string> out;
+  auto spec = node.find("spec");
+  if (spec == node.end()) return out;
+  if (auto list = spec->find("podCIDRs"); list != spec->end() && list->is_array()) {
+    for (const auto& c : *list) {
+      if (c.is_string() && IsIPv4Cidr(c.get<std::string>())) out.push_back(c.get<std::string>());
+    }
+  }
+  std::string single = spec->value("podCIDR", "");
+  if (out.empty() && IsIPv4Cidr(single)) out.push_back(single);
+  return out;
+}
+
+class NodeNetworkImpl : public NodeNetwork {
+ public:
+  NodeNetworkImpl(NodeNetworkOptions options, InformerFactory& informers, Netfilter& netfilter,
+                  RouteTable& routes)
+      : options_(std::move(options)),
+        nodes_(informers.For(resources::kNodes)),
+        netfilter_(netfilter),
+        routes_(routes) {}
+  ~NodeNetworkImpl() override { Stop(); }
+
+  std::string_view Name() const override { return "node-network"; }
+
+  Status Start() override {
+    // Pods of other nodes are reached by routing through this host.
+    if (Status s = netfilter_.SetSysctl("net/ipv4/ip_forward", "1"); !s.ok()) {
+      log::Warn(kLog, "pods on other nodes may be unreachable: {}", s.message());
+    }
+    auto changed = [this](const ObjectPtr&) { RequestSync(); };
+    auto updated = [this](const ObjectPtr& old_node, const ObjectPtr& node) {
+      if (PodCidrsOf(*old_node) != PodCidrsOf(*node) ||
+          NodeAddress(*old_node, "InternalIP") != NodeAddress(*node, "InternalIP")) {
+        RequestSync();
+      }
+    };
+    nodes_.AddHandler({changed, updated, changed});
+    thread_ = std::thread([this] { Loop(); });
+    return Status::Ok();
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void RequestSync() override {
+    {
+      std::lock_guard lock(mu_);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    using Clock = std::chrono::steady_clock;
+    std::chrono::milliseconds delay(0);
+    bool first = true;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        // The first sync waits for the node list (a change wakes it) so no route is removed
+        // for want of knowing its node yet; the DNS redirect does not wait for that.
+        cv_.wait(lock, [&] { return stopping_ || pending_ || first; });
+        if (stopping_) return;
+        auto wait =
+            first ? std::chrono::milliseconds(0) : std::max(delay, options_.min_sync_period);
+        Clock::time_point not_before = Clock::now() + wait;
+        if (cv_.wait_until(lock, not_before, [this] { return stopping_; })) return;
+        pending_ = false;
+      }
+      first = false;
+      Status s = Sync();
+      if (s.ok()) {
+        delay = std::chrono::milliseconds(0);
+        continue;
+      }
+      delay = std::min<std::chrono::milliseconds>(
+          kMaxRetryDelay, std::max<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(1)));
+      log::Warn(kLog, "sync failed, retrying in {} ms: {}", delay.count(), s.message());
+      std::lock_guard lock(mu_);
+      pending_ = true;
+    }
+  }
+
+  Status Sync() {
+    NodeNetworkRulesInput input;
+    if (options_.local_pod_cidr) input.local_pod_cidr = options_.local_pod_cidr();
+    std::vector<ObjectPtr> nodes = nodes_.List();
+    for (const ObjectPtr& node : nodes) {
+      for (std::string& cidr : PodCidrsOf(*node)) input.pod_cidrs.push_back(std::move(cidr));
+    }
+    if (!input.local_pod_cidr.empty()) input.pod_cidrs.push_back(input.local_pod_cidr);
+    input.cluster_dns = options_.cluster_dns;
+    input.dns_address = options_.dns_address;
+    input.dns_port = options_.dns_port;
+    auto saved = netfilter_.Save("nat");
+    if (!saved.ok()) return saved.status();
+    input.existing_jumps = NodeNetworkJumps(*saved);
+    Status rules = netfilter_.Restore(NodeNetworkRules(input));
+
+    Status routes = Status::Ok();
+    if (nodes_.HasSynced()) routes = SyncRoutes(nodes);
+    return rules.ok() ? routes : rules;
+  }
+
+  Status SyncRoutes(const std::vector<ObjectPtr>& nodes) {
+    std::vector<PodRoute> want = DesiredPodRoutes(nodes, options_.node_name, options_.node_ip);
+    auto have = routes_.List();
+    if (!have.ok()) return have.status();
+    Status result = Status::Ok();
+    for (const PodRoute& route : *have) {
+      if (std::find(want.begin(), want.end(), route) != want.end()) continue;
+      if (Status s = routes_.Delete(route); !s.ok()) {
+        result = s;
+      } else {
+        log::Info(kLog, "removed the route to {} via {}", route.cidr, route.via);
+      }
+    }
+    for (const PodRoute& route : want) {
+      if (std::find(have->begin(), have->end(), route) != have->end()) continue;
+      if (Status s = routes_.Replace(route); !s.ok()) {
+        result = s;
+      } else {
+        log::Info(kLog, "pods in {} are reached via {}", route.cidr, route.via);
+      }
+    }
+    return result;
+  }
+
+  const NodeNetworkOptions options_;
+  Informer& nodes_;
+  Netfilter& netfilter_;
+  RouteTable& routes_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;   // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::vector<PodRoute> DesiredPodRoutes(const std::vector<ObjectPtr>& nodes,
+                                       const std::string& own_node, const std::string& own_ip) {
+  std::vector<PodRoute> out;
+  for (const ObjectPtr& node : nodes) {
+    const auto& metadata = node->value("metadata", nlohmann::json::object());
+    if (metadata.value("name", "") == own_node) continue;
+    if (metadata.contains("deletionTimestamp")) continue;
+    std::string via = NodeAddress(*node, "InternalIP");
+    if (via.empty()) via = NodeAddress(*node, "ExternalIP");
+    if (via.empty() || via == own_ip) continue;
+    for (std::string& cidr : PodCidrsOf(*node)) out.push_back({std::move(cidr), via});
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string NodeNetworkRules(const NodeNetworkRulesInput& input) {
+  std::ostringstream text;
+  text << "*nat\n";
+  text << fmt::format(":{} - [0:0]\n:{} - [0:0]\n", kEgressChain, kDnsChain);
+  for (const Jump& jump : kJumps) {
+    if (input.existing_jumps.contains(JumpKey(jump))) continue;
+    text << fmt::format("-I {} -m comment --comment \"{}\" -j {}\n", jump.chain, jump.comment,
+                        jump.target);
+  }
+  if (!input.local_pod_cidr.empty()) {
+    std::vector<std::string> cidrs = input.pod_cidrs;
+    std::sort(cidrs.begin(), cidrs.end());
+    cidrs.erase(std::unique(cidrs.begin(), cidrs.end()), cidrs.end());
+    // Pod to pod keeps its source address (the Kubernetes network model); the rest leaves
+    // with the node's.
+    for (const std::string& cidr : cidrs) {
+      text << fmt::format("-A {} -s {} -d {} -j RETURN\n", kEgressChain, input.local_pod_cidr,
+                          cidr);
+    }
+    text << fmt::format(
+        "-A {} -s {} -m comment --comment \"pod traffic leaving the cluster\" -j MASQUERADE\n",
+        kEgressChain, input.local_pod_cidr);
+  }
+  if (!input.cluster_dns.empty() && !input.dns_address.empty()) {
+    for (const char* proto : {"udp", "tcp"}) {
+      text << fmt::format(
+          "-A {} -d {}/32 -p {} -m {} --dport 53 -m comment --comment \"cluster DNS on this "
+          "node\" -j DNAT --to-destination {}:{}\n",
+          kDnsChain, input.cluster_dns, proto, proto, input.dns_address, input.dns_port);
+    }
+  }
+  text << "COMMIT\n";
+  return text.str();
+}
+
+std::set<std::string> NodeNetworkJumps(const std::string& nat_save) {
+  std::set<std::string> out;
+  std::istringstream lines(nat_save);
+  std::string line;
+  while (std::getline(lines, line)) {
+    for (const Jump& jump : kJumps) {
+      std::string head = fmt::format("-A {} ", jump.chain);
+      std::string tail = fmt::format(" -j {}", jump.target);
+      if (line.rfind(head, 0) == 0 && line.size() >= tail.size() &&
+          line.compare(line.size() - tail.size(), tail.size(), tail) == 0) {
+        out.insert(JumpKey(jump));
+      }
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<NodeNetwork> NewNodeNetwork(NodeNetworkOptions options, InformerFactory& informers,
+                                            Netfilter& netfilter, RouteTable& routes) {
+  return std::make_unique<NodeNetworkImpl>(std::move(options), informers, netfilter, routes);
+}
+
+Status CleanupPodRoutes(RouteTable& routes) {
+  auto have = routes.List();
+  if (!have.ok()) return have.status();
+  for (const PodRoute& route : *have) {
+    if (Status s = routes.Delete(route); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace orch
