@@ -129,7 +129,18 @@ class CronJobController : public Component {
     for (const ObjectPtr& j : jobs) {
       std::string finished;
       if (!job::IsFinished(*j, &finished)) {
-        if (!IsBeingDeleted(*j)) active.push_back(JobRef(*j));
+        if (IsBeingDeleted(*j)) continue;
+        // An unlisted job counts if it is one of the scheduled runs (a status write was lost);
+        // one made by hand (`kubectl create job --from=cronjob/...`) is not active, as upstream,
+        // so that it neither shows in ACTIVE nor holds back a Forbid schedule.
+        if (listed.count(UidOf(*j)) != 0 ||
+            Field(*j, {"metadata", "annotations"}).contains(kScheduledTimestampAnnotation)) {
+          active.push_back(JobRef(*j));
+        } else {
+          Event(cj, "Warning", "UnexpectedJob",
+                fmt::format("Saw a job that the controller did not create or forgot: {}",
+                            NameOf(*j)));
+        }
         continue;
       }
       if (listed.count(UidOf(*j)) != 0) {

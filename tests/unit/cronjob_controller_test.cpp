@@ -198,3 +198,26 @@ TEST_CASE("a suspended CronJob starts nothing; history limits prune finished job
   CHECK(orch::ctrl::FindCondition(last["status"], "Complete") != nullptr);
   CHECK(f.Jobs("paused").empty());
 }
+
+TEST_CASE("a job made by hand from a CronJob is not active and does not hold back Forbid") {
+  CronFixture f;
+  json cj = f.CronJob("byhand", {{"concurrencyPolicy", "Forbid"}});
+  // What `kubectl create job --from=cronjob/byhand` makes: the template, owned by the CronJob,
+  // without the scheduled-timestamp annotation.
+  json manual = {{"apiVersion", "batch/v1"},
+                 {"kind", "Job"},
+                 {"metadata",
+                  {{"name", "manual"},
+                   {"namespace", "default"},
+                   {"labels", {{"cron", "byhand"}}},
+                   {"annotations", {{"cronjob.kubernetes.io/instantiate", "manual"}}},
+                   {"ownerReferences", {ctrl::NewControllerRef(cj, "batch/v1", "CronJob")}}}},
+                 {"spec", cj["spec"]["jobTemplate"]["spec"]}};
+  REQUIRE(f.api.Create(resources::kJobs, "default", manual).ok());
+  f.clock.Advance(std::chrono::seconds(61));
+  REQUIRE(WaitUntil([&] { return f.Jobs("byhand").size() == 2; }));
+  REQUIRE(WaitUntil([&] {
+    json active = f.Get(resources::kCronJobs, "byhand")["status"]["active"];
+    return active.size() == 1 && active[0]["name"] != "manual";
+  }));
+}
