@@ -508,6 +508,12 @@ bool IsOrchChain(const std::string& chain) {
   return chain.rfind("ORCH-", 0) == 0;
 }
 
+// The node network's chains (node_network.cpp) are orch's but not the proxy's to delete; the
+// cleanup removes them too.
+bool IsProxyChain(const std::string& chain) {
+  return IsOrchChain(chain) && chain != "ORCH-DNS" && chain != "ORCH-EGRESS";
+}
+
 }  // namespace
 
 ProxyRules BuildProxyRules(const ProxyRulesInput& input) {
@@ -523,7 +529,7 @@ ExistingRules ParseSavedRules(const std::string& save_output, const std::string&
   while (std::getline(in, line)) {
     if (line.size() > 1 && line[0] == ':') {
       std::string chain = line.substr(1, line.find(' ') - 1);
-      if (IsOrchChain(chain)) out.chains.insert(chain);
+      if (IsProxyChain(chain)) out.chains.insert(chain);
       continue;
     }
     if (line.rfind("-A ", 0) != 0) continue;
@@ -544,11 +550,16 @@ std::string CleanupRules(const std::string& nat_save, const std::string& filter_
   std::ostringstream text;
   for (const auto& [table, save] :
        {std::pair<std::string, const std::string&>{"filter", filter_save}, {"nat", nat_save}}) {
-    std::set<std::string> chains = ParseSavedRules(save, table).chains;
+    std::set<std::string> chains;  // every one of orch's, the node network's included
     std::vector<std::string> deletes;
     std::istringstream in(save);
     std::string line;
     while (std::getline(in, line)) {
+      if (line.size() > 1 && line[0] == ':') {
+        std::string chain = line.substr(1, line.find(' ') - 1);
+        if (IsOrchChain(chain)) chains.insert(chain);
+        continue;
+      }
       if (line.rfind("-A ", 0) != 0) continue;
       std::string chain = line.substr(3, line.find(' ', 3) - 3);
       if (IsOrchChain(chain)) continue;  // goes with its chain

@@ -398,3 +398,14 @@ TEST_CASE("the proxy component syncs on changes, coalesced, with jumps on the fi
   proxy->Stop();
   informers->Stop();
 }
+
+TEST_CASE("the node network's chains are not the proxy's to delete") {
+  std::string saved =
+      "*nat\n:ORCH-SERVICES - [0:0]\n:ORCH-DNS - [0:0]\n:ORCH-EGRESS - [0:0]\nCOMMIT\n";
+  auto existing = orch::ParseSavedRules(saved, "nat");
+  CHECK(existing.chains == std::set<std::string>{"ORCH-SERVICES"});
+  // The cleanup removes them all.
+  std::string cleanup = orch::CleanupRules(saved, "");
+  CHECK(cleanup.find("-X ORCH-DNS") != std::string::npos);
+  CHECK(cleanup.find("-X ORCH-EGRESS") != std::string::npos);
+}
