@@ -298,6 +298,7 @@ class NodeAgent final : public Component {
   std::atomic<bool> cri_network_ready_{false};
   std::mutex pods_mu_;  // guards pods_ against informer callbacks during start and stop
   std::unique_ptr<agent::PodManager> pods_;
+  std::unique_ptr<agent::StreamServer> streams_;  // logs, exec, port-forward over the node link
 };
 
 }  // namespace
@@ -308,4 +309,3 @@ std::unique_ptr<Component> NewNodeAgent(const AgentConfig& config, ApiClient& cl
 }
 
 }  // namespace orch
-  std::unique_ptr<agent::StreamServer> streams_;  // logs, exec, port-forward over the node link
