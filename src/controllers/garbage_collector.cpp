@@ -31,6 +31,25 @@ const std::vector<CollectedKind>& DefaultCollectedKinds() {
       {resources::kServiceAccounts, "v1", "ServiceAccount"},
       {resources::kLeases, "coordination.k8s.io/v1", "Lease"},
       {resources::kNodes, "v1", "Node"},
+      // Kinds that charts and operators commonly give owners (a Deployment's PDB or HPA, an
+      // app's Ingress and RBAC objects): without them such children would outlive their owners.
+      {resources::kIngresses, "networking.k8s.io/v1", "Ingress"},
+      {{"networking.k8s.io", "v1", "networkpolicies"}, "networking.k8s.io/v1", "NetworkPolicy"},
+      {resources::kPodDisruptionBudgets, "policy/v1", "PodDisruptionBudget"},
+      {{"autoscaling", "v2", "horizontalpodautoscalers"},
+       "autoscaling/v2",
+       "HorizontalPodAutoscaler"},
+      {{"rbac.authorization.k8s.io", "v1", "roles"}, "rbac.authorization.k8s.io/v1", "Role"},
+      {{"rbac.authorization.k8s.io", "v1", "rolebindings"},
+       "rbac.authorization.k8s.io/v1",
+       "RoleBinding"},
+      {{"rbac.authorization.k8s.io", "v1", "clusterroles", false},
+       "rbac.authorization.k8s.io/v1",
+       "ClusterRole"},
+      {{"rbac.authorization.k8s.io", "v1", "clusterrolebindings", false},
+       "rbac.authorization.k8s.io/v1",
+       "ClusterRoleBinding"},
+      {{"", "v1", "persistentvolumes", false}, "v1", "PersistentVolume"},
   };
   return kKinds;
 }

@@ -21,7 +21,9 @@ struct CollectedKind {
   std::string kind;         // "ReplicaSet"
 };
 // Pods, the workload kinds, configmaps, secrets, services, endpoints, endpointslices,
-// persistentvolumeclaims, serviceaccounts, leases and nodes.
+// persistentvolumeclaims, serviceaccounts, leases, nodes, ingresses, networkpolicies,
+// poddisruptionbudgets, horizontalpodautoscalers, the RBAC kinds and persistentvolumes. Custom
+// resources are not watched (yet): references to them are taken as valid.
 const std::vector<CollectedKind>& DefaultCollectedKinds();
 
 struct GarbageCollectorOptions {

@@ -131,10 +131,16 @@ round() {
   # and pods follow.
   k create deployment web --image=busybox:1 --replicas=2 >/dev/null
   wait_for 30 "two pods of web" pending_is app=web 2
+  # A PodDisruptionBudget the Deployment owns, as charts make them: collected with it.
+  k create poddisruptionbudget web --selector=app=web --min-available=1 >/dev/null
+  k patch poddisruptionbudget web --type=merge -p "{\"metadata\":{\"ownerReferences\":[{
+    \"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"web\",
+    \"uid\":\"$(jp deploy/web '{.metadata.uid}')\"}]}}" >/dev/null
   run_capture k delete deployment web
   expect_eq "$RC" 0 "delete deployment web: $ERR"
   wait_for 30 "web's ReplicaSet to be collected" gone rs -l app=web
   wait_for 30 "web's pods to be collected" gone pods -l app=web
+  wait_for 30 "web's PodDisruptionBudget to be collected" gone poddisruptionbudget web
 
   # Orphaning: the pods stay, without owner references.
   cat <<EOF | k create -f - >/dev/null
