@@ -151,6 +151,50 @@ json PodForJob(const json& job, const json& controller_ref, std::optional<int64_
   return pod;
 }
 
+std::optional<PodFailureMatch> MatchPodFailurePolicy(const json& job, const json& pod) {
+  const json& rules = Field(job, {"spec", "podFailurePolicy", "rules"});
+  if (!rules.is_array()) return std::nullopt;
+  const std::string pod_name = fmt::format("{}/{}", NamespaceOf(pod), NameOf(pod));
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const json& rule = rules[i];
+    const std::string action = StringField(rule, {"action"});
+    const json& codes = Field(rule, {"onExitCodes"});
+    if (codes.is_object()) {
+      const std::string container = StringField(codes, {"containerName"});
+      const bool in = StringField(codes, {"operator"}) == "In";
+      const json& values = Field(codes, {"values"});
+      for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+        for (const json& cs : Field(pod, {"status", list})) {
+          if (!container.empty() && StringField(cs, {"name"}) != container) continue;
+          const json& terminated = Field(cs, {"state", "terminated"});
+          if (!terminated.is_object()) continue;
+          const int64_t code = IntField(terminated, {"exitCode"});
+          if (code == 0) continue;  // a container that succeeded matches no exit code rule
+          const bool listed = values.is_array() &&
+                              std::find(values.begin(), values.end(), json(code)) != values.end();
+          if (listed == in) {
+            return PodFailureMatch{
+                action, fmt::format("Container {} for pod {} failed with exit code {} matching {} "
+                                    "rule at index {}",
+                                    StringField(cs, {"name"}), pod_name, code, action, i)};
+          }
+        }
+      }
+    }
+    for (const json& wanted : Field(rule, {"onPodConditions"})) {
+      const std::string type = StringField(wanted, {"type"});
+      const std::string status = StringField(wanted, {"status"}, "True");
+      const json* condition = FindCondition(Field(pod, {"status"}), type);
+      if (condition != nullptr && StringField(*condition, {"status"}) == status) {
+        return PodFailureMatch{action, fmt::format("Pod {} has condition {} matching {} rule at "
+                                                   "index {}",
+                                                   pod_name, type, action, i)};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace ctrl::job
 
 namespace {
@@ -282,6 +326,7 @@ class JobController : public Component {
     }
     std::vector<ObjectPtr> active;
     int64_t succeeded = 0, failed = 0, ready = 0, terminating = 0;
+    std::string policy_failure;  // the message of a FailJob rule that matched
     std::set<int64_t> succeeded_indexes;
     const std::optional<int64_t> completions = Completions(job);
     for (const ObjectPtr& p : pods) {
@@ -290,6 +335,13 @@ class JobController : public Component {
         auto index = PodIndex(*p);
         if (index && completions && *index < *completions) succeeded_indexes.insert(*index);
       } else if (IsFailed(*p)) {
+        // spec.podFailurePolicy: the first matching rule says whether the failure fails the
+        // job at once (FailJob), does not count against backoffLimit (Ignore) or counts.
+        auto match = MatchPodFailurePolicy(job, *p);
+        if (match && match->action == "Ignore") continue;
+        if (match && match->action == "FailJob" && policy_failure.empty()) {
+          policy_failure = match->message;
+        }
         ++failed;
       } else if (IsBeingDeleted(*p)) {
         ++terminating;
@@ -312,7 +364,10 @@ class JobController : public Component {
       int64_t restarts = ActiveRestarts(active);
       if (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit) past_backoff = true;
     }
-    if (past_backoff) {
+    if (!policy_failure.empty()) {
+      fail_reason = "PodFailurePolicy";
+      fail_message = policy_failure;
+    } else if (past_backoff) {
       fail_reason = "BackoffLimitExceeded";
       fail_message = "Job has reached the specified backoff limit";
     } else if (!suspended && Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {

@@ -68,5 +68,14 @@ std::set<int64_t> ParseIndexes(const std::string& text);
 // in every container through the downward API.
 json PodForJob(const json& job, const json& controller_ref, std::optional<int64_t> index);
 
+// spec.podFailurePolicy applied to a failed pod: the action of the first rule it matches
+// (FailJob, Ignore, Count; FailIndex needs backoffLimitPerIndex, which orch lacks, so it counts)
+// and upstream's message for it, or nullopt when no rule matches.
+struct PodFailureMatch {
+  std::string action;
+  std::string message;
+};
+std::optional<PodFailureMatch> MatchPodFailurePolicy(const json& job, const json& pod);
+
 }  // namespace ctrl::job
 }  // namespace orch

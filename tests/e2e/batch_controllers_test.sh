@@ -32,11 +32,11 @@ column() {
   awk -v h="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == h) c = i } NR == 2 { print $c }' <<<"$1"
 }
 
-# finish_pods SELECTOR PHASE: what a kubelet reports once the one container ("c") of every Pending
-# pod matching SELECTOR has exited, with 0 for Succeeded and 1 for Failed.
+# finish_pods SELECTOR PHASE [EXIT-CODE]: what a kubelet reports once the one container ("c") of
+# every Pending pod matching SELECTOR has exited, by default with 0 for Succeeded and 1 for Failed.
 finish_pods() {
   local selector=$1 phase=$2 code=0 reason=Completed now pod
-  if [[ "$phase" == Failed ]]; then code=1 reason=Error; fi
+  if [[ "$phase" == Failed ]]; then code=${3:-1} reason=Error; fi
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   for pod in $(k get pods -l "$selector" --field-selector=status.phase=Pending -o name); do
     k patch "$pod" --subresource=status --type=merge -p "{\"status\":{\"phase\":\"$phase\",
@@ -259,6 +259,21 @@ finish_pods job-name=idx Succeeded
 run_capture k wait --for=condition=complete job/idx --timeout=30s
 expect_eq "$RC" 0 "indexed job completes: $ERR"
 expect_eq "$(jp job/idx '{.status.completedIndexes}')" "0-2" "completedIndexes"
+
+# --- podFailurePolicy: exit code 42 fails the job at once, whatever backoffLimit says.
+job_yaml policy "  backoffLimit: 6
+  podFailurePolicy:
+    rules:
+    - action: FailJob
+      onExitCodes: {operator: In, values: [42]}" | k create -f - >/dev/null
+wait_for 30 "the pod of job policy" pending_is job-name=policy 1
+finish_pods job-name=policy Failed 42
+run_capture k wait --for=condition=failed job/policy --timeout=30s
+expect_eq "$RC" 0 "job policy fails: $ERR"
+expect_eq "$(jp job/policy '{.status.conditions[?(@.type=="Failed")].reason}')" PodFailurePolicy \
+  "job policy's Failed reason"
+expect_contains "$(jp job/policy '{.status.conditions[?(@.type=="Failed")].message}')" \
+  "failed with exit code 42 matching FailJob rule at index 0" "job policy's Failed message"
 
 # --- ttlSecondsAfterFinished=0: the finished Job is deleted, and its pod with it.
 job_yaml ttl "  ttlSecondsAfterFinished: 0" | k create -f - >/dev/null

@@ -1,6 +1,6 @@
 // The Job controller against the fake API: completions with parallelism, backoffLimit,
-// activeDeadlineSeconds, suspend and resume, Indexed mode (annotation, hostname, env), work
-// queues, and the TTL-after-finished controller; plus the pure helpers.
+// podFailurePolicy, activeDeadlineSeconds, suspend and resume, Indexed mode (annotation,
+// hostname, env), work queues, and the TTL-after-finished controller; plus the pure helpers.
 #include "job_controller.h"
 
 #include <catch2/catch.hpp>
@@ -232,4 +232,75 @@ TEST_CASE("ttlSecondsAfterFinished deletes a finished job when it expires") {
     auto j = f.api.Get(resources::kJobs, "default", "brief");
     return !j.ok() || ctrl::IsBeingDeleted(*j);
   }));
+}
+
+namespace {
+json FailedPod(int64_t exit_code, json conditions = json::array()) {
+  return {{"metadata", {{"name", "p"}, {"namespace", "default"}}},
+          {"status",
+           {{"phase", "Failed"},
+            {"conditions", conditions},
+            {"containerStatuses",
+             {{{"name", "ok"}, {"state", {{"terminated", {{"exitCode", 0}}}}}},
+              {{"name", "c"}, {"state", {{"terminated", {{"exitCode", exit_code}}}}}}}}}}};
+}
+json PolicyJob(const std::string& name) {
+  return Job(name,
+             {{"backoffLimit", 0},
+              {"podFailurePolicy",
+               {{"rules",
+                 {{{"action", "Ignore"}, {"onPodConditions", {{{"type", "DisruptionTarget"}}}}},
+                  {{"action", "FailJob"}, {"onExitCodes", {{"operator", "In"}, {"values", {42}}}}},
+                  {{"action", "Count"},
+                   {"onExitCodes",
+                    {{"containerName", "c"}, {"operator", "NotIn"}, {"values", {7}}}}}}}}}});
+}
+}  // namespace
+
+TEST_CASE("podFailurePolicy rules match exit codes and pod conditions in order") {
+  const json j = PolicyJob("pfp");
+  auto fail_job = job::MatchPodFailurePolicy(j, FailedPod(42));
+  REQUIRE(fail_job);
+  CHECK(fail_job->action == "FailJob");
+  CHECK(fail_job->message ==
+        "Container c for pod default/p failed with exit code 42 matching FailJob rule at index 1");
+  auto disrupted = job::MatchPodFailurePolicy(
+      j, FailedPod(42, {{{"type", "DisruptionTarget"}, {"status", "True"}}}));
+  REQUIRE(disrupted);
+  CHECK(disrupted->action == "Ignore");
+  CHECK(disrupted->message ==
+        "Pod default/p has condition DisruptionTarget matching Ignore rule at index 0");
+  auto counted = job::MatchPodFailurePolicy(j, FailedPod(3));
+  REQUIRE(counted);
+  CHECK(counted->action == "Count");
+  // Exit code 7 is excluded by NotIn, and the succeeded container matches nothing.
+  CHECK_FALSE(job::MatchPodFailurePolicy(j, FailedPod(7)));
+  CHECK_FALSE(job::MatchPodFailurePolicy(Job("plain"), FailedPod(42)));
+}
+
+TEST_CASE("podFailurePolicy: Ignore does not count a failure, FailJob fails the job at once") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", PolicyJob("pfp")).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("pfp").size() == 1; }));
+  auto finish = [&](int64_t code, json conditions) {
+    json pod = f.JobPods("pfp")[0];
+    json status = FailedPod(code, std::move(conditions))["status"];
+    REQUIRE(f.api
+                .Patch(resources::kPods, "default", ctrl::NameOf(pod), orch::PatchType::kMerge,
+                       json{{"status", status}}.dump(), "status")
+                .ok());
+  };
+  // A disrupted pod: replaced although backoffLimit is 0, and not counted as failed.
+  finish(1, {{{"type", "DisruptionTarget"}, {"status", "True"}}});
+  REQUIRE(WaitUntil(
+      [&] { return f.JobPods("pfp").size() == 1 && f.JobPods("pfp", "Failed").size() == 1; }));
+  CHECK(f.Condition("pfp", "Failed").empty());
+  CHECK(f.Count("pfp", "failed") == 0);
+  // Exit code 42: the job fails with the rule's reason and message.
+  finish(42, json::array());
+  REQUIRE(WaitUntil([&] { return f.Condition("pfp", "Failed") == "True/PodFailurePolicy"; }));
+  const json status = f.J("pfp")["status"];
+  CHECK((*ctrl::FindCondition(status, "Failed"))["message"].get<std::string>().find(
+            "failed with exit code 42 matching FailJob rule at index 1") != std::string::npos);
+  CHECK(f.JobPods("pfp").empty());
 }
