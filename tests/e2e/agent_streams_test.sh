@@ -23,6 +23,8 @@ kv() { local bin=$1; shift; in_ns "$bin" --kubeconfig "$KCFG" "$@"; }
 wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
 wait_for 30 "the node link" log_has "$E2E_TMP/server.log" "node $NODE connected"
 
+# containerd copies stdout and stderr from two pipes, so only writes some time apart have a fixed
+# order in the log: talker pauses before and after its stderr line.
 cat >"$E2E_TMP/pods.yaml" <<YAML
 apiVersion: v1
 kind: Pod
@@ -36,7 +38,7 @@ spec:
     command: [sh, -c]
     args:
     - |
-      echo line-1; echo line-2; echo err-1 >&2; sleep 0.5; echo line-3
+      echo line-1; echo line-2; sleep 0.3; echo err-1 >&2; sleep 0.5; echo line-3
       mkdir -p /www && echo served-by-httpd > /www/index.html && httpd -p 8080 -h /www
       while true; do
         if [ -f /tmp/go ]; then rm /tmp/go; for i in 1 2 3 4 5; do echo tick-\$i; sleep 0.3; done; fi
