@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "orch/host.h"
 #include "orch/log.h"
+#include "orch/node_network.h"
 #include "orch/roles.h"
 #include "orch/service_proxy.h"
 #include "orch/store.h"
@@ -105,7 +106,11 @@ int RunCleanup() {
     PrintError(s);
     return 1;
   }
-  fmt::print("removed the service proxy's iptables rules\n");
+  if (Status s = CleanupPodRoutes(*NewSystemRouteTable()); !s.ok()) {
+    PrintError(s);
+    return 1;
+  }
+  fmt::print("removed the service proxy's and the node network's iptables rules and pod routes\n");
   return 0;
 }
 
