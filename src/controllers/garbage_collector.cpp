@@ -264,7 +264,8 @@ class GarbageCollector : public Component {
 
   // An object with owners: deleted when every owner is gone (or is waiting for its dependents),
   // rid of the references to gone owners when some remain.
-  Status AttemptToDelete(size_t kind, const json& object) {
+  // `fresh`: `object` was just read from the API rather than the cache.
+  Status AttemptToDelete(size_t kind, const json& object, bool fresh = false) {
     const std::string ns = NamespaceOf(object);
     std::set<std::string> dangling, waiting;
     bool solid = false;
@@ -294,8 +295,19 @@ class GarbageCollector : public Component {
       return RemoveOwnerRefs(kind, object, drop);
     }
 
+    // The cache may be behind the API (an orphaning may just have stripped the references):
+    // decide on the object as it is now, and delete only that version of it.
+    if (!fresh) {
+      auto latest = client_.Get(resource, ns, NameOf(object));
+      if (!latest.ok()) {
+        return latest.status().code() == StatusCode::kNotFound ? Status::Ok() : latest.status();
+      }
+      if (UidOf(*latest) != UidOf(object)) return Status::Ok();  // a new object, same name
+      return AttemptToDelete(kind, *latest, /*fresh=*/true);
+    }
     DeleteOptions options;
     options.precondition_uid = UidOf(object);
+    options.precondition_resource_version = StringField(object, {"metadata", "resourceVersion"});
     bool has_dependents = false;
     if (!waiting.empty()) {
       has_dependents = !DependentsOf(UidOf(object)).empty();
