@@ -8,6 +8,7 @@
 
 #include "crd.h"
 #include "orch/base64.h"
+#include "orch/cron.h"
 
 namespace orch::api {
 namespace {
@@ -203,8 +204,8 @@ void DefaultJobSpec(json& spec) {
   if (!spec.contains("completionMode")) spec["completionMode"] = "NonIndexed";
   if (!spec.contains("suspend")) spec["suspend"] = false;
   if (!spec.contains("podReplacementPolicy")) {
-    spec["podReplacementPolicy"] = spec.contains("podFailurePolicy") ? "Failed"
-                                                                     : "TerminatingOrFailed";
+    spec["podReplacementPolicy"] =
+        spec.contains("podFailurePolicy") ? "Failed" : "TerminatingOrFailed";
   }
 }
 
@@ -249,6 +250,27 @@ class CronJobStrategy : public Strategy {
     auto tmpl = spec.find("jobTemplate");
     if (tmpl != spec.end() && tmpl->is_object() && tmpl->contains("spec")) {
       DefaultJobSpec((*tmpl)["spec"]);
+    }
+  }
+
+  // A schedule or time zone the controller cannot use is refused here, as upstream does, rather
+  // than stored and only warned about.
+  void Validate(const json& obj, FieldErrors& errors) const override {
+    const json& schedule = Field(obj, {"spec", "schedule"});
+    if (schedule.is_string()) {
+      const std::string& text = schedule.get_ref<const std::string&>();
+      if (text.find("TZ=") != std::string::npos) {
+        errors.push_back(FieldInvalid("spec.schedule", schedule,
+                                      "cannot use TZ or CRON_TZ in schedule, use timeZone field "
+                                      "instead"));
+      } else if (auto parsed = cron::Schedule::Parse(text); !parsed.ok()) {
+        errors.push_back(FieldInvalid("spec.schedule", schedule, parsed.status().message()));
+      }
+    }
+    const json& zone = Field(obj, {"spec", "timeZone"});
+    if (zone.is_string() && !cron::TimeZone::Load(zone.get<std::string>()).ok()) {
+      errors.push_back(FieldInvalid("spec.timeZone", zone,
+                                    fmt::format("unknown time zone {}", zone.get<std::string>())));
     }
   }
 };

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "controller_util.h"
-#include "cron_schedule.h"
+#include "orch/cron.h"
 #include "orch/component.h"
 #include "orch/controllers.h"
 

@@ -68,6 +68,26 @@ k create namespace sched >/dev/null
 run_capture k create cronjob every --image=busybox:1 --schedule='*/1 * * * *' -- true
 expect_eq "$RC" 0 "create cronjob: $ERR"
 cron_created=$SECONDS
+# A schedule or time zone the controller could not use is refused by the API.
+run_capture k create cronjob bad --image=busybox:1 --schedule='61 * * * *' -- true
+expect_eq "$RC" 1 "cronjob with minute 61"
+expect_contains "$ERR" 'spec.schedule: Invalid value: "61 * * * *"' "cronjob with minute 61"
+run_capture k apply -f - <<'YAML'
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: mars}
+spec:
+  schedule: "0 * * * *"
+  timeZone: Mars/Olympus
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: c, image: "busybox:1"}]
+YAML
+expect_eq "$RC" 1 "cronjob in an unknown time zone"
+expect_contains "$ERR" 'spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus' "unknown time zone"
 
 # One round of the key steps with kubectl $K in namespace $NS.
 round() {

@@ -1,8 +1,8 @@
-// Cron schedules and TZif time zones (cron_schedule.h). Matching walks local civil time field by
+// Cron schedules and TZif time zones (cron.h). Matching walks local civil time field by
 // field (month, day, hour, minute), skipping whole months or days that cannot match, and maps
 // the result back to UTC through the zone: local times in a DST gap do not exist and are
 // skipped, ambiguous ones (the repeated hour) fire at their first occurrence.
-#include "cron_schedule.h"
+#include "orch/cron.h"
 
 #include <fmt/format.h>
 
