@@ -5,12 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
 #include "orch/log.h"
+#include "sync_loop.h"
 
 namespace orch {
 namespace {
@@ -90,59 +88,14 @@ class NodeNetworkImpl : public NodeNetwork {
       }
     };
     nodes_.AddHandler({changed, updated, changed});
-    thread_ = std::thread([this] { Loop(); });
+    loop_.Start();  // the DNS redirect at once; routes once the node list is known
     return Status::Ok();
   }
 
-  void Stop() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void RequestSync() override {
-    {
-      std::lock_guard lock(mu_);
-      pending_ = true;
-    }
-    cv_.notify_all();
-  }
+  void Stop() override { loop_.Stop(); }
+  void RequestSync() override { loop_.Request(); }
 
  private:
-  void Loop() {
-    using Clock = std::chrono::steady_clock;
-    std::chrono::milliseconds delay(0);
-    bool first = true;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        // The first sync waits for the node list (a change wakes it) so no route is removed
-        // for want of knowing its node yet; the DNS redirect does not wait for that.
-        cv_.wait(lock, [&] { return stopping_ || pending_ || first; });
-        if (stopping_) return;
-        auto wait =
-            first ? std::chrono::milliseconds(0) : std::max(delay, options_.min_sync_period);
-        Clock::time_point not_before = Clock::now() + wait;
-        if (cv_.wait_until(lock, not_before, [this] { return stopping_; })) return;
-        pending_ = false;
-      }
-      first = false;
-      Status s = Sync();
-      if (s.ok()) {
-        delay = std::chrono::milliseconds(0);
-        continue;
-      }
-      delay = std::min<std::chrono::milliseconds>(
-          kMaxRetryDelay, std::max<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(1)));
-      log::Warn(kLog, "sync failed, retrying in {} ms: {}", delay.count(), s.message());
-      std::lock_guard lock(mu_);
-      pending_ = true;
-    }
-  }
-
   Status Sync() {
     NodeNetworkRulesInput input;
     if (options_.local_pod_cidr) input.local_pod_cidr = options_.local_pod_cidr();
@@ -193,11 +146,13 @@ class NodeNetworkImpl : public NodeNetwork {
   Netfilter& netfilter_;
   RouteTable& routes_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool pending_ = false;   // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;
+  // Last: its thread uses the members above and is stopped before they go.
+  SyncLoop loop_{{.log_name = std::string(kLog),
+                  .min_period = options_.min_sync_period,
+                  .retry_floor = std::chrono::seconds(1),
+                  .retry_max = kMaxRetryDelay,
+                  .ready = {}},
+                 [this] { return Sync(); }};
 };
 
 }  // namespace

@@ -4,11 +4,8 @@
 
 #include <fmt/format.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "orch/log.h"
+#include "sync_loop.h"
 
 namespace orch {
 namespace {
@@ -51,70 +48,14 @@ class ServiceProxyImpl : public ServiceProxy {
     };
     services_.AddHandler({changed, updated, changed});
     slices_.AddHandler({changed, updated, changed});
-    thread_ = std::thread([this] { Loop(); });
+    loop_.Start();
     return Status::Ok();
   }
 
-  void Stop() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void RequestSync() override {
-    {
-      std::lock_guard lock(mu_);
-      pending_ = true;
-    }
-    cv_.notify_all();
-  }
+  void Stop() override { loop_.Stop(); }
+  void RequestSync() override { loop_.Request(); }
 
  private:
-  void Loop() {
-    using Clock = std::chrono::steady_clock;
-    // The informers' first sync; the proxy's handlers have requested a sync by then anyway.
-    while (!informers_.WaitForSync(std::chrono::milliseconds(500))) {
-      std::unique_lock lock(mu_);
-      if (stopping_) return;
-      cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; });
-    }
-    Clock::time_point last_sync = Clock::time_point::min();
-    std::chrono::milliseconds retry_delay(0);
-    bool first = true;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || pending_ || first; });
-        if (stopping_) return;
-        // Coalesce: a burst of changes within the period becomes one sync.
-        Clock::time_point not_before = last_sync == Clock::time_point::min()
-                                           ? Clock::now()
-                                           : last_sync + options_.min_sync_period;
-        not_before = std::max(not_before, last_failure_ + retry_delay);
-        if (cv_.wait_until(lock, not_before, [this] { return stopping_; })) return;
-        pending_ = false;
-      }
-      first = false;
-      last_sync = Clock::now();
-      Status s = Sync();
-      if (s.ok()) {
-        retry_delay = std::chrono::milliseconds(0);
-        continue;
-      }
-      retry_delay = std::min<std::chrono::milliseconds>(
-          kMaxRetryDelay,
-          std::max<std::chrono::milliseconds>(retry_delay * 2, std::chrono::milliseconds(500)));
-      log::Warn(kLog, "sync failed, retrying in {} ms: {}", retry_delay.count(), s.message());
-      check_jumps_ = true;  // someone may have removed our chains under us
-      last_failure_ = Clock::now();
-      std::lock_guard lock(mu_);
-      pending_ = true;
-    }
-  }
-
   Status Sync() {
     auto started = std::chrono::steady_clock::now();
     ProxyRulesInput input;
@@ -162,19 +103,22 @@ class ServiceProxyImpl : public ServiceProxy {
   Informer& services_;
   Informer& slices_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool pending_ = false;   // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;
-
-  // The rest belongs to the sync thread.
+  // Belongs to the sync thread.
   std::set<std::string> nat_chains_;
   std::set<std::string> filter_chains_;
   bool check_jumps_ = true;
   bool logged_first_ = false;
   std::chrono::steady_clock::time_point last_jump_check_{};
-  std::chrono::steady_clock::time_point last_failure_{};
+
+  // Last: its thread uses the members above and is stopped before they go.
+  SyncLoop loop_{
+      {.log_name = std::string(kLog),
+       .min_period = options_.min_sync_period,
+       .retry_floor = std::chrono::milliseconds(500),
+       .retry_max = kMaxRetryDelay,
+       .ready = [this](std::chrono::milliseconds wait) { return informers_.WaitForSync(wait); }},
+      [this] { return Sync(); },
+      [this] { check_jumps_ = true; }};  // someone may have removed our chains
 };
 
 }  // namespace
