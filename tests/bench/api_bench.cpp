@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "../e2e/kubeconfig_credentials.h"
 #include "orch/api_client.h"
-#include "orch/base64.h"
 #include "orch/log.h"
 
 namespace {
@@ -54,13 +54,6 @@ std::string ReadFile(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string KubeconfigField(const std::string& text, const std::string& key) {
-  size_t at = text.find(key + ": ");
-  if (at == std::string::npos) return "";
-  size_t start = at + key.size() + 2;
-  return text.substr(start, text.find('\n', start) - start);
 }
 
 // Resident memory of a process in MiB, from /proc.
@@ -139,16 +132,8 @@ class Server {
       _exit(127);
     }
     for (int i = 0; i < 600 && options_.server_url.empty(); ++i) {
-      std::string text = ReadFile(kc);
-      std::string ca = KubeconfigField(text, "certificate-authority-data");
-      std::string key = KubeconfigField(text, "client-key-data");
-      if (!ca.empty() && !key.empty()) {
-        options_.server_url = KubeconfigField(text, "server");
-        options_.ca_pem = orch::Base64Decode(ca).value_or("");
-        options_.cert_pem =
-            orch::Base64Decode(KubeconfigField(text, "client-certificate-data")).value_or("");
-        options_.key_pem = orch::Base64Decode(key).value_or("");
-      } else {
+      options_ = orch::testing::KubeconfigCredentials(kc);
+      if (options_.server_url.empty()) {
         std::this_thread::sleep_for(100ms);
       }
     }

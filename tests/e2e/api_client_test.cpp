@@ -20,7 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include "orch/base64.h"
+#include "kubeconfig_credentials.h"
 #include "orch/informer.h"
 #include "orch/pki.h"
 
@@ -50,14 +50,6 @@ std::string ReadFile(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The value of `key: value` in the kubeconfig the server writes (one line per field).
-std::string KubeconfigField(const std::string& text, const std::string& key) {
-  size_t at = text.find(key + ": ");
-  if (at == std::string::npos) return "";
-  size_t start = at + key.size() + 2;
-  return text.substr(start, text.find('\n', start) - start);
 }
 
 // A temp dir, removed with everything in it.
@@ -146,16 +138,8 @@ class Server {
     setpgid(server_.pid, server_.pid);
     // The kubeconfig appears once the credentials exist; the API answers a little later.
     for (int i = 0; i < 600 && options_.server_url.empty(); ++i) {
-      std::string text = ReadFile(kubeconfig);
-      std::string ca = KubeconfigField(text, "certificate-authority-data");
-      std::string key = KubeconfigField(text, "client-key-data");
-      if (!ca.empty() && !key.empty()) {
-        options_.server_url = KubeconfigField(text, "server");
-        options_.ca_pem = orch::Base64Decode(ca).value_or("");
-        options_.cert_pem =
-            orch::Base64Decode(KubeconfigField(text, "client-certificate-data")).value_or("");
-        options_.key_pem = orch::Base64Decode(key).value_or("");
-      } else {
+      options_ = orch::testing::KubeconfigCredentials(kubeconfig.string());
+      if (options_.server_url.empty()) {
         int status = 0;
         INFO(Log());
         REQUIRE(waitpid(server_.pid, &status, WNOHANG) == 0);  // still running
