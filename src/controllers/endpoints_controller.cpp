@@ -18,6 +18,17 @@ bool ServiceHasSelector(const json& service) {
   return selector.is_object() && !selector.empty();
 }
 
+std::vector<std::string> ServicesSelecting(const Informer& services, const json& pod) {
+  std::vector<std::string> keys;
+  for (const ObjectPtr& s : services.List(NamespaceOf(pod))) {
+    if (ServiceHasSelector(*s) &&
+        LabelSelector::FromMap(Field(*s, {"spec", "selector"})).Matches(LabelsOf(pod))) {
+      keys.push_back(ObjectKey(*s));
+    }
+  }
+  return keys;
+}
+
 bool IsHeadlessService(const json& service) {
   return StringField(service, {"spec", "clusterIP"}) == "None";
 }
@@ -192,7 +203,8 @@ class EndpointsController : public Component {
         endpoints_(context.informers.For(resources::kEndpoints)),
         loop_(
             kName, context.informers, context.workers, std::chrono::minutes(5),
-            [this] { return AllKeys(); }, [this](const std::string& key) { return Sync(key); }) {}
+            [this] { return ctrl::InformerKeys(services_); },
+            [this](const std::string& key) { return Sync(key); }) {}
 
   std::string_view Name() const override { return kName; }
 
@@ -219,20 +231,8 @@ class EndpointsController : public Component {
   void Stop() override { loop_.Stop(); }
 
  private:
-  std::vector<std::string> AllKeys() const {
-    std::vector<std::string> keys;
-    for (const ObjectPtr& s : services_.List()) keys.push_back(ObjectKey(*s));
-    return keys;
-  }
-
   void EnqueueServicesOf(const json& pod) {
-    for (const ObjectPtr& s : services_.List(ctrl::NamespaceOf(pod))) {
-      if (!ctrl::ServiceHasSelector(*s)) continue;
-      if (LabelSelector::FromMap(ctrl::Field(*s, {"spec", "selector"}))
-              .Matches(ctrl::LabelsOf(pod))) {
-        loop_.Add(ObjectKey(*s));
-      }
-    }
+    for (const std::string& key : ctrl::ServicesSelecting(services_, pod)) loop_.Add(key);
   }
 
   void EnqueueIfManaged(const json& endpoints) {

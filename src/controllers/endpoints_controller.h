@@ -24,6 +24,9 @@ inline constexpr char kHeadlessLabel[] = "service.kubernetes.io/headless";
 // Services without one have their Endpoints written by someone else; the controllers leave them
 // alone.
 bool ServiceHasSelector(const json& service);
+// The keys of the Services in `services` whose selector matches `pod`'s labels: whose endpoints
+// a change of the pod may change.
+std::vector<std::string> ServicesSelecting(const Informer& services, const json& pod);
 // spec.clusterIP is "None".
 bool IsHeadlessService(const json& service);
 

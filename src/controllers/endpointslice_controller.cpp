@@ -255,7 +255,8 @@ class SliceController : public Component {
         slices_(context.informers.For(resources::kEndpointSlices)),
         loop_(
             name_, context.informers, context.workers, std::chrono::minutes(5),
-            [this] { return AllKeys(); }, [this](const std::string& key) { return Sync(key); }) {
+            [this] { return ctrl::InformerKeys(services_); },
+            [this](const std::string& key) { return Sync(key); }) {
     slices_.AddIndex(kServiceIndex, [](const json& slice) -> std::vector<std::string> {
       std::string service =
           ctrl::StringField(slice, {"metadata", "labels", ctrl::kServiceNameLabel});
@@ -302,20 +303,8 @@ class SliceController : public Component {
  private:
   static constexpr char kServiceIndex[] = "service";
 
-  std::vector<std::string> AllKeys() const {
-    std::vector<std::string> keys;
-    for (const ObjectPtr& s : services_.List()) keys.push_back(ObjectKey(*s));
-    return keys;
-  }
-
   void EnqueueServicesOf(const json& pod) {
-    for (const ObjectPtr& s : services_.List(ctrl::NamespaceOf(pod))) {
-      if (!ctrl::ServiceHasSelector(*s)) continue;
-      if (LabelSelector::FromMap(ctrl::Field(*s, {"spec", "selector"}))
-              .Matches(ctrl::LabelsOf(pod))) {
-        loop_.Add(ObjectKey(*s));
-      }
-    }
+    for (const std::string& key : ctrl::ServicesSelecting(services_, pod)) loop_.Add(key);
   }
 
   void EnqueueIfOurs(const json& slice) {
