@@ -41,7 +41,7 @@ std::optional<CriLogLine> ParseCriLogLine(std::string_view line) {
   return out;
 }
 
-Result<LogOptions> ParseLogOptions(const QueryParams& query, int64_t now_nanos) {
+Result<LogOptions> ParseLogOptions(const UrlQuery& query, int64_t now_nanos) {
   LogOptions o;
   o.follow = query.IsTrue("follow");
   o.timestamps = query.IsTrue("timestamps");

@@ -33,7 +33,7 @@ struct LogOptions {
 
 // The pods/log query parameters (follow, timestamps, tailLines, limitBytes, sinceSeconds,
 // sinceTime) relative to `now_nanos`; InvalidArgument for values upstream refuses.
-Result<LogOptions> ParseLogOptions(const QueryParams& query, int64_t now_nanos);
+Result<LogOptions> ParseLogOptions(const UrlQuery& query, int64_t now_nanos);
 
 // "2024-05-01T10:00:00.123456789Z": the kubelet's fixed-width timestamp (RFC3339NanoFixed).
 std::string FormatLogTime(int64_t nanos);

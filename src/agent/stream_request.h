@@ -9,29 +9,16 @@
 #include <vector>
 
 #include "orch/node_link.h"
+#include "orch/url_query.h"
 
 namespace orch::agent {
-
-// Query parameters, decoded; a name may repeat (exec's `command`).
-class QueryParams {
- public:
-  static QueryParams Parse(std::string_view raw);
-  bool Has(const std::string& name) const { return values_.count(name) > 0; }
-  std::string Get(const std::string& name, const std::string& fallback = "") const;
-  std::vector<std::string> GetAll(const std::string& name) const;
-  // Go's strconv.ParseBool truths, as upstream reads boolean parameters.
-  bool IsTrue(const std::string& name) const;
-
- private:
-  std::multimap<std::string, std::string> values_;
-};
 
 struct StreamRequest {
   link::Head head;
   std::string method;
   std::string kind;  // containerLogs, exec, attach, portForward
   std::string ns, pod, uid, container;
-  QueryParams query;
+  UrlQuery query;
 };
 
 // Parses the head of a request the server sent; nullopt when it is not one of the four kinds

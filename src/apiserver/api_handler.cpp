@@ -58,12 +58,6 @@ std::string VerbOf(const std::string& method, bool has_name, bool watch) {
   return method;
 }
 
-// Boolean query parameters are read like Go's strconv.ParseBool, as upstream does: clients
-// send "true", "True" (the Python client) or "1".
-bool IsTrue(const std::string& v) {
-  return v == "1" || v == "t" || v == "T" || v == "true" || v == "True" || v == "TRUE";
-}
-
 // Records the request in metrics when the response is sent or the stream starts.
 class MeteredWriter : public ResponseWriter {
  public:
@@ -298,7 +292,7 @@ void ApiHandler::ServeAs(const UserInfo& user, Request request,
   if (rest.size() >= 2) route.name = rest[1];
   if (rest.size() == 3) route.subresource = rest[2];
 
-  bool watch = route.watch_prefix || IsTrue(request.query.Get("watch"));
+  bool watch = route.watch_prefix || request.query.IsTrue("watch");
   std::string verb = VerbOf(request.method, !route.name.empty(), watch);
   std::string metric_resource =
       route.subresource.empty() ? route.plural : route.plural + "/" + route.subresource;
@@ -400,7 +394,7 @@ void ApiHandler::ServeResource(const UserInfo& user, Request& request, Route& ro
 
   const Query& q = request.query;
   const std::string& method = request.method;
-  bool watch = route.watch_prefix || IsTrue(q.Get("watch"));
+  bool watch = route.watch_prefix || q.IsTrue("watch");
 
   WriteOptions write;
   if (std::string bad = ParseDryRun(q, &write.dry_run); !bad.empty()) {
@@ -414,7 +408,7 @@ void ApiHandler::ServeResource(const UserInfo& user, Request& request, Route& ro
     return writer->Send(ApiError::BadRequest(fmt::format(
         "fieldValidation parameter unsupported: {}", write.field_validation)).ToResponse());
   }
-  write.force = IsTrue(q.Get("force"));
+  write.force = q.IsTrue("force");
 
   // Subresources with their own shapes.
   if (route.subresource == "scale") return ServeScale(request, *type, route.ns, route.name, writer);
@@ -567,7 +561,7 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
     filter.ns = *exact;
   }
   filter.fields = std::move(*fields);
-  filter.bookmarks = IsTrue(q.Get("allowWatchBookmarks"));
+  filter.bookmarks = q.IsTrue("allowWatchBookmarks");
   // Like upstream, a watch without a timeout ends after a random 30 to 60 minutes, so that
   // clients spread their reconnections.
   int64_t timeout = 1800 + static_cast<int64_t>(std::hash<std::string>{}(request.remote_address) % 1800);
@@ -581,7 +575,7 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
   filter.timeout = std::chrono::seconds(std::max<int64_t>(timeout, 1));
 
   std::string rv = q.Get("resourceVersion");
-  bool send_initial = q.Has("sendInitialEvents") ? IsTrue(q.Get("sendInitialEvents"))
+  bool send_initial = q.Has("sendInitialEvents") ? q.IsTrue("sendInitialEvents")
                                                  : (rv.empty() || rv == "0");
   int64_t after = 0;
   std::vector<json> initial;

@@ -1,4 +1,4 @@
-// Query, header and percent-decoding helpers of http.h.
+// Header helpers of http.h.
 #include "http.h"
 
 #include <algorithm>
@@ -6,13 +6,6 @@
 
 namespace orch::api {
 namespace {
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -20,57 +13,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 }  // namespace
-
-std::string PercentDecode(std::string_view in, bool plus_is_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    char c = in[i];
-    if (c == '%' && i + 2 < in.size()) {
-      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(plus_is_space && c == '+' ? ' ' : c);
-  }
-  return out;
-}
-
-Query Query::Parse(std::string_view raw) {
-  Query q;
-  while (!raw.empty()) {
-    size_t amp = raw.find('&');
-    std::string_view pair = raw.substr(0, amp);
-    raw = amp == std::string_view::npos ? std::string_view() : raw.substr(amp + 1);
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    std::string name = PercentDecode(pair.substr(0, eq), true);
-    std::string value =
-        eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
-    q.values_.emplace(std::move(name), std::move(value));
-  }
-  return q;
-}
-
-std::string Query::Get(const std::string& name, const std::string& fallback) const {
-  auto it = values_.find(name);
-  return it == values_.end() ? fallback : it->second;
-}
-
-std::vector<std::string> Query::GetAll(const std::string& name) const {
-  std::vector<std::string> out;
-  auto [begin, end] = values_.equal_range(name);
-  for (auto it = begin; it != end; ++it) out.push_back(it->second);
-  return out;
-}
-
-void Query::Set(const std::string& name, std::string value) {
-  values_.erase(name);
-  values_.emplace(name, std::move(value));
-}
 
 void Headers::Add(std::string name, std::string value) {
   values_.emplace_back(Lower(name), std::move(value));

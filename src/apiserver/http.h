@@ -2,34 +2,21 @@
 // a parsed request, a response, and a writer that also carries streams (watch, logs).
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <cstddef>
 #include <utility>
 #include <vector>
 
+#include "orch/url_query.h"
+
 namespace orch::api {
 
-// Query parameters, decoded. A name may repeat (e.g. `command` of exec).
-class Query {
- public:
-  Query() = default;
-  // Parses "a=1&b=x%20y&a=2".
-  static Query Parse(std::string_view raw);
-
-  bool Has(const std::string& name) const { return values_.count(name) > 0; }
-  // The first value of `name`, or `fallback`.
-  std::string Get(const std::string& name, const std::string& fallback = "") const;
-  std::vector<std::string> GetAll(const std::string& name) const;
-  void Set(const std::string& name, std::string value);
-
- private:
-  std::multimap<std::string, std::string> values_;
-};
+using Query = UrlQuery;  // the API handlers' name for it
 
 // Header names are stored lower-case.
 class Headers {
@@ -59,9 +46,6 @@ struct Request {
   std::optional<PeerCertificate> peer;  // set when the client presented a certificate we trust
   std::string remote_address;
 };
-
-// Percent-decoding of one path or query component ('+' is a space only in queries).
-std::string PercentDecode(std::string_view in, bool plus_is_space);
 
 struct Response {
   int status = 200;

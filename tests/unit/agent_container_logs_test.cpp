@@ -12,6 +12,7 @@
 #include "stream_request.h"
 
 using namespace orch::agent;
+using orch::UrlQuery;
 
 TEST_CASE("CRI log lines parse into time, stream, tag and text") {
   auto line = ParseCriLogLine("2024-05-01T10:00:00.5Z stdout F hello world");
@@ -41,20 +42,21 @@ TEST_CASE("CRI log lines parse into time, stream, tag and text") {
 
 TEST_CASE("log options follow upstream's names and limits") {
   int64_t now = 1'000'000'000'000'000'000;
-  auto o = ParseLogOptions(QueryParams::Parse("follow=true&timestamps=1&tailLines=3&limitBytes=10&sinceSeconds=5"), now);
+  auto o = ParseLogOptions(
+      UrlQuery::Parse("follow=true&timestamps=1&tailLines=3&limitBytes=10&sinceSeconds=5"), now);
   REQUIRE(o.ok());
   CHECK(o->follow);
   CHECK(o->timestamps);
   CHECK(*o->tail_lines == 3);
   CHECK(*o->limit_bytes == 10);
   CHECK(*o->since_nanos == now - 5'000'000'000);
-  auto since = ParseLogOptions(QueryParams::Parse("sinceTime=2024-05-01T10%3A00%3A00Z"), now);
+  auto since = ParseLogOptions(UrlQuery::Parse("sinceTime=2024-05-01T10%3A00%3A00Z"), now);
   REQUIRE(since.ok());
   CHECK(*since->since_nanos == 1714557600'000000000);
-  CHECK_FALSE(ParseLogOptions(QueryParams::Parse("tailLines=-1"), now).ok());
-  CHECK_FALSE(ParseLogOptions(QueryParams::Parse("limitBytes=0"), now).ok());
-  CHECK_FALSE(ParseLogOptions(QueryParams::Parse("sinceSeconds=x"), now).ok());
-  auto none = ParseLogOptions(QueryParams::Parse(""), now);
+  CHECK_FALSE(ParseLogOptions(UrlQuery::Parse("tailLines=-1"), now).ok());
+  CHECK_FALSE(ParseLogOptions(UrlQuery::Parse("limitBytes=0"), now).ok());
+  CHECK_FALSE(ParseLogOptions(UrlQuery::Parse("sinceSeconds=x"), now).ok());
+  auto none = ParseLogOptions(UrlQuery::Parse(""), now);
   REQUIRE(none.ok());
   CHECK_FALSE(none->follow);
   CHECK_FALSE(none->tail_lines);
