@@ -3,6 +3,7 @@
 #include "orch/controllers.h"
 
 #include "cronjob_controller.h"
+#include "daemonset_controller.h"
 #include "deployment_controller.h"
 #include "endpoints_controller.h"
 #include "endpointslice_controller.h"
@@ -20,6 +21,7 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"replicaset", NewReplicaSetController},
       {"replicationcontroller", NewReplicationController},
       {"deployment", NewDeploymentController},
+      {"daemonset", NewDaemonSetController},
       {"garbagecollector", NewGarbageCollector},
       {"namespace", NewNamespaceController},
       {"job", NewJobController},
