@@ -12,6 +12,7 @@
 #include "namespace_controller.h"
 #include "node_ipam.h"
 #include "replicaset_controller.h"
+#include "statefulset_controller.h"
 
 namespace orch {
 
@@ -30,6 +31,7 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"endpoints", NewEndpointsController},
       {"endpointslice", NewEndpointSliceController},
       {"endpointslicemirroring", NewEndpointSliceMirroringController},
+      {"statefulset", NewStatefulSetController},
   };
   return kControllers;
 }
