@@ -137,6 +137,19 @@ Result<json> ToTable(const ResourceType& type, const std::vector<const json*>& i
     return BuildCustomResourceTable(type.crd_version["additionalPrinterColumns"], items, *include,
                                     now);
   }
+  if (type.converter != nullptr) {
+    // Upstream prints every version of a kind with the same columns: the stored version's.
+    std::vector<json> stored;
+    stored.reserve(items.size());
+    for (const json* item : items) stored.push_back(type.converter->ToStorage(*item));
+    std::vector<const json*> pointers;
+    for (const json& item : stored) pointers.push_back(&item);
+    auto table = BuildTable(type.plural, type.group, pointers, *include, now);
+    if (table.ok() && *include == IncludeObject::kObject) {
+      for (size_t i = 0; i < items.size(); ++i) (*table)["rows"][i]["object"] = *items[i];
+    }
+    return table;
+  }
   return BuildTable(type.plural, type.group, items, *include, now);
 }
 
@@ -634,7 +647,12 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
   }
   auto subscription = cache_.Subscribe(
       type, std::move(filter), after,
-      [writer, frame](const WatchEvent& e) {
+      [writer, frame, converter = type.converter](const WatchEvent& e) {
+        if (converter != nullptr && e.type != WatchEvent::Type::kError && e.object) {
+          // The cache holds the stored version; this watch is of another served version.
+          json served = converter->FromStorage(*e.object);
+          return writer->Write(frame(WatchEventTypeName(e.type), &served, nullptr));
+        }
         return writer->Write(frame(WatchEventTypeName(e.type), e.object.get(), e.text.get()));
       },
       [writer] { writer->End(); });

@@ -64,6 +64,7 @@ std::vector<Row> BuiltinRows() {
       {"apps", "v1", "StatefulSet", "statefulsets", true, {"sts"}, all, {Scale(), Status()}, {}},
       // autoscaling
       {"autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, {"hpa"}, all, {Status()}, {}},
+      {"autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, {"hpa"}, all, {Status()}, {}},
       // batch/v1
       {"batch", "v1", "CronJob", "cronjobs", true, {"cj"}, all, {Status()}, {}},
       {"batch", "v1", "Job", "jobs", true, {}, all, {Status()}, {}},
@@ -92,7 +93,10 @@ std::string Lower(std::string s) {
 }  // namespace
 
 std::string ResourceType::StorePrefix() const {
-  return "/registry/" + (group.empty() ? std::string("core") : group) + "/" + plural + "/";
+  std::string store_group = converter != nullptr ? converter->StoreGroup()
+                            : group.empty()      ? "core"
+                                                 : group;
+  return "/registry/" + store_group + "/" + plural + "/";
 }
 
 std::string ResourceType::StoreKey(const std::string& ns, const std::string& name) const {
@@ -133,7 +137,7 @@ const ResourceType* ResourceSet::FindByStore(const std::string& store_group,
                                              const std::string& plural) const {
   std::string group = store_group == "core" ? "" : store_group;
   for (const auto& t : all_) {
-    if (t->group == group && t->plural == plural) return t.get();
+    if (t->group == group && t->plural == plural && t->converter == nullptr) return t.get();
   }
   return nullptr;
 }
@@ -171,6 +175,7 @@ std::shared_ptr<ResourceSet> BuiltinResources(const SchemaSet* schemas) {
     type->strategy = StrategyFor(type->group, type->kind);
     type->field_rules = BuiltinFieldRules(type->group, type->plural);
     type->secret = type->group.empty() && type->kind == "Secret";
+    type->converter = ConverterFor(type->group, type->version, type->kind);
     set->Add(std::move(type));
   }
   return set;

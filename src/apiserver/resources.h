@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "conversion.h"
 #include "errors.h"
 #include "schema.h"
 #include "selector.h"
@@ -63,6 +64,9 @@ class ResourceType {
   const Strategy* strategy = nullptr;  // never null after registration
   std::shared_ptr<const FieldRules> field_rules;  // the fields selectors may use
   bool secret = false;                 // values encrypted at rest
+  // Set on a version served from another version's stored form (conversion.h); the datastore
+  // keys are then the stored version's.
+  const VersionConverter* converter = nullptr;
   bool crd = false;
   json crd_version;                    // the CRD's version entry (printer columns, scale paths)
   std::shared_ptr<const void> owner;   // keeps a CRD's schema set alive
@@ -90,7 +94,8 @@ class ResourceSet {
                            const std::string& plural) const;
   const ResourceType* FindKind(const std::string& group, const std::string& version,
                                const std::string& kind) const;
-  // By store prefix group/plural regardless of version (the watch cache decodes keys).
+  // The stored version of the resource under a store prefix group/plural (the watch cache
+  // decodes keys).
   const ResourceType* FindByStore(const std::string& store_group, const std::string& plural) const;
   const std::vector<std::shared_ptr<const ResourceType>>& all() const { return all_; }
   // Group names in discovery order, each with its versions (preferred first).

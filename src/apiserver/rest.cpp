@@ -133,7 +133,7 @@ Rest::Rest(Store& store, const SecretBox* secrets, std::vector<AdmissionPlugin*>
     : store_(store), secrets_(secrets), plugins_(std::move(plugins)) {}
 
 std::string Rest::Encode(const ResourceType& type, const json& obj) const {
-  json copy = obj;
+  json copy = type.converter != nullptr ? type.converter->ToStorage(obj) : obj;
   auto m = copy.find("metadata");
   if (m != copy.end() && m->is_object()) m->erase("resourceVersion");
   std::string text = copy.dump();
@@ -142,6 +142,12 @@ std::string Rest::Encode(const ResourceType& type, const json& obj) const {
 }
 
 ApiResult<json> Rest::Decode(const ResourceType& type, const KeyValue& kv) const {
+  auto obj = DecodeStored(type, kv);
+  if (obj.ok() && type.converter != nullptr) return type.converter->FromStorage(std::move(*obj));
+  return obj;
+}
+
+ApiResult<json> Rest::DecodeStored(const ResourceType& type, const KeyValue& kv) const {
   std::string text = kv.value;
   if (type.secret && secrets_ != nullptr) {
     auto plain = secrets_->Unseal(kv.value);
@@ -210,11 +216,13 @@ ApiResult<ListPage> Rest::List(const ResourceType& type, const std::string& ns,
     options.revision = result->revision;
     for (size_t i = 0; i < result->kvs.size(); ++i) {
       const KeyValue& kv = result->kvs[i];
-      auto obj = Decode(type, kv);
+      // Selectors see the stored form, as the watch cache's filters do.
+      auto obj = DecodeStored(type, kv);
       if (!obj.ok()) return obj.error();
       const json& meta = obj->contains("metadata") ? (*obj)["metadata"] : json();
       if (!labels->Matches(meta.contains("labels") ? meta["labels"] : json::object())) continue;
       if (!fields->Matches(*obj)) continue;
+      if (type.converter != nullptr) *obj = type.converter->FromStorage(std::move(*obj));
       page.items.push_back(std::move(*obj));
       if (query.limit > 0 && static_cast<int64_t>(page.items.size()) >= query.limit) {
         bool more = result->more || i + 1 < result->kvs.size();

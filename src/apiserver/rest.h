@@ -109,6 +109,8 @@ class Rest {
   // secrets.
   std::string Encode(const ResourceType& type, const json& obj) const;
   ApiResult<json> Decode(const ResourceType& type, const KeyValue& kv) const;
+  // Decode without the conversion to a served version (conversion.h): what selectors see.
+  ApiResult<json> DecodeStored(const ResourceType& type, const KeyValue& kv) const;
 
   Store& store() { return store_; }
 

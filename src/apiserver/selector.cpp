@@ -204,14 +204,15 @@ MakeBuiltinRules() {
   all[{"", "events"}] = Share(std::move(events));
 
   // pkg/apis/events/v1/conversion.go: the same storage, spelled as events.k8s.io spells it.
+  // Selectors see the stored core/v1 form (conversion.h).
   FieldRules new_events = MetadataRules(true);
   for (const char* f :
        {"kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"}) {
-    new_events.Accept(std::string("regarding.") + f, std::string("involvedObject.") + f,
-                      Path(std::string("regarding.") + f));
+    std::string stored = std::string("involvedObject.") + f;
+    new_events.Accept(std::string("regarding.") + f, stored, Path(stored));
   }
   new_events.Accept("reason", Path("reason"))
-      .Accept("reportingController", "reportingComponent", Path("reportingController"))
+      .Accept("reportingController", "reportingComponent", Path("reportingComponent"))
       .Accept("type", Path("type"));
   all[{"events.k8s.io", "events"}] = Share(std::move(new_events));
 

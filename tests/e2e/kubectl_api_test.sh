@@ -261,13 +261,45 @@ run_capture k expose deployment typed --port=81 --target-port=8081 --name=typed-
 expect_eq "$RC" 0 "kubectl expose: $ERR"
 run_capture k get svc typed-exposed -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.selector.app}'
 expect_eq "$OUT" "81 8081 typed" "kubectl expose"
-# Before 1.33 autoscale posts autoscaling/v1, which orch does not serve (v2 only).
-if [ "$client_minor" -ge 33 ]; then
-  run_capture k autoscale deployment typed --min=1 --max=3 --cpu-percent=50
-  expect_eq "$RC" 0 "kubectl autoscale: $ERR"
-  run_capture k get hpa typed -o jsonpath='{.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}'
-  expect_eq "$OUT" "3 50" "kubectl autoscale"
-fi
+# Before 1.33 autoscale posts autoscaling/v1, served from the stored autoscaling/v2 form.
+run_capture k autoscale deployment typed --min=1 --max=3 --cpu-percent=50
+expect_eq "$RC" 0 "kubectl autoscale: $ERR"
+run_capture k get hpa typed -o jsonpath='{.apiVersion} {.spec.maxReplicas} {.spec.metrics[0].resource.target.averageUtilization}'
+expect_eq "$OUT" "autoscaling/v2 3 50" "kubectl autoscale, read as autoscaling/v2"
+run_capture k get horizontalpodautoscalers.v1.autoscaling typed -o jsonpath='{.apiVersion} {.spec.targetCPUUtilizationPercentage}'
+expect_eq "$OUT" "autoscaling/v1 50" "the same autoscaler read as autoscaling/v1"
+run_capture k get hpa typed
+expect_contains "$OUT" "cpu: <unknown>/50%" "hpa table"
+# A v2-only metric survives an update through autoscaling/v1.
+run_capture k patch hpa typed --type=json \
+  -p '[{"op":"add","path":"/spec/metrics/-","value":{"type":"Resource","resource":{"name":"memory","target":{"type":"AverageValue","averageValue":"64Mi"}}}}]'
+expect_eq "$RC" 0 "patch hpa: $ERR"
+run_capture k patch horizontalpodautoscalers.v1.autoscaling typed --type=merge -p '{"spec":{"maxReplicas":4}}'
+expect_eq "$RC" 0 "patch hpa through v1: $ERR"
+run_capture k get hpa typed -o jsonpath='{.spec.maxReplicas} {.spec.metrics[*].resource.name}'
+expect_eq "$OUT" "4 cpu memory" "v2 metrics kept across a v1 write"
+
+# events.k8s.io/v1 and core/v1 are two views of the same Events.
+cat >"$E2E_TMP/event.yaml" <<'EOF2'
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: typed-event}
+eventTime: "2024-05-01T10:00:00.000000Z"
+reportingController: example.com/tester
+reportingInstance: tester-1
+action: Check
+reason: Checked
+type: Normal
+note: seen through both APIs
+regarding: {apiVersion: apps/v1, kind: Deployment, name: typed, namespace: typed}
+EOF2
+run_capture k create -n typed -f "$E2E_TMP/event.yaml"
+expect_eq "$RC" 0 "create events.k8s.io Event: $ERR"
+run_capture k get events -n typed --field-selector involvedObject.name=typed,reason=Checked \
+  -o jsonpath='{.items[*].message} {.items[*].reportingComponent}'
+expect_eq "$OUT" "seen through both APIs example.com/tester" "the Event read as core/v1"
+run_capture k get --raw "/apis/events.k8s.io/v1/namespaces/typed/events?fieldSelector=regarding.name%3Dtyped"
+expect_contains "$OUT" '"note":"seen through both APIs"' "events.k8s.io list with a field selector"
 
 # Deletion with --wait.
 run_capture k delete deploy web --wait --timeout=20s

@@ -95,11 +95,13 @@ TEST_CASE("Field selectors know every built-in kind's fields") {
                     "events")
             .Matches(event));
 
-  json new_event = {{"metadata", {{"name", "e"}}},
-                    {"regarding", {{"kind", "Pod"}, {"name", "web"}}},
-                    {"reportingController", "kubelet"}};
+  // events.k8s.io/v1 names the fields of the stored core/v1 Event its own way.
+  json stored_event = {{"metadata", {{"name", "e"}}},
+                       {"involvedObject", {{"kind", "Pod"}, {"name", "web"}}},
+                       {"reportingComponent", "kubelet"}};
   CHECK(ParseFields("regarding.kind=Pod,reportingController=kubelet", "events.k8s.io", "events")
-            .Matches(new_event));
+            .Matches(stored_event));
+  CHECK_FALSE(ParseFields("regarding.name=db", "events.k8s.io", "events").Matches(stored_event));
 
   CHECK(ParseFields("type=kubernetes.io/tls", "", "secrets")
             .Matches({{"type", "kubernetes.io/tls"}}));
