@@ -3,6 +3,7 @@
 // With several servers, only the holder of the controllers' Lease runs them (src/server).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <set>
 #include <string>
@@ -23,6 +24,9 @@ struct ControllerContext {
   std::string cluster_cidr = "10.42.0.0/16";  // node pod CIDRs are carved from it
   int node_cidr_mask = 24;
   int workers = 2;  // worker threads per controller
+  // How long a node's kubelet may stay silent before the node is unreachable
+  // (--node-monitor-grace-period).
+  std::chrono::milliseconds node_monitor_grace_period = std::chrono::seconds(40);
 };
 
 // A controller's Start registers its informer handlers and starts its workers, which wait for

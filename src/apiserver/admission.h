@@ -1,5 +1,5 @@
-// Admission plugins that need cluster state: namespace lifecycle (writes need a live
-// namespace; the system namespaces cannot be deleted).
+// Admission plugins: namespace lifecycle (writes need a live namespace; the system namespaces
+// cannot be deleted) and DefaultTolerationSeconds (new pods tolerate unreachable nodes 300 s).
 #pragma once
 
 #include "rest.h"
@@ -15,6 +15,14 @@ class NamespaceLifecycle : public AdmissionPlugin {
  private:
   Store& store_;
   const ResourceType& namespaces_;
+};
+
+// Upstream's DefaultTolerationSeconds: a new pod without a toleration for the NoExecute taints
+// node.kubernetes.io/not-ready and node.kubernetes.io/unreachable gets one (operator Exists,
+// tolerationSeconds 300), so the taint manager evicts it 5 minutes after its node fails.
+class DefaultTolerationSeconds : public AdmissionPlugin {
+ public:
+  std::optional<ApiError> Admit(AdmissionRequest& request) override;
 };
 
 }  // namespace orch::api

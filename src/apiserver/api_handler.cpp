@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "discovery.h"
+#include "eviction.h"
 #include "orch/log.h"
 #include "orch/node_link.h"
 #include "orch/version.h"
@@ -770,16 +771,12 @@ void ApiHandler::ServeEviction(Request& request, const ResourceType& type, const
   }
   auto body = ParseRequestBody(request, "policy", "v1", "Eviction");
   if (!body.ok()) return writer->Send(body.error().ToResponse());
-  DeleteOptions del;
-  if (body->contains("deleteOptions") && (*body)["deleteOptions"].is_object()) {
-    const json& o = (*body)["deleteOptions"];
-    if (o.contains("gracePeriodSeconds") && o["gracePeriodSeconds"].is_number_integer()) {
-      del.grace_period_seconds = o["gracePeriodSeconds"].get<int64_t>();
-    }
-  }
-  auto deleted = rest_.Delete(type, ns, name, del);
-  if (!deleted.ok()) return writer->Send(deleted.error().ToResponse());
-  writer->Send(JsonResponse(SuccessStatus("pods", name, ""), 201));
+  auto registry = registry_.Current();
+  const ResourceType* pdbs = registry->Find("policy", "v1", "poddisruptionbudgets");
+  auto evicted =
+      EvictPod(rest_, type, pdbs, ns, name, *body, request.query.Get("dryRun", "") == "All");
+  if (!evicted.ok()) return writer->Send(evicted.error().ToResponse());
+  writer->Send(JsonResponse(*evicted, 201));
 }
 
 }  // namespace orch::api

@@ -47,7 +47,8 @@ class ApiServerImpl : public ApiServer {
     service_allocator_ = std::make_unique<api::ServiceAllocator>(*store_, *cidr);
     rest_ = std::make_unique<api::Rest>(
         *store_, secrets_.get(),
-        std::vector<api::AdmissionPlugin*>{namespace_lifecycle_.get(), service_allocator_.get()});
+        std::vector<api::AdmissionPlugin*>{namespace_lifecycle_.get(), service_allocator_.get(),
+                                           &default_toleration_seconds_});
     if (Status s = Bootstrap(options, *cidr); !s.ok()) return s;
 
     auto cache = api::WatchCache::Start(*rest_, *registry_);
@@ -252,6 +253,7 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::SecretBox> secrets_;
   std::unique_ptr<api::NamespaceLifecycle> namespace_lifecycle_;
   std::unique_ptr<api::ServiceAllocator> service_allocator_;
+  api::DefaultTolerationSeconds default_toleration_seconds_;
   std::unique_ptr<api::Rest> rest_;
   std::unique_ptr<api::WatchCache> cache_;
   std::unique_ptr<api::CrdController> crds_;

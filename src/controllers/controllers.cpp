@@ -5,13 +5,16 @@
 #include "cronjob_controller.h"
 #include "daemonset_controller.h"
 #include "deployment_controller.h"
+#include "disruption_controller.h"
 #include "endpoints_controller.h"
 #include "endpointslice_controller.h"
 #include "garbage_collector.h"
 #include "job_controller.h"
 #include "namespace_controller.h"
 #include "node_ipam.h"
+#include "node_lifecycle_controller.h"
 #include "replicaset_controller.h"
+#include "serviceaccount_controller.h"
 #include "statefulset_controller.h"
 
 namespace orch {
@@ -19,6 +22,7 @@ namespace orch {
 const std::vector<ControllerEntry>& AllControllers() {
   static const std::vector<ControllerEntry> kControllers = {
       {"nodeipam", NewNodeIpamController},
+      {"nodelifecycle", NewNodeLifecycleController},
       {"replicaset", NewReplicaSetController},
       {"replicationcontroller", NewReplicationController},
       {"deployment", NewDeploymentController},
@@ -31,6 +35,8 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"endpoints", NewEndpointsController},
       {"endpointslice", NewEndpointSliceController},
       {"endpointslicemirroring", NewEndpointSliceMirroringController},
+      {"disruption", NewDisruptionController},
+      {"serviceaccount", NewServiceAccountController},
       {"statefulset", NewStatefulSetController},
   };
   return kControllers;
