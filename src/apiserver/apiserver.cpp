@@ -16,6 +16,7 @@
 #include "openapi_service.h"
 #include "orch/files.h"
 #include "orch/log.h"
+#include "priority.h"
 #include "schema_loader.h"
 #include "service_allocator.h"
 
@@ -45,9 +46,12 @@ class ApiServerImpl : public ApiServer {
     auto cidr = Cidr::Parse(options.service_cidr);
     if (!cidr.ok()) return InvalidArgument("service CIDR: " + cidr.status().message());
     service_allocator_ = std::make_unique<api::ServiceAllocator>(*store_, *cidr);
+    priority_ = std::make_unique<api::PriorityAdmission>(
+        *store_, *resources->Find("scheduling.k8s.io", "v1", "priorityclasses"));
     rest_ = std::make_unique<api::Rest>(
         *store_, secrets_.get(),
         std::vector<api::AdmissionPlugin*>{namespace_lifecycle_.get(), service_allocator_.get(),
+                                           priority_.get(),
                                            &default_toleration_seconds_});
     if (Status s = Bootstrap(options, *cidr); !s.ok()) return s;
 
@@ -163,6 +167,17 @@ class ApiServerImpl : public ApiServer {
                            created.error().message);
       }
     }
+    const api::ResourceType* priority_classes =
+        resources->Find("scheduling.k8s.io", "v1", "priorityclasses");
+    for (const json& pc : api::SystemPriorityClasses()) {
+      api::WriteOptions write;
+      write.field_manager = "orch";
+      auto created = rest_->Create(*priority_classes, "", pc, write);
+      if (!created.ok() && created.error().code != 409) {
+        return Unavailable("create priority class " + api::Name(pc) + ": " +
+                           created.error().message);
+      }
+    }
     auto listed = rest_->List(*services, "", {});
     if (!listed.ok()) return Unavailable("list services: " + listed.error().message);
     std::vector<std::string> owners;
@@ -253,6 +268,7 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::SecretBox> secrets_;
   std::unique_ptr<api::NamespaceLifecycle> namespace_lifecycle_;
   std::unique_ptr<api::ServiceAllocator> service_allocator_;
+  std::unique_ptr<api::PriorityAdmission> priority_;
   api::DefaultTolerationSeconds default_toleration_seconds_;
   std::unique_ptr<api::Rest> rest_;
   std::unique_ptr<api::WatchCache> cache_;

@@ -76,6 +76,7 @@ std::vector<Row> BuiltinRows() {
       {"networking.k8s.io", "v1", "Ingress", "ingresses", true, {"ing"}, {}, {Status()}, {}},
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, {"netpol"}, {}, {}, {}},
       {"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, {"pdb"}, {}, {Status()}, {}},
+      {"scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", false, {"pc"}, {}, {}, {}},
       {"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, {}, {}, {}, {}},
       {"rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, {}, {}, {}, {}},
       {"rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, {}, {}, {}, {}},

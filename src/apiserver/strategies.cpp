@@ -7,6 +7,7 @@
 #include <set>
 
 #include "crd.h"
+#include "priority.h"
 #include "orch/base64.h"
 #include "orch/cron.h"
 
@@ -375,6 +376,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   static const SecretStrategy kSecret;
   static const ImmutableDataStrategy kConfigMap;
   static const CustomResourceDefinitionStrategy kCrd;
+  static const PriorityClassStrategy kPriorityClass;
   if (group.empty()) {
     if (kind == "Pod") return &kPod;
     if (kind == "Service") return &kService;
@@ -387,6 +389,7 @@ const Strategy* StrategyFor(const std::string& group, const std::string& kind) {
   if (group == "batch" && kind == "Job") return &kJob;
   if (group == "batch" && kind == "CronJob") return &kCronJob;
   if (group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition") return &kCrd;
+  if (group == "scheduling.k8s.io" && kind == "PriorityClass") return &kPriorityClass;
   return &kGeneric;
 }
 

@@ -301,6 +301,29 @@ expect_eq "$OUT" "seen through both APIs example.com/tester" "the Event read as 
 run_capture k get --raw "/apis/events.k8s.io/v1/namespaces/typed/events?fieldSelector=regarding.name%3Dtyped"
 expect_contains "$OUT" '"note":"seen through both APIs"' "events.k8s.io list with a field selector"
 
+# Pod priority: the built-in classes exist, admission fills spec.priority from the class (or
+# the global default), and the class rules hold.
+run_capture k get priorityclass system-node-critical -o jsonpath='{.value}'
+expect_eq "$OUT" "2000001000" "built-in system-node-critical"
+run_capture k create priorityclass typed-high --value=1000
+expect_eq "$RC" 0 "create priorityclass: $ERR"
+run_capture k create priorityclass typed-default --value=10 --global-default
+expect_eq "$RC" 0 "create default priorityclass: $ERR"
+run_capture k create priorityclass typed-default2 --value=11 --global-default
+expect_contains "$ERR" "PriorityClass typed-default is already marked as default" "one default class"
+run_capture k create priorityclass typed-huge --value=2000000000
+expect_contains "$ERR" "maximum allowed value of a user defined priority is 1000000000" "value limit"
+run_capture k delete priorityclass system-cluster-critical
+expect_contains "$ERR" "system priority class and cannot be deleted" "system classes stay"
+run_capture k run typed-prio -n typed --image=busybox --overrides='{"spec":{"priorityClassName":"typed-high"}}'
+expect_eq "$RC" 0 "pod with a priority class: $ERR"
+run_capture k run typed-dflt -n typed --image=busybox
+run_capture k get pods -n typed typed-prio typed-dflt -o jsonpath='{.items[*].spec.priority} {.items[*].spec.priorityClassName}'
+expect_eq "$OUT" "1000 10 typed-high typed-default" "priorities from the classes"
+run_capture k run typed-none -n typed --image=busybox --overrides='{"spec":{"priorityClassName":"missing"}}'
+expect_contains "$ERR" "no PriorityClass with name missing was found" "unknown class refused"
+k delete priorityclass typed-default typed-high >/dev/null
+
 # Deletion with --wait.
 run_capture k delete deploy web --wait --timeout=20s
 expect_contains "$OUT" 'deployment.apps "web" deleted' "delete"
