@@ -122,6 +122,7 @@ struct ServicePort {
   int64_t port = 0;
   int64_t node_port = 0;
   std::vector<std::string> external_ips;  // spec.externalIPs and load balancer ingress IPs
+  bool node_load_balancer = false;        // orch's load balancer: `port` on the node's addresses
   bool external_local = false;            // externalTrafficPolicy Local
   bool internal_local = false;            // internalTrafficPolicy Local
   int64_t affinity_seconds = 0;           // ClientIP affinity; 0 = none
@@ -252,21 +253,34 @@ class RuleWriter {
           if (ip.is_string() && IsIPv4(ip.get<std::string>())) external_ips.push_back(ip);
         }
       }
+      bool node_load_balancer = false;
       if (type == "LoadBalancer") {
         const json& ingress = At(svc, {"status", "loadBalancer", "ingress"});
+        bool serving_node = false;  // this node is among the ingress addresses
         if (ingress.is_array()) {
           for (const json& i : ingress) {
             std::string ip = Str(i, {"ip"});
+            const auto& node_ips = input_.node_ips;
+            if (std::find(node_ips.begin(), node_ips.end(), ip) != node_ips.end()) {
+              serving_node = true;
+            }
+            // A load balancer that proxies (ipMode Proxy) needs the traffic sent to it.
+            if (Str(i, {"ipMode"}) == "Proxy") continue;
             if (IsIPv4(ip) &&
                 std::find(external_ips.begin(), external_ips.end(), ip) == external_ips.end()) {
               external_ips.push_back(ip);
             }
           }
         }
+        // orch's own load balancer (no class) has no pods: the nodes it lists answer at the
+        // port themselves. Its status being set is the sign that it runs (--disable servicelb).
+        node_load_balancer = Str(svc, {"spec", "loadBalancerClass"}).empty() &&
+                             ingress.is_array() && !ingress.empty() &&
+                             (serving_node || input_.node_ips.empty());
       }
       const bool has_node_ports = type == "NodePort" || type == "LoadBalancer";
       const bool external_local = Str(svc, {"spec", "externalTrafficPolicy"}) == "Local" &&
-                                  (has_node_ports || !external_ips.empty());
+                                  (has_node_ports || !external_ips.empty() || node_load_balancer);
       int64_t affinity = 0;
       if (Str(svc, {"spec", "sessionAffinity"}) == "ClientIP") {
         affinity = Int(svc, {"spec", "sessionAffinityConfig", "clientIP", "timeoutSeconds"},
@@ -283,6 +297,7 @@ class RuleWriter {
         if (sp.port <= 0) continue;
         if (has_node_ports) sp.node_port = Int(port, {"nodePort"});
         sp.external_ips = external_ips;
+        sp.node_load_balancer = node_load_balancer;
         sp.external_local = external_local;
         sp.internal_local = Str(svc, {"spec", "internalTrafficPolicy"}) == "Local";
         sp.affinity_seconds = affinity;
@@ -386,8 +401,12 @@ class RuleWriter {
           kServicesChain, sp.key, sp.cluster_ip, Match(sp, sp.port));
     }
 
-    // Traffic from outside: NodePorts, externalIPs, load balancer IPs.
-    if (sp.node_port <= 0 && sp.external_ips.empty()) return;
+    // Traffic from outside: NodePorts, externalIPs, load balancer IPs and ports.
+    if (sp.node_port <= 0 && sp.external_ips.empty() && !sp.node_load_balancer) return;
+    // The ports taken on the node's own addresses.
+    std::vector<std::pair<int64_t, const char*>> node_ports;
+    if (sp.node_port > 0) node_ports.emplace_back(sp.node_port, "");
+    if (sp.node_load_balancer) node_ports.emplace_back(sp.port, " load balancer");
     if (cluster.empty()) {
       for (const std::string& ip : sp.external_ips) {
         filter_ << fmt::format(
@@ -395,11 +414,11 @@ class RuleWriter {
             "--reject-with icmp-port-unreachable\n",
             kExternalServicesChain, sp.key, ip, Match(sp, sp.port));
       }
-      if (sp.node_port > 0) {
+      for (const auto& [port, what] : node_ports) {
         filter_ << fmt::format(
-            "-A {} -m comment --comment \"{} has no endpoints\" -m addrtype --dst-type LOCAL {} "
-            "-j REJECT --reject-with icmp-port-unreachable\n",
-            kExternalServicesChain, sp.key, Match(sp, sp.node_port));
+            "-A {} -m comment --comment \"{}{} has no endpoints\" -m addrtype --dst-type LOCAL "
+            "{} -j REJECT --reject-with icmp-port-unreachable\n",
+            kExternalServicesChain, sp.key, what, Match(sp, port));
       }
       return;
     }
@@ -449,11 +468,11 @@ class RuleWriter {
               "-A {} -m comment --comment \"{} has no local endpoints\" -d {}/32 {} -j DROP\n",
               kExternalServicesChain, sp.key, ip, Match(sp, sp.port));
         }
-        if (sp.node_port > 0) {
+        for (const auto& [port, what] : node_ports) {
           filter_ << fmt::format(
-              "-A {} -m comment --comment \"{} has no local endpoints\" -m addrtype --dst-type "
-              "LOCAL {} -j DROP\n",
-              kExternalServicesChain, sp.key, Match(sp, sp.node_port));
+              "-A {} -m comment --comment \"{}{} has no local endpoints\" -m addrtype "
+              "--dst-type LOCAL {} -j DROP\n",
+              kExternalServicesChain, sp.key, what, Match(sp, port));
         }
       }
     }
@@ -461,9 +480,9 @@ class RuleWriter {
       nat_ << fmt::format("-A {} -m comment --comment \"{} external IP\" -d {}/32 {} -j {}\n",
                           kServicesChain, sp.key, ip, Match(sp, sp.port), ext_chain);
     }
-    if (sp.node_port > 0) {
-      nat_ << fmt::format("-A {} -m comment --comment \"{}\" {} -j {}\n", kNodePortsChain, sp.key,
-                          Match(sp, sp.node_port), ext_chain);
+    for (const auto& [port, what] : node_ports) {
+      nat_ << fmt::format("-A {} -m comment --comment \"{}{}\" {} -j {}\n", kNodePortsChain, sp.key,
+                          what, Match(sp, port), ext_chain);
     }
   }
 

@@ -25,6 +25,23 @@ std::string ResourceVersionOf(const ObjectPtr& object) {
   return metadata->value("resourceVersion", "");
 }
 
+// The node's InternalIPs and ExternalIPs: where orch's load balancer finds it in a Service's
+// status.
+std::vector<std::string> NodeIps(const ObjectPtr& node) {
+  std::vector<std::string> out;
+  if (!node) return out;
+  auto status = node->find("status");
+  if (status == node->end() || !status->is_object()) return out;
+  auto addresses = status->find("addresses");
+  if (addresses == status->end() || !addresses->is_array()) return out;
+  for (const auto& a : *addresses) {
+    if (!a.is_object()) continue;
+    std::string type = a.value("type", "");
+    if (type == "InternalIP" || type == "ExternalIP") out.push_back(a.value("address", ""));
+  }
+  return out;
+}
+
 class ServiceProxyImpl : public ServiceProxy {
  public:
   ServiceProxyImpl(ServiceProxyOptions options, InformerFactory& informers, Netfilter& netfilter)
@@ -32,7 +49,10 @@ class ServiceProxyImpl : public ServiceProxy {
         informers_(informers),
         netfilter_(netfilter),
         services_(informers.For(kServicesRef)),
-        slices_(informers.For(kSlicesRef)) {}
+        slices_(informers.For(kSlicesRef)),
+        node_(options_.node_name.empty() ? nullptr
+                                         : &informers.For(resources::kNodes, "", "",
+                                                          "metadata.name=" + options_.node_name)) {}
   ~ServiceProxyImpl() override { Stop(); }
 
   std::string_view Name() const override { return "proxy"; }
@@ -48,6 +68,13 @@ class ServiceProxyImpl : public ServiceProxy {
     };
     services_.AddHandler({changed, updated, changed});
     slices_.AddHandler({changed, updated, changed});
+    if (node_ != nullptr) {
+      // Heartbeats update the node often; only its addresses matter here.
+      auto node_changed = [this](const ObjectPtr& old_node, const ObjectPtr& node) {
+        if (NodeIps(old_node) != NodeIps(node)) RequestSync();
+      };
+      node_->AddHandler({changed, node_changed, changed});
+    }
     loop_.Start();
     return Status::Ok();
   }
@@ -62,6 +89,7 @@ class ServiceProxyImpl : public ServiceProxy {
     input.services = services_.List();
     input.slices = slices_.List();
     input.node_name = options_.node_name;
+    if (node_ != nullptr) input.node_ips = NodeIps(node_->Get("", options_.node_name));
     if (options_.local_pod_cidr) input.local_pod_cidr = options_.local_pod_cidr();
     input.existing_nat_chains = nat_chains_;
     input.existing_filter_chains = filter_chains_;
@@ -102,6 +130,7 @@ class ServiceProxyImpl : public ServiceProxy {
   Netfilter& netfilter_;
   Informer& services_;
   Informer& slices_;
+  Informer* node_;  // null without a node name
 
   // Belongs to the sync thread.
   std::set<std::string> nat_chains_;

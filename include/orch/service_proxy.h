@@ -1,6 +1,7 @@
 // The node's service proxy (orch's kube-proxy, iptables mode): turns Services and EndpointSlices
-// into NAT rules so ClusterIPs, NodePorts and externalIPs reach their endpoints. All rules live
-// in orch's own chains (ORCH-*), written in one `iptables-restore --noflush` per sync.
+// into NAT rules so ClusterIPs, NodePorts, externalIPs and load balancer ports reach their
+// endpoints. All rules live in orch's own chains (ORCH-*), written in one `iptables-restore
+// --noflush` per sync.
 #pragma once
 
 #include <chrono>
@@ -43,6 +44,10 @@ struct ProxyRulesInput {
   // The node's pod CIDR: traffic from it is from local pods; traffic to a ClusterIP from
   // elsewhere (the node itself, 127.0.0.1) is masqueraded. Empty: unknown, no such rule.
   std::string local_pod_cidr;
+  // This node's addresses (its Node's InternalIPs and ExternalIPs). orch's load balancer lists
+  // the serving nodes in a Service's status.loadBalancer.ingress; a node among them (or any node
+  // while this is empty) answers at the Service's port on all of its addresses, 127.0.0.1 too.
+  std::vector<std::string> node_ips;
   // orch's chains that exist now, per table: chains not wanted any more are deleted.
   std::set<std::string> existing_nat_chains;
   std::set<std::string> existing_filter_chains;
@@ -92,8 +97,10 @@ class ServiceProxy : public Component {
   virtual void RequestSync() = 0;
 };
 
-// Start registers handlers on the Service and EndpointSlice informers of `informers` (call it
-// before the factory starts, or the handlers get the current state at once) and starts the sync
+// Start registers handlers on the Service and EndpointSlice informers of `informers` and on the
+// informer of the Node `node_name` (metadata.name field selector, as the agent's own: for the
+// node's addresses) (call it before the factory starts, or the handlers get the current state
+// at once) and starts the sync
 // thread, which waits for the informers' first sync, then writes the rules after every change.
 // A failed sync is retried with back-off. Stop ends the thread and leaves the rules in place (a
 // restarted agent takes them over; established connections keep their conntrack entries).

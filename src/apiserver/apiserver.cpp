@@ -180,10 +180,7 @@ class ApiServerImpl : public ApiServer {
     }
     auto listed = rest_->List(*services, "", {});
     if (!listed.ok()) return Unavailable("list services: " + listed.error().message);
-    std::vector<std::string> owners;
-    for (const json& svc : listed->items)
-      owners.push_back(api::Namespace(svc) + "/" + api::Name(svc));
-    service_allocator_->Repair(owners);
+    service_allocator_->Repair(listed->items);
 
     api::WriteOptions write;
     write.field_manager = "orch";

@@ -1,4 +1,5 @@
-// Service ClusterIP and NodePort allocation (service_allocator.h), with upstream's messages.
+// Service ClusterIP and NodePort allocation and the load balancer's port book
+// (service_allocator.h), with upstream's messages.
 #include "service_allocator.h"
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@ namespace {
 
 constexpr char kIpPrefix[] = "/registry/ranges/serviceips/";
 constexpr char kPortPrefix[] = "/registry/ranges/servicenodeports/";
+constexpr char kLbPortPrefix[] = "/registry/ranges/serviceloadbalancerports/";
 
 bool IsService(const ResourceType& type) { return type.group.empty() && type.kind == "Service"; }
 
@@ -30,6 +32,27 @@ bool NeedsNodePorts(const json& spec) {
 
 std::string Owner(const json& service) { return Namespace(service) + "/" + Name(service); }
 
+std::string ProtocolOf(const json& port) {
+  return port.contains("protocol") && port["protocol"].is_string()
+             ? port["protocol"].get<std::string>()
+             : "TCP";
+}
+
+// The load balancer keys of `service`, one per port, in port order ("" for a port without a
+// number, which validation refuses anyway).
+std::vector<std::string> LoadBalancerKeys(const json& service) {
+  std::vector<std::string> keys;
+  if (!ServiceAllocator::UsesNodeLoadBalancer(service)) return keys;
+  const json& ports = service["spec"].contains("ports") ? service["spec"]["ports"] : json();
+  if (!ports.is_array()) return keys;
+  for (const json& p : ports) {
+    bool numbered = p.is_object() && p.contains("port") && p["port"].is_number_integer();
+    keys.push_back(numbered ? ServiceAllocator::LoadBalancerPortKey(ProtocolOf(p), p["port"])
+                            : std::string());
+  }
+  return keys;
+}
+
 }  // namespace
 
 ServiceAllocator::ServiceAllocator(Store& store, Cidr service_cidr)
@@ -37,6 +60,19 @@ ServiceAllocator::ServiceAllocator(Store& store, Cidr service_cidr)
 
 std::string ServiceAllocator::IpKey(const std::string& ip) { return kIpPrefix + ip; }
 std::string ServiceAllocator::PortKey(int port) { return kPortPrefix + std::to_string(port); }
+std::string ServiceAllocator::LoadBalancerPortKey(const std::string& protocol, int port) {
+  return fmt::format("{}{}/{}", kLbPortPrefix, protocol, port);
+}
+
+bool ServiceAllocator::UsesNodeLoadBalancer(const json& service) {
+  if (!service.is_object() || !service.contains("spec") || !service["spec"].is_object()) {
+    return false;
+  }
+  const json& spec = service["spec"];
+  if (TypeOf(spec) != "LoadBalancer") return false;
+  return !spec.contains("loadBalancerClass") || !spec["loadBalancerClass"].is_string() ||
+         spec["loadBalancerClass"].get<std::string>().empty();
+}
 
 std::vector<std::string> ServiceAllocator::KeysOf(const json& service) {
   std::vector<std::string> keys;
@@ -52,6 +88,9 @@ std::vector<std::string> ServiceAllocator::KeysOf(const json& service) {
         keys.push_back(PortKey(p["nodePort"].get<int>()));
       }
     }
+  }
+  for (std::string& key : LoadBalancerKeys(service)) {
+    if (!key.empty()) keys.push_back(std::move(key));
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -211,6 +250,62 @@ std::optional<ApiError> ServiceAllocator::AllocateNodePorts(json& spec, const js
   return std::nullopt;
 }
 
+std::optional<ApiError> ServiceAllocator::ReserveLoadBalancerPorts(
+    const json& service, const json* old, bool dry_run, std::vector<std::string>& taken) {
+  std::vector<std::string> keys = LoadBalancerKeys(service);
+  if (keys.empty()) return std::nullopt;
+  std::vector<std::string> held = old != nullptr ? KeysOf(*old) : std::vector<std::string>{};
+  const std::string owner = Owner(service);
+  const json& ports = service["spec"]["ports"];
+  std::set<std::string> seen;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string& key = keys[i];
+    if (key.empty() || !seen.insert(key).second) continue;
+    if (std::binary_search(held.begin(), held.end(), key)) continue;
+    std::string holder;
+    if (dry_run) {
+      auto existing = store_.Get(key);
+      if (existing.ok()) {
+        holder = existing->value;
+      } else if (existing.status().code() != StatusCode::kNotFound) {
+        return ApiError::FromStatus(existing.status());
+      }
+    } else {
+      auto created = store_.Create(key, owner);
+      if (created.ok()) {
+        taken.push_back(key);
+        continue;
+      }
+      if (created.status().code() != StatusCode::kAlreadyExists) {
+        return ApiError::FromStatus(created.status());
+      }
+      auto existing = store_.Get(key);
+      if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+        return ApiError::FromStatus(existing.status());
+      }
+      // Released meanwhile: one more try settles it.
+      if (!existing.ok()) {
+        if (store_.Create(key, owner).ok()) {
+          taken.push_back(key);
+          continue;
+        }
+        existing = store_.Get(key);
+      }
+      holder = existing.ok() ? existing->value : "";
+    }
+    // A key of our own name that the old object did not hold is a leftover (a namesake deleted
+    // without admission, before Repair ran): ours to use.
+    if (holder.empty() || holder == owner) continue;
+    int port = ports[i]["port"].get<int>();
+    return ApiError::Invalid(
+        "Service", Name(service),
+        {FieldInvalid(fmt::format("spec.ports[{}].port", i), port,
+                      fmt::format("port {}/{} is already used by LoadBalancer Service {}", port,
+                                  ProtocolOf(ports[i]), holder))});
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> ServiceAllocator::Admit(AdmissionRequest& request) {
   if (!IsService(*request.type) || request.subresource == "status" || request.object == nullptr) {
     return std::nullopt;
@@ -268,6 +363,9 @@ std::optional<ApiError> ServiceAllocator::Admit(AdmissionRequest& request) {
   if (TypeOf(spec) != "ExternalName" && !spec.contains("internalTrafficPolicy")) {
     spec["internalTrafficPolicy"] = "Cluster";
   }
+  if (auto e = ReserveLoadBalancerPorts(service, request.old, request.dry_run, taken)) {
+    return fail(*e);
+  }
   std::lock_guard lock(mu_);
   pending_[request.object] = std::move(taken);
   return std::nullopt;
@@ -305,17 +403,27 @@ void ServiceAllocator::Release(const std::vector<std::string>& keys) {
   for (const std::string& key : keys) (void)store_.Delete(key);
 }
 
-void ServiceAllocator::Repair(const std::vector<std::string>& services) {
-  std::set<std::string> live(services.begin(), services.end());
-  for (const char* prefix : {kIpPrefix, kPortPrefix}) {
+void ServiceAllocator::Repair(const std::vector<json>& services) {
+  std::map<std::string, std::set<std::string>> wanted;  // key -> the Services that hold it
+  for (const json& svc : services) {
+    for (const std::string& key : KeysOf(svc)) wanted[key].insert(Owner(svc));
+  }
+  for (const char* prefix : {kIpPrefix, kPortPrefix, kLbPortPrefix}) {
     RangeOptions options;
     options.prefix = prefix;
     auto listed = store_.List(options);
     if (!listed.ok()) continue;
     for (const KeyValue& kv : listed->kvs) {
-      if (!live.count(kv.value)) (void)store_.Delete(kv.key, kv.mod_revision);
+      auto it = wanted.find(kv.key);
+      if (it != wanted.end() && it->second.count(kv.value)) {
+        wanted.erase(it);  // its holder still has it
+        continue;
+      }
+      // Its holder is gone or has let it go; a Service that has it gets it below.
+      (void)store_.Delete(kv.key, kv.mod_revision);
     }
   }
+  for (const auto& [key, owners] : wanted) (void)store_.Create(key, *owners.begin());
 }
 
 }  // namespace orch::api

@@ -1,6 +1,6 @@
-// ClusterIP and NodePort allocation for Services, as an admission plugin. Each allocated
-// address or port is one datastore key (/registry/ranges/...), created with create-if-absent,
-// so two API servers on one datastore never hand out the same value.
+// ClusterIP and NodePort allocation for Services, and the node ports of orch's load balancer, as
+// an admission plugin. Each allocated address or port is one datastore key (/registry/ranges/...),
+// created with create-if-absent, so two API servers on one datastore never hand out the same value.
 #pragma once
 
 #include <mutex>
@@ -22,12 +22,19 @@ class ServiceAllocator : public AdmissionPlugin {
   void Committed(const AdmissionRequest& request) override;
   void Aborted(const AdmissionRequest& request) override;
 
-  // Releases allocations whose Service no longer exists (after crashes, or deletions that
-  // bypassed admission). `services` lists every Service's "ns/name".
-  void Repair(const std::vector<std::string>& services);
+  // Makes the books match `services` (every Service in the datastore): releases what no Service
+  // holds any more (after crashes, or deletions that bypassed admission) and records what a
+  // Service holds without a key (written before the key existed, e.g. by an older orch).
+  void Repair(const std::vector<json>& services);
 
   static std::string IpKey(const std::string& ip);
   static std::string PortKey(int port);
+  // orch's load balancer answers on every node at a LoadBalancer Service's `port`, so each
+  // port/protocol belongs to one Service ("TCP", 80 -> .../serviceloadbalancerports/TCP/80).
+  static std::string LoadBalancerPortKey(const std::string& protocol, int port);
+  // Whether orch's load balancer serves `service` (type LoadBalancer, no loadBalancerClass): the
+  // rule of the servicelb controller, which this must match.
+  static bool UsesNodeLoadBalancer(const json& service);
 
  private:
   // Allocations made by one admission, undone if its write fails.
@@ -39,6 +46,8 @@ class ServiceAllocator : public AdmissionPlugin {
   std::optional<ApiError> AllocateNodePorts(json& spec, const json* old_spec,
                                             const std::string& owner, const std::string& name,
                                             std::vector<std::string>& taken);
+  std::optional<ApiError> ReserveLoadBalancerPorts(const json& service, const json* old,
+                                                   bool dry_run, std::vector<std::string>& taken);
   void Release(const std::vector<std::string>& keys);
   static std::vector<std::string> KeysOf(const json& service);
 

@@ -15,6 +15,7 @@
 #include "node_lifecycle_controller.h"
 #include "replicaset_controller.h"
 #include "serviceaccount_controller.h"
+#include "servicelb_controller.h"
 #include "statefulset_controller.h"
 
 namespace orch {
@@ -38,6 +39,7 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"disruption", NewDisruptionController},
       {"serviceaccount", NewServiceAccountController},
       {"statefulset", NewStatefulSetController},
+      {"servicelb", NewServiceLbController},
   };
   return kControllers;
 }

@@ -60,7 +60,10 @@ void ControlPlaneComponent::Lead() {
     term->components.Add(NewScheduler(*term->client, *term->informers, *term->scheduler_events));
   }
   if (!config_.disable_controller_manager) {
-    for (auto& controller : NewControllers(*term->context)) {
+    // k3s users turn the load balancer off as a packaged component; here it is a controller.
+    std::set<std::string> disabled;
+    if (IsDisabled(config_, "servicelb")) disabled.insert("servicelb");
+    for (auto& controller : NewControllers(*term->context, disabled)) {
       term->components.Add(std::move(controller));
     }
   }

@@ -3,7 +3,10 @@
 # server's embedded agent: Endpoints and EndpointSlices follow the pods, the ClusterIP answers
 # from the node and from a pod (hairpin included) with traffic spread over the pods, the NodePort
 # answers on 127.0.0.1 and the node IP, sessionAffinity ClientIP sticks, scaling to zero refuses
-# connections and scaling back serves again; `orch agent --cleanup` removes every ORCH chain.
+# connections and scaling back serves again; a LoadBalancer Service gets the node IP in its status
+# and answers at its port on the node IP and 127.0.0.1, a second one on the same port is refused
+# until the first goes, and one turned ClusterIP loses both; `orch agent --cleanup` removes every
+# ORCH chain.
 #
 #   tests/e2e/service_proxy_test.sh BUILD_DIR
 set -euo pipefail
@@ -166,6 +169,53 @@ k scale deployment web --replicas=1 >/dev/null
 wait_for 120 "one endpoint again" has_n_endpoints 1
 wait_for 30 "the ClusterIP to serve again" served_by_a_pod "http://$cip/"
 wait_for 30 "the NodePort to serve again" served_by_a_pod "http://127.0.0.1:30080/"
+
+echo "--- a LoadBalancer Service: the node IP in its status, its port on the node's addresses"
+k expose deployment web --name=web-lb --type=LoadBalancer --port=8081 --target-port=8080 >/dev/null
+wait_jp 60 svc/web-lb '{.status.loadBalancer.ingress[0].ip}' "$NODE_IP"
+[[ -n "$(jp svc/web-lb '{.spec.ports[0].nodePort}')" ]] || fail "the LoadBalancer Service has no NodePort"
+lb_row=$(k get svc web-lb --no-headers)
+expect_contains "$lb_row" "LoadBalancer" "kubectl get svc TYPE"
+expect_contains "$lb_row" " $NODE_IP " "kubectl get svc EXTERNAL-IP"
+wait_for 30 "the load balancer on $NODE_IP:8081" served_by_a_pod "http://$NODE_IP:8081/"
+wait_for 30 "the load balancer on 127.0.0.1:8081" served_by_a_pod "http://127.0.0.1:8081/"
+wait_for 30 "the load balancer from a pod" served_by_a_pod "http://$NODE_IP:8081/" "$pod_ns"
+lb_events() { k get events --field-selector involvedObject.name=web-lb -o 'jsonpath={.items[*].reason}'; }
+ensured() { [[ "$(lb_events)" == *EnsuredLoadBalancer* ]]; }
+wait_for 30 "the EnsuredLoadBalancer event" ensured
+expect_contains "$(lb_events)" EnsuringLoadBalancer "events of the load balancer"
+
+echo "--- a second LoadBalancer Service on the same port is refused; another class is not"
+run_capture k expose deployment web --name=web-lb2 --type=LoadBalancer --port=8081 --target-port=8080
+expect_eq "$RC" 1 "creating a second LoadBalancer Service on port 8081 (out: $OUT)"
+expect_contains "$ERR" 'spec.ports[0].port: Invalid value: 8081: port 8081/TCP is already used by LoadBalancer Service default/web-lb' "the refusal"
+[[ -z "$(jp svc/web-lb2 '{.metadata.name}')" ]] || fail "the refused Service exists"
+cat >"$E2E_TMP/other-class.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: web-other}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: example.com/other
+  selector: {app: web}
+  ports:
+  - {port: 8081, targetPort: 8080}
+YAML
+k apply -f "$E2E_TMP/other-class.yaml" >/dev/null
+expect_contains "$(k get svc web-other --no-headers)" "<pending>" "another class's EXTERNAL-IP"
+k delete svc web-other >/dev/null
+
+echo "--- deleting the first frees the port"
+k delete svc web-lb >/dev/null
+k expose deployment web --name=web-lb2 --type=LoadBalancer --port=8081 --target-port=8080 >/dev/null
+wait_jp 60 svc/web-lb2 '{.status.loadBalancer.ingress[0].ip}' "$NODE_IP"
+wait_for 30 "the second load balancer on $NODE_IP:8081" served_by_a_pod "http://$NODE_IP:8081/"
+
+echo "--- turned into a ClusterIP Service: the status is cleared and the port closed"
+k patch svc web-lb2 -p '{"spec":{"type":"ClusterIP"}}' >/dev/null
+wait_jp 30 svc/web-lb2 '{.status.loadBalancer.ingress[0].ip}' ""
+wait_for 30 "port 8081 to refuse connections" refused "http://127.0.0.1:8081/"
+k delete svc web-lb2 >/dev/null
 
 echo "--- the server stops; --cleanup removes every ORCH chain and jump"
 k delete deployment web >/dev/null

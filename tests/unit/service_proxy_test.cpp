@@ -220,6 +220,84 @@ TEST_CASE("externalTrafficPolicy Local: local endpoints only from outside, no ma
   CHECK(Grep(rules.text, {"--to-destination 10.42.1.7:8080"}).size() == 1);
 }
 
+// A LoadBalancer Service (nodePort 30080) whose status lists `ingress`.
+json LoadBalancer(const std::string& name, std::vector<std::string> ingress) {
+  json svc = Service(name, "NodePort");
+  svc["spec"]["type"] = "LoadBalancer";
+  json list = json::array();
+  for (const std::string& ip : ingress) list.push_back({{"ip", ip}});
+  svc["status"]["loadBalancer"] = ingress.empty() ? json::object() : json{{"ingress", list}};
+  return svc;
+}
+
+TEST_CASE("LoadBalancer: the port on the node's addresses and the ingress IPs") {
+  json svc = LoadBalancer("web", {"172.31.0.2", "172.31.0.3"});
+  ProxyRulesInput input = Input({svc}, {Slice("web", {Endpoint("10.42.1.7", "node2")})});
+  input.node_ips = {"172.31.0.2"};
+  auto rules = orch::BuildProxyRules(input);
+  const std::string& t = rules.text;
+  // The NodePort and the Service's port on every local address (127.0.0.1 too), to one chain.
+  auto node_port = Grep(t, {"-A ORCH-NODEPORTS", "--dport 30080"});
+  REQUIRE(node_port.size() == 1);
+  std::string ext = Target(node_port[0]);
+  auto lb_port = Grep(t, {"-A ORCH-NODEPORTS", "load balancer", "-p tcp -m tcp --dport 80 "});
+  REQUIRE(lb_port.size() == 1);
+  CHECK(Target(lb_port[0]) == ext);
+  // Every ingress IP (the other node's included) goes the same way, as kube-proxy does.
+  for (const char* ip : {"172.31.0.2", "172.31.0.3"}) {
+    auto to_ip = Grep(t, {"-A ORCH-SERVICES", std::string("-d ") + ip + "/32", "--dport 80"});
+    REQUIRE(to_ip.size() == 1);
+    CHECK(Target(to_ip[0]) == ext);
+  }
+  CHECK(Target(Grep(t, {"-A " + ext + " "})[0]) == "ORCH-MARK-MASQ");
+
+  SECTION("a node the load balancer does not list keeps the port free") {
+    input.node_ips = {"172.31.0.9"};
+    auto other = orch::BuildProxyRules(input).text;
+    CHECK(Grep(other, {"-A ORCH-NODEPORTS", "load balancer"}).empty());
+    CHECK(Grep(other, {"-A ORCH-SERVICES", "-d 172.31.0.3/32", "--dport 80"}).size() == 1);
+  }
+  SECTION("no status yet (servicelb disabled or not done): only the NodePort") {
+    ProxyRulesInput pending =
+        Input({LoadBalancer("web", {})}, {Slice("web", {Endpoint("10.42.1.7", "node2")})});
+    auto text = orch::BuildProxyRules(pending).text;
+    CHECK(Grep(text, {"load balancer"}).empty());
+    CHECK(Grep(text, {"-A ORCH-NODEPORTS", "--dport 30080"}).size() == 1);
+  }
+  SECTION("another loadBalancerClass: its ingress IPs only, not the node's addresses") {
+    json metal = LoadBalancer("web", {"192.0.2.50"});
+    metal["spec"]["loadBalancerClass"] = "metallb.universe.tf/metallb";
+    auto text =
+        orch::BuildProxyRules(Input({metal}, {Slice("web", {Endpoint("10.42.1.7", "node2")})}))
+            .text;
+    CHECK(Grep(text, {"load balancer"}).empty());
+    CHECK(Grep(text, {"-A ORCH-SERVICES", "-d 192.0.2.50/32", "--dport 80"}).size() == 1);
+  }
+  SECTION("ipMode Proxy: the traffic goes to the load balancer") {
+    json proxied = LoadBalancer("web", {"192.0.2.50"});
+    proxied["spec"]["loadBalancerClass"] = "example.com/proxy";
+    proxied["status"]["loadBalancer"]["ingress"][0]["ipMode"] = "Proxy";
+    auto text =
+        orch::BuildProxyRules(Input({proxied}, {Slice("web", {Endpoint("10.42.1.7", "node2")})}))
+            .text;
+    CHECK(Grep(text, {"192.0.2.50"}).empty());
+  }
+  SECTION("without endpoints the port is rejected; with Local and none here, dropped") {
+    ProxyRulesInput none = Input({svc}, {Slice("web", {})});
+    auto text = orch::BuildProxyRules(none).text;
+    CHECK(Grep(text, {"-A ORCH-EXTERNAL-SERVICES", "load balancer has no endpoints",
+                      "--dst-type LOCAL", "--dport 80 ", "-j REJECT"})
+              .size() == 1);
+    json local = svc;
+    local["spec"]["externalTrafficPolicy"] = "Local";
+    text = orch::BuildProxyRules(Input({local}, {Slice("web", {Endpoint("10.42.1.7", "node2")})}))
+               .text;
+    CHECK(Grep(text, {"-A ORCH-EXTERNAL-SERVICES", "load balancer has no local endpoints",
+                      "--dport 80 ", "-j DROP"})
+              .size() == 1);
+  }
+}
+
 TEST_CASE("sessionAffinity ClientIP remembers the client per endpoint") {
   json svc = Service("web");
   svc["spec"]["sessionAffinity"] = "ClientIP";
