@@ -179,7 +179,13 @@ expect_contains "$lb_row" "LoadBalancer" "kubectl get svc TYPE"
 expect_contains "$lb_row" " $NODE_IP " "kubectl get svc EXTERNAL-IP"
 wait_for 30 "the load balancer on $NODE_IP:8081" served_by_a_pod "http://$NODE_IP:8081/"
 wait_for 30 "the load balancer on 127.0.0.1:8081" served_by_a_pod "http://127.0.0.1:8081/"
-wait_for 30 "the load balancer from a pod" served_by_a_pod "http://$NODE_IP:8081/" "$pod_ns"
+lb_pod_ip=$(k get pods -l app=web -o 'jsonpath={.items[0].status.podIP}')
+lb_pod_ns=""
+for ns in /run/netns/cni-*; do
+  if ip -n "${ns##*/}" -o addr show 2>/dev/null | grep -q "inet $lb_pod_ip/"; then lb_pod_ns=${ns##*/}; fi
+done
+[[ -n "$lb_pod_ns" ]] || fail "no network namespace holds pod IP $lb_pod_ip"
+wait_for 30 "the load balancer from a pod" served_by_a_pod "http://$NODE_IP:8081/" "$lb_pod_ns"
 lb_events() { k get events --field-selector involvedObject.name=web-lb -o 'jsonpath={.items[*].reason}'; }
 ensured() { [[ "$(lb_events)" == *EnsuredLoadBalancer* ]]; }
 wait_for 30 "the EnsuredLoadBalancer event" ensured
