@@ -169,3 +169,21 @@ TEST_CASE("the controller keeps LoadBalancer status current") {
   json metal = f.Get(resources::kServices, "metal");
   CHECK_FALSE(ctrl::Field(metal, {"status", "loadBalancer"}).contains("ingress"));
 }
+
+TEST_CASE("--disable servicelb leaves the controller out") {
+  ControllerFixture f;
+  const auto& all = orch::AllControllers();
+  CHECK(std::count_if(all.begin(), all.end(), [](const orch::ControllerEntry& e) {
+          return std::string_view(e.name) == "servicelb";
+        }) == 1);
+  auto names = [](const std::vector<std::unique_ptr<orch::Component>>& controllers) {
+    std::vector<std::string> out;
+    for (const auto& c : controllers) out.emplace_back(c->Name());
+    return out;
+  };
+  auto enabled = names(orch::NewControllers(f.context));
+  CHECK(std::count(enabled.begin(), enabled.end(), "servicelb") == 1);
+  auto disabled = names(orch::NewControllers(f.context, {"servicelb"}));
+  CHECK(std::count(disabled.begin(), disabled.end(), "servicelb") == 0);
+  CHECK(disabled.size() + 1 == enabled.size());
+}
