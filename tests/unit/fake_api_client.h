@@ -754,7 +754,9 @@ class FakeApiClient : public ApiClient {
   std::condition_variable cv_;            // wakes the delivery thread
   std::condition_variable delivered_cv_;  // a callback returned
   std::condition_variable idle_cv_;       // the delivery thread has nothing to do
-  int64_t rv_ = 0;                        // guarded by mu_, as is everything below
+  // Starts at 1 as etcd's revision does: a list of the empty store answers "1", never "0"
+  // (which a watch reads as "from now", losing the writes between the list and the watch).
+  int64_t rv_ = 1;                        // guarded by mu_, as is everything below
   int64_t compacted_rv_ = 0;
   uint64_t uids_ = 0;
   uint64_t generated_ = 0;

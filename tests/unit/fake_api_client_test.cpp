@@ -30,7 +30,7 @@ TEST_CASE("Fake: create, update, conflicts, status and generation") {
   FakeApiClient fake;
   auto created = fake.Create(resources::kDeployments, "ns", Deployment("web", 1));
   REQUIRE(created.ok());
-  CHECK(Rv(*created) == "1");
+  CHECK(Rv(*created) == "2");  // the empty store is at 1, as etcd is
   CHECK((*created)["metadata"]["namespace"] == "ns");
   CHECK((*created)["metadata"]["generation"] == 1);
   CHECK(!(*created)["metadata"]["uid"].get<std::string>().empty());
@@ -44,7 +44,7 @@ TEST_CASE("Fake: create, update, conflicts, status and generation") {
   next["status"]["replicas"] = 99;  // ignored: status has its own subresource
   auto updated = fake.Update(resources::kDeployments, "ns", next);
   REQUIRE(updated.ok());
-  CHECK(Rv(*updated) == "2");
+  CHECK(Rv(*updated) == "3");
   CHECK((*updated)["metadata"]["generation"] == 2);
   CHECK((*updated)["status"]["replicas"] == 0);
   CHECK(fake.Update(resources::kDeployments, "ns", next).status().code() == StatusCode::kConflict);
@@ -62,7 +62,7 @@ TEST_CASE("Fake: create, update, conflicts, status and generation") {
   auto same = fake.Update(resources::kDeployments, "ns", *with_status);
   REQUIRE(same.ok());
   CHECK(Rv(*same) == Rv(*with_status));
-  CHECK(fake.CurrentResourceVersion() == 3);
+  CHECK(fake.CurrentResourceVersion() == 4);
 
   json generated = Deployment("", 1);
   generated["metadata"].erase("name");
@@ -162,7 +162,7 @@ TEST_CASE("Fake: selectors and paging") {
   do {
     auto page = fake.List(resources::kDeployments, "a", paged);
     REQUIRE(page.ok());
-    CHECK(page->resource_version == "5");
+    CHECK(page->resource_version == "6");
     sizes.push_back(page->items.size());
     paged.continue_token = page->continue_token;
   } while (!paged.continue_token.empty());
@@ -171,8 +171,8 @@ TEST_CASE("Fake: selectors and paging") {
 
 TEST_CASE("Fake: watches resume from a version and end with kCompacted when too old") {
   FakeApiClient fake;
-  REQUIRE(fake.Create(resources::kDeployments, "ns", Deployment("a", 1)).ok());  // rv 1
-  REQUIRE(fake.Create(resources::kDeployments, "ns", Deployment("b", 1)).ok());  // rv 2
+  REQUIRE(fake.Create(resources::kDeployments, "ns", Deployment("a", 1)).ok());  // rv 2
+  REQUIRE(fake.Create(resources::kDeployments, "ns", Deployment("b", 1)).ok());  // rv 3
 
   std::mutex mu;
   std::condition_variable cv;
@@ -189,9 +189,9 @@ TEST_CASE("Fake: watches resume from a version and end with kCompacted when too 
     end = s;
     cv.notify_all();
   };
-  orch::WatchOptions from_one;
-  from_one.resource_version = "1";
-  auto watch = fake.StartWatch(resources::kDeployments, "ns", from_one, handler);
+  orch::WatchOptions from_a;
+  from_a.resource_version = "2";
+  auto watch = fake.StartWatch(resources::kDeployments, "ns", from_a, handler);
   REQUIRE(watch.ok());
   REQUIRE(fake.Delete(resources::kDeployments, "ns", "a").ok());
   REQUIRE(fake.WaitForDelivery());
@@ -203,7 +203,7 @@ TEST_CASE("Fake: watches resume from a version and end with kCompacted when too 
   CHECK(fake.WatchCount() == 0);
 
   fake.Compact();
-  auto too_old = fake.StartWatch(resources::kDeployments, "ns", from_one, handler);
+  auto too_old = fake.StartWatch(resources::kDeployments, "ns", from_a, handler);
   REQUIRE(too_old.ok());
   std::unique_lock lock(mu);
   cv.wait_for(lock, std::chrono::seconds(10), [&] { return end.has_value(); });
