@@ -45,6 +45,10 @@ rollout() {
   expect_eq "$RC" 0 "rollout status of $1: $ERR $OUT"
   expect_contains "$OUT" "${2:-roll out complete}" "rollout status of $1"
 }
+# event_has REASON TEXT: an event with that reason says TEXT (events are written asynchronously).
+event_has() {
+  k get events --field-selector "reason=$1" -o jsonpath='{.items[*].message}' | grep -qF -- "$2"
+}
 # absent_for SECONDS POD: the pod does not appear within that time.
 absent_for() {
   local deadline=$((SECONDS + $1))
@@ -127,10 +131,12 @@ expect_eq "$(jp pod web-1 '{.spec.volumes[?(@.name=="www")].persistentVolumeClai
   "www-web-1" "the pod mounts its own claim"
 expect_eq "$(jp controllerrevision "$revision" '{.revision}/{.metadata.ownerReferences[0].kind}')" \
   "1/StatefulSet" "the first ControllerRevision"
+wait_for 10 "the SuccessfulCreate event of web-0" event_has SuccessfulCreate \
+  "create Pod web-0 in StatefulSet web successful"
+wait_for 10 "the SuccessfulCreate event of www-web-0" event_has SuccessfulCreate \
+  "create Claim www-web-0 Pod web-0 in StatefulSet web success"
 run_capture k describe sts web
-expect_contains "$OUT" "create Pod web-0 in StatefulSet web successful" "describe shows creations"
-expect_contains "$OUT" "create Claim www-web-0 Pod web-0 in StatefulSet web success" \
-  "describe shows claim creations"
+expect_contains "$OUT" "create Pod web-1 in StatefulSet web successful" "describe shows events"
 
 # --- /scale and kubectl scale: down from the highest ordinal, claims kept; back up reuses them.
 run_capture k get --raw /apis/apps/v1/namespaces/default/statefulsets/web/scale
@@ -154,8 +160,8 @@ old=$(uid_of web-0)
 k patch pod web-0 --subresource=status --type=merge -p '{"status":{"phase":"Failed"}}' >/dev/null
 wait_for 30 "failed web-0 to be recreated" uid_changed web-0 "$old"
 rollout web
-run_capture k get events --field-selector reason=RecreatingFailedPod
-expect_contains "$OUT" "recreating failed Pod web-0" "RecreatingFailedPod event"
+wait_for 10 "the RecreatingFailedPod event" event_has RecreatingFailedPod \
+  "recreating failed Pod web-0"
 
 # --- Rolling update: reverse ordinal order, each after the previous one is ready.
 touch "$HOLD/web-2"
@@ -170,9 +176,8 @@ expect_eq "$(images_of web)" "web-0=busybox:2 web-1=busybox:2 web-2=busybox:2 " 
 rev2=$(jp sts web '{.status.updateRevision}')
 [[ "$rev2" != "$revision" ]] || fail "no new revision for busybox:2"
 expect_eq "$(jp sts web '{.status.currentRevision}')" "$rev2" "the update revision became current"
-run_capture k get events --field-selector involvedObject.name=web,reason=SuccessfulDelete \
-  --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[*].message}'
-expect_contains "$OUT" "delete Pod web-2 in StatefulSet web successful" "SuccessfulDelete event"
+wait_for 10 "the SuccessfulDelete event" event_has SuccessfulDelete \
+  "delete Pod web-2 in StatefulSet web successful"
 
 # --- Partition: only ordinals at or above it are updated.
 k patch sts web -p '{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"partition":2}}}}' >/dev/null
@@ -254,4 +259,5 @@ wait_for 30 "whenScaled: Delete to remove data-db-2" pvcs_are \
 k delete sts web db >/dev/null
 wait_for 30 "the pods of the deleted sets to go" bash -c "[[ -z \$('$KUBECTL' get pods -o name) ]]"
 wait_for 30 "the Delete set's claims to go" pvcs_are "www-web-0 www-web-1 www-web-2"
-expect_eq "$(k get controllerrevisions -o name)" "" "revisions go with their set"
+wait_for 30 "the revisions to go with their sets" bash -c \
+  "[[ -z \$('$KUBECTL' get controllerrevisions -o name) ]]"
