@@ -181,6 +181,42 @@ Result<uint32_t> ParseFileMode(const std::string& text) {
   return mode;
 }
 
+// A Go duration as kube-controller-manager's flags take it ("40s", "1m30s", "500ms"), in
+// milliseconds; a bare number is seconds.
+Result<int64_t> ParseDurationMillis(const std::string& flag, const std::string& text) {
+  auto bad = [&] {
+    return InvalidArgument(
+        fmt::format("{}: '{}' is not a duration like 40s, 1m30s or 500ms", flag, text));
+  };
+  if (text.empty()) return bad();
+  if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return static_cast<int64_t>(std::stoll(text)) * 1000;
+  }
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    if (i == start || i - start > 9) return bad();
+    int64_t value = std::stoll(text.substr(start, i - start));
+    size_t unit_start = i;
+    while (i < text.size() && (text[i] < '0' || text[i] > '9')) ++i;
+    std::string unit = text.substr(unit_start, i - unit_start);
+    if (unit == "ms") {
+      total += value;
+    } else if (unit == "s") {
+      total += value * 1000;
+    } else if (unit == "m") {
+      total += value * 60 * 1000;
+    } else if (unit == "h") {
+      total += value * 3600 * 1000;
+    } else {
+      return bad();
+    }
+  }
+  return total;
+}
+
 Status NormalizeDisable(std::vector<std::string>& disable) {
   std::vector<std::string> normalized;
   for (const std::string& name : disable) {
@@ -309,7 +345,7 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
 
   // server
   ServerConfig& server = inv.server;
-  std::string server_token_file, server_mode, cluster_dns;
+  std::string server_token_file, server_mode, cluster_dns, node_monitor_grace_period;
   CLI::App* server_cmd = app.add_subcommand("server",
                                             "Run the control plane (and a node, unless "
                                             "--disable-agent)");
@@ -382,6 +418,11 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       ->type_name("COMPONENT")
       ->default_str("")
       ->delimiter(',');
+  server_cmd
+      ->add_option("--node-monitor-grace-period", node_monitor_grace_period,
+                   "How long a node's kubelet may stay silent before the node is marked "
+                   "unreachable (default: 40s)")
+      ->type_name("DURATION");
   server_cmd->add_flag("--debug", server.debug, "Log debug messages")->envname("ORCH_DEBUG");
   server_cmd->add_flag("--cleanup", inv.cleanup,
                        "Remove the service proxy's iptables rules (ORCH-* chains) and exit");
@@ -502,6 +543,14 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       server.write_kubeconfig_mode = *mode;
     }
     if (Status s = NormalizeDisable(server.disable); !s.ok()) return s;
+    if (!node_monitor_grace_period.empty()) {
+      auto grace = ParseDurationMillis("--node-monitor-grace-period", node_monitor_grace_period);
+      if (!grace.ok()) return grace.status();
+      if (*grace <= 0) {
+        return InvalidArgument("--node-monitor-grace-period: must be greater than zero");
+      }
+      server.node_monitor_grace_period_ms = *grace;
+    }
     if (cluster_dns.empty()) {
       // k3s's rule: the DNS service sits at the 10th address of the service network.
       auto service_cidr = Cidr::Parse(server.service_cidr);
@@ -598,6 +647,10 @@ std::string FormatConfig(const ServerConfig& c) {
   out << YAML::Key << "disable-scheduler" << YAML::Value << c.disable_scheduler;
   out << YAML::Key << "disable-controller-manager" << YAML::Value << c.disable_controller_manager;
   EmitList(out, "disable", c.disable);
+  out << YAML::Key << "node-monitor-grace-period" << YAML::Value
+      << (c.node_monitor_grace_period_ms % 1000 == 0
+              ? fmt::format("{}s", c.node_monitor_grace_period_ms / 1000)
+              : fmt::format("{}ms", c.node_monitor_grace_period_ms));
   out << YAML::Key << "debug" << YAML::Value << c.debug;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

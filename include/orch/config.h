@@ -61,6 +61,7 @@ struct ServerConfig {
   bool disable_agent = false;
   bool disable_scheduler = false;           // --disable-scheduler
   bool disable_controller_manager = false;  // --disable-controller-manager
+  int64_t node_monitor_grace_period_ms = 40000;  // --node-monitor-grace-period
   bool debug = false;
   AgentConfig agent;
 };

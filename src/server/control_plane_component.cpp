@@ -56,6 +56,8 @@ void ControlPlaneComponent::Lead() {
   term->scheduler_events = EventRecorder::Create(*term->client, "default-scheduler");
   term->context = std::make_unique<ControllerContext>(ControllerContext{
       *term->client, *term->informers, *term->controller_events, config_.cluster_cidr});
+  term->context->node_monitor_grace_period =
+      std::chrono::milliseconds(config_.node_monitor_grace_period_ms);
   if (!config_.disable_scheduler) {
     term->components.Add(NewScheduler(*term->client, *term->informers, *term->scheduler_events));
   }

@@ -12,7 +12,7 @@ KUBECTL=${2:-kubectl}
 command -v "$KUBECTL" >/dev/null || fail "kubectl $KUBECTL is not installed"
 k() { "$KUBECTL" "$@"; }
 
-GRACE=8  # seconds without a heartbeat before a node is unreachable
+GRACE=12  # seconds without a heartbeat before a node is unreachable
 port=$(free_port)
 export KUBECONFIG="$E2E_TMP/kubeconfig.yaml"
 export KUBECACHEDIR="$E2E_TMP/kube-cache"
