@@ -64,6 +64,19 @@ std::string ServiceAllocator::LoadBalancerPortKey(const std::string& protocol, i
   return fmt::format("{}{}/{}", kLbPortPrefix, protocol, port);
 }
 
+std::vector<int> ServiceAllocator::LoadBalancerNodePorts(const json& service) {
+  std::vector<int> out;
+  if (!UsesNodeLoadBalancer(service)) return out;
+  const json& spec = service["spec"];
+  if (!spec.contains("ports") || !spec["ports"].is_array()) return out;
+  for (const json& p : spec["ports"]) {
+    if (!p.is_object() || !p.contains("port") || !p["port"].is_number_integer()) continue;
+    int port = p["port"].get<int>();
+    if (port >= kNodePortMin && port <= kNodePortMax) out.push_back(port);
+  }
+  return out;
+}
+
 bool ServiceAllocator::UsesNodeLoadBalancer(const json& service) {
   if (!service.is_object() || !service.contains("spec") || !service["spec"].is_object()) {
     return false;
@@ -92,6 +105,9 @@ std::vector<std::string> ServiceAllocator::KeysOf(const json& service) {
   for (std::string& key : LoadBalancerKeys(service)) {
     if (!key.empty()) keys.push_back(std::move(key));
   }
+  // A load balancer port in the NodePort range is a node port too: the two would meet in the
+  // same rules on every node.
+  for (int port : LoadBalancerNodePorts(service)) keys.push_back(PortKey(port));
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
@@ -183,6 +199,7 @@ std::optional<ApiError> ServiceAllocator::AllocateNodePorts(json& spec, const js
         mine.insert(p["nodePort"].get<int>());
       }
     }
+    for (int port : LoadBalancerNodePorts(json{{"spec", *old_spec}})) mine.insert(port);
   }
   json& ports = spec["ports"];
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -250,6 +267,30 @@ std::optional<ApiError> ServiceAllocator::AllocateNodePorts(json& spec, const js
   return std::nullopt;
 }
 
+Result<std::string> ServiceAllocator::Claim(const std::string& key, const std::string& owner,
+                                            bool dry_run, std::vector<std::string>& taken) {
+  if (!dry_run) {
+    auto created = store_.Create(key, owner);
+    if (created.ok()) {
+      taken.push_back(key);
+      return std::string();
+    }
+    if (created.status().code() != StatusCode::kAlreadyExists) return created.status();
+  }
+  auto existing = store_.Get(key);
+  if (existing.ok()) return existing->value;
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  if (dry_run) return std::string();
+  // Released meanwhile: one more try settles it.
+  auto created = store_.Create(key, owner);
+  if (created.ok()) {
+    taken.push_back(key);
+    return std::string();
+  }
+  existing = store_.Get(key);
+  return existing.ok() ? existing->value : std::string();
+}
+
 std::optional<ApiError> ServiceAllocator::ReserveLoadBalancerPorts(
     const json& service, const json* old, bool dry_run, std::vector<std::string>& taken) {
   std::vector<std::string> keys = LoadBalancerKeys(service);
@@ -259,49 +300,30 @@ std::optional<ApiError> ServiceAllocator::ReserveLoadBalancerPorts(
   const json& ports = service["spec"]["ports"];
   std::set<std::string> seen;
   for (size_t i = 0; i < keys.size(); ++i) {
-    const std::string& key = keys[i];
-    if (key.empty() || !seen.insert(key).second) continue;
-    if (std::binary_search(held.begin(), held.end(), key)) continue;
-    std::string holder;
-    if (dry_run) {
-      auto existing = store_.Get(key);
-      if (existing.ok()) {
-        holder = existing->value;
-      } else if (existing.status().code() != StatusCode::kNotFound) {
-        return ApiError::FromStatus(existing.status());
-      }
-    } else {
-      auto created = store_.Create(key, owner);
-      if (created.ok()) {
-        taken.push_back(key);
-        continue;
-      }
-      if (created.status().code() != StatusCode::kAlreadyExists) {
-        return ApiError::FromStatus(created.status());
-      }
-      auto existing = store_.Get(key);
-      if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
-        return ApiError::FromStatus(existing.status());
-      }
-      // Released meanwhile: one more try settles it.
-      if (!existing.ok()) {
-        if (store_.Create(key, owner).ok()) {
-          taken.push_back(key);
-          continue;
-        }
-        existing = store_.Get(key);
-      }
-      holder = existing.ok() ? existing->value : "";
+    if (keys[i].empty()) continue;
+    const int port = ports[i]["port"].get<int>();
+    const std::string protocol = ProtocolOf(ports[i]);
+    // The port/protocol on the nodes, then (in the NodePort range) the number as a node port.
+    std::vector<std::pair<std::string, std::string>> claims = {
+        {keys[i],
+         fmt::format("port {}/{} is already used by LoadBalancer Service ", port, protocol)}};
+    if (port >= kNodePortMin && port <= kNodePortMax) {
+      claims.emplace_back(PortKey(port), fmt::format("port {}/{} is already used as a node port "
+                                                     "by Service ",
+                                                     port, protocol));
     }
-    // A key of our own name that the old object did not hold is a leftover (a namesake deleted
-    // without admission, before Repair ran): ours to use.
-    if (holder.empty() || holder == owner) continue;
-    int port = ports[i]["port"].get<int>();
-    return ApiError::Invalid(
-        "Service", Name(service),
-        {FieldInvalid(fmt::format("spec.ports[{}].port", i), port,
-                      fmt::format("port {}/{} is already used by LoadBalancer Service {}", port,
-                                  ProtocolOf(ports[i]), holder))});
+    for (const auto& [key, message] : claims) {
+      if (!seen.insert(key).second) continue;
+      if (std::binary_search(held.begin(), held.end(), key)) continue;
+      auto holder = Claim(key, owner, dry_run, taken);
+      if (!holder.ok()) return ApiError::FromStatus(holder.status());
+      // A key of our own name that the old object did not hold is a leftover (a namesake
+      // deleted without admission, before Repair ran), or our own new NodePort: ours to use.
+      if (holder->empty() || *holder == owner) continue;
+      return ApiError::Invalid(
+          "Service", Name(service),
+          {FieldInvalid(fmt::format("spec.ports[{}].port", i), port, message + *holder)});
+    }
   }
   return std::nullopt;
 }

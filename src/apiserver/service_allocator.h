@@ -35,6 +35,9 @@ class ServiceAllocator : public AdmissionPlugin {
   // Whether orch's load balancer serves `service` (type LoadBalancer, no loadBalancerClass): the
   // rule of the servicelb controller, which this must match.
   static bool UsesNodeLoadBalancer(const json& service);
+  // The load balancer ports of `service` in the NodePort range: they are held as node ports as
+  // well, so no NodePort lands on them and they land on no NodePort.
+  static std::vector<int> LoadBalancerNodePorts(const json& service);
 
  private:
   // Allocations made by one admission, undone if its write fails.
@@ -46,6 +49,10 @@ class ServiceAllocator : public AdmissionPlugin {
   std::optional<ApiError> AllocateNodePorts(json& spec, const json* old_spec,
                                             const std::string& owner, const std::string& name,
                                             std::vector<std::string>& taken);
+  // Creates `key` for `owner` (adding it to `taken`), or, in a dry run, only looks: "" when the
+  // key is free or now ours, else its holder.
+  Result<std::string> Claim(const std::string& key, const std::string& owner, bool dry_run,
+                            std::vector<std::string>& taken);
   std::optional<ApiError> ReserveLoadBalancerPorts(const json& service, const json* old,
                                                    bool dry_run, std::vector<std::string>& taken);
   void Release(const std::vector<std::string>& keys);

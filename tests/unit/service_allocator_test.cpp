@@ -220,3 +220,37 @@ TEST_CASE("Repair makes the load balancer book match the Services") {
   CHECK(f.Holder("TCP", 80).empty());
   CHECK(f.Holder("TCP", 8443) == "default/old");
 }
+
+TEST_CASE("a load balancer port in the NodePort range and a NodePort exclude each other") {
+  Fixture f;
+  json np = Service("np", "NodePort", 80);
+  np["spec"]["ports"][0]["nodePort"] = 30080;
+  REQUIRE_FALSE(f.Write(np));
+  json lb = Service("lb", "LoadBalancer", 30080);
+  auto refused = f.Write(lb);
+  REQUIRE(refused);
+  CHECK(Cause(*refused) ==
+        "spec.ports[0].port: Invalid value: 30080: port 30080/TCP is already used as a node port "
+        "by Service default/np");
+  CHECK(f.Holder("TCP", 30080).empty());  // nothing kept from the refused write
+
+  json lb2 = Service("lb2", "LoadBalancer", 30081);
+  REQUIRE_FALSE(f.Write(lb2));
+  auto node_port = f.store->Get(ServiceAllocator::PortKey(30081));
+  REQUIRE(node_port.ok());
+  CHECK(node_port->value == "default/lb2");
+  json np2 = Service("np2", "NodePort", 80);
+  np2["spec"]["ports"][0]["nodePort"] = 30081;
+  auto taken = f.Write(np2);
+  REQUIRE(taken);
+  CHECK(Cause(*taken) ==
+        "spec.ports[0].nodePort: Invalid value: 30081: provided port is already allocated");
+  // Its own NodePort may be the same number; deleting it frees both.
+  json lb2_again = lb2;
+  lb2_again["spec"]["ports"][0]["nodePort"] = 30081;
+  REQUIRE_FALSE(f.Write(lb2_again, &lb2));
+  f.Delete(lb2_again);
+  CHECK(f.Holder("TCP", 30081).empty());
+  CHECK_FALSE(f.store->Get(ServiceAllocator::PortKey(30081)).ok());
+  REQUIRE_FALSE(f.Write(np2));
+}
