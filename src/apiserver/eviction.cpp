@@ -155,7 +155,8 @@ ApiResult<bool> Decrement(Rest& rest, const ResourceType& pdbs, json pdb, const 
   }
   WriteOptions write;
   write.field_manager = "orch-eviction";
-  auto written = rest.Update(pdbs, Namespace(pdb), name, std::move(pdb), "status", write);
+  const std::string ns = Namespace(pdb);  // before the move below
+  auto written = rest.Update(pdbs, ns, name, std::move(pdb), "status", write);
   if (!written.ok()) return written.error();
   return true;
 }
