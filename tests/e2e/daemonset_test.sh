@@ -56,7 +56,7 @@ while true; do
       [[ -n "$node" ]] || continue
       if [[ -n "$deleting" ]]; then
         k delete pod "$name" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
-      elif [[ "$phase" != Running ]]; then
+      elif [[ "$phase" != Running && "$phase" != Failed && "$phase" != Succeeded ]]; then
         s=$(date -u +%Y-%m-%dT%H:%M:%SZ)
         k patch pod "$name" --subresource=status --type=merge -p "{\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"lastTransitionTime\":\"$s\"}]}}" >/dev/null 2>&1 || true
       fi
@@ -129,6 +129,16 @@ expect_contains "$(k get controllerrevision "agent-$hash" -o json)" '"$patch": "
 daemonset tolerant busybox:1 '      tolerations: [{key: dedicated, operator: Equal, value: infra, effect: NoSchedule}]'
 wait_for 30 "tolerant pods on every node" nodes_are tolerant "n1 n2 n3"
 
+# --- A failed daemon pod is deleted and replaced on its node.
+on_n3() { k get pods -l app=tolerant --field-selector spec.nodeName=n3 -o jsonpath='{.items[*].metadata.name}'; }
+failed=$(on_n3)
+k patch pod "$failed" --subresource=status --type=merge -p '{"status":{"phase":"Failed"}}' >/dev/null
+wait_for 30 "a new tolerant pod on n3" bash -c \
+  "n=\$('$KUBECTL' get pods -l app=tolerant --field-selector spec.nodeName=n3 -o jsonpath='{.items[*].metadata.name}'); [[ -n \$n && \$n != '$failed' ]]"
+run_capture k describe ds tolerant
+expect_contains "$OUT" "Found failed daemon pod default/$failed on node n3, will try to kill it" \
+  "FailedDaemonPod event"
+
 # --- nodeSelector: pods follow node labels.
 k label node n1 tier=edge >/dev/null
 daemonset edge busybox:1 '      nodeSelector: {tier: edge}'
@@ -165,6 +175,15 @@ rollout agent
 wait_for 30 "restarted agent pods" bash -c \
   "[[ \$('$KUBECTL' get pods -l app=agent -o name | sort | xargs) != '$before' && \$('$KUBECTL' get pods -l app=agent -o name | wc -l) == 2 ]]"
 expect_eq "$(k get controllerrevisions -l app=agent -o name | wc -l)" 3 "one revision per template"
+
+# --- maxSurge: the new pod starts beside the old one, which goes once the new one is available.
+daemonset surge busybox:1 '' '{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}'
+wait_for 30 "surge pods on n1 and n2" nodes_are surge "n1 n2"
+rollout surge
+k set image ds/surge main=busybox:2 >/dev/null
+rollout surge
+wait_for 30 "surge pods to run busybox:2" images_are surge "busybox:2 busybox:2"
+expect_contains "$(k describe ds surge)" "SuccessfulDelete" "surge deleted the old pods"
 
 # --- OnDelete: a new template waits for the pods to be deleted.
 daemonset ondel busybox:1 '' '{type: OnDelete}'

@@ -365,7 +365,11 @@ struct DaemonFixture {
   }
   // Plays the kubelet: every active pod not yet ready becomes Running and Ready.
   void MakeReady() { fixture.MakePodsReady("", fixture.clock.Now() - 1s); }
-  json Status() { return fixture.Get(resources::kDaemonSets, "web")["status"]; }
+  // The status, {} until the controller first writes one.
+  json Status() {
+    json status = fixture.Get(resources::kDaemonSets, "web")["status"];
+    return status.is_object() ? status : json::object();
+  }
 
   ControllerFixture fixture;
 };
