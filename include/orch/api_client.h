@@ -46,6 +46,8 @@ inline const ResourceRef kSecrets{"", "v1", "secrets"};
 inline const ResourceRef kServiceAccounts{"", "v1", "serviceaccounts"};
 inline const ResourceRef kEvents{"", "v1", "events"};
 inline const ResourceRef kPersistentVolumeClaims{"", "v1", "persistentvolumeclaims"};
+inline const ResourceRef kPersistentVolumes{"", "v1", "persistentvolumes", false};
+inline const ResourceRef kStorageClasses{"storage.k8s.io", "v1", "storageclasses", false};
 inline const ResourceRef kReplicationControllers{"", "v1", "replicationcontrollers"};
 inline const ResourceRef kDeployments{"apps", "v1", "deployments"};
 inline const ResourceRef kReplicaSets{"apps", "v1", "replicasets"};

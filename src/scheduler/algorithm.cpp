@@ -2,6 +2,8 @@
 // Nominated pods and preemption victims are handled on copies of NodeInfo, never in place.
 #include "algorithm.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -81,6 +83,16 @@ ScheduleResult SchedulePod(const PodView& pod, const ClusterState& cluster, std:
   if (cluster.nodes.empty()) {
     result.message = kNoNodesAvailable;
     result.failed_plugins = kAllPlugins;
+    return result;
+  }
+  if (cluster.volumes && !cluster.volumes->unresolvable.empty()) {
+    // Upstream's VolumeBinding PreFilter: one reason for the whole cluster, not per node.
+    result.statuses.assign(cluster.nodes.size(),
+                           FilterStatus::Fail(FilterStatus::Code::kUnresolvable,
+                                              kPluginVolumeBinding, cluster.volumes->unresolvable));
+    result.message = fmt::format("0/{} nodes are available: {}.", cluster.nodes.size(),
+                                 cluster.volumes->unresolvable);
+    result.failed_plugins = kPluginVolumeBinding;
     return result;
   }
   PreFilterState state = PreFilter(pod, cluster);

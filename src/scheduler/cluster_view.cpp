@@ -459,6 +459,12 @@ PodPtr ParsePod(const json& pod) {
   view->preempt_never = String(spec, "preemptionPolicy") == "Never";
   const json& gates = Field(spec, "schedulingGates");
   view->gated = gates.is_array() && !gates.empty();
+  if (const json& volumes = Field(spec, "volumes"); volumes.is_array()) {
+    for (const json& v : volumes) {
+      std::string claim = String(Field(v, "persistentVolumeClaim"), "claimName");
+      if (!claim.empty()) view->claims.push_back(std::move(claim));
+    }
+  }
 
   ComputePodRequests(spec, view.get());
 

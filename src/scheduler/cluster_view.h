@@ -162,6 +162,8 @@ struct PodView {
   std::vector<AffinityTerm> preferred_affinity;
   std::vector<AffinityTerm> preferred_anti_affinity;
   std::vector<SpreadConstraint> spread_constraints;
+  // spec.volumes[].persistentVolumeClaim.claimName, in order.
+  std::vector<std::string> claims;
 
   // A hash of labels and spec: tells a change the scheduler cares about from a status update.
   uint64_t spec_hash = 0;
@@ -176,6 +178,23 @@ struct PodView {
 };
 
 using PodPtr = std::shared_ptr<const PodView>;
+
+// Set on unbound claims of WaitForFirstConsumer classes once the pod's node is chosen.
+inline constexpr char kSelectedNodeAnnotation[] = "volume.kubernetes.io/selected-node";
+
+// What the VolumeBinding filter needs of one pod's PersistentVolumeClaims. Claims change apart
+// from pods, so the scheduler reads them from its claim, volume and class informers before each
+// attempt instead of keeping them in the PodView.
+struct PodVolumes {
+  // Why no node can take the pod now: a claim missing or being deleted, or unbound while its
+  // class binds at once ("pod has unbound immediate PersistentVolumeClaims"). Empty when fine.
+  std::string unresolvable;
+  // The required node affinity of each bound volume that has one: the node must match all.
+  std::vector<NodeSelector> bound_affinity;
+  // Unbound claims of WaitForFirstConsumer classes: annotated with the chosen node
+  // (volume.kubernetes.io/selected-node) before the pod is bound, for the provisioner.
+  std::vector<std::string> delayed_claims;
+};
 
 // What the scheduler knows of a node.
 struct NodeView {

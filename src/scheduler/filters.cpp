@@ -75,6 +75,7 @@ const Taint* FirstUntoleratedTaint(const PodView& pod, const NodeView& node) {
 
 PreFilterState PreFilter(const PodView& pod, const ClusterState& cluster) {
   PreFilterState state;
+  state.volumes = cluster.volumes;
   const Labels* own_ns_labels = cluster.NamespaceLabelsOf(pod.ns);
 
   // Inter-pod affinity: existing pods' anti-affinity against this pod, then this pod's terms
@@ -266,6 +267,22 @@ FilterStatus FilterInterPodAffinity(const PodView& pod, const PreFilterState& st
   return {};
 }
 
+FilterStatus FilterVolumeBinding(const PreFilterState& state, const NodeInfo& node) {
+  if (!state.volumes) return {};
+  if (!state.volumes->unresolvable.empty()) {
+    return FilterStatus::Fail(Code::kUnresolvable, kPluginVolumeBinding,
+                              state.volumes->unresolvable);
+  }
+  const NodeView& view = *node.node();
+  for (const NodeSelector& affinity : state.volumes->bound_affinity) {
+    if (!affinity.Matches(view.labels, view.name)) {
+      return FilterStatus::Fail(Code::kUnresolvable, kPluginVolumeBinding,
+                                kReasonVolumeNodeAffinity);
+    }
+  }
+  return {};
+}
+
 FilterStatus RunFilters(const PodView& pod, const PreFilterState& state, const NodeInfo& node) {
   FilterStatus s = FilterNodeUnschedulable(pod, node);
   if (!s.ok()) return s;
@@ -276,6 +293,8 @@ FilterStatus RunFilters(const PodView& pod, const PreFilterState& state, const N
   s = FilterNodePorts(pod, node);
   if (!s.ok()) return s;
   s = FilterNodeResourcesFit(pod, node);
+  if (!s.ok()) return s;
+  s = FilterVolumeBinding(state, node);
   if (!s.ok()) return s;
   s = FilterPodTopologySpread(pod, state, node);
   if (!s.ok()) return s;

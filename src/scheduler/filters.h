@@ -24,7 +24,8 @@ enum FilterPlugin : uint32_t {
   kPluginNodeResourcesFit = 1u << 4,
   kPluginPodTopologySpread = 1u << 5,
   kPluginInterPodAffinity = 1u << 6,
-  kAllPlugins = (1u << 7) - 1,
+  kPluginVolumeBinding = 1u << 7,
+  kAllPlugins = (1u << 8) - 1,
 };
 
 // Upstream's reasons, verbatim: users and tools grep for them.
@@ -40,6 +41,9 @@ inline constexpr char kReasonAffinity[] = "node(s) didn't match pod affinity rul
 inline constexpr char kReasonAntiAffinity[] = "node(s) didn't match pod anti-affinity rules";
 inline constexpr char kReasonExistingAntiAffinity[] =
     "node(s) didn't satisfy existing pods anti-affinity rules";
+inline constexpr char kReasonVolumeNodeAffinity[] = "node(s) had volume node affinity conflict";
+inline constexpr char kReasonUnboundImmediate[] =
+    "pod has unbound immediate PersistentVolumeClaims";
 inline constexpr char kNoNodesAvailable[] = "no nodes available to schedule pods";
 
 // "node(s) had untolerated taint {key: value}".
@@ -80,6 +84,8 @@ struct PreFilterState {
     bool self_match = false;
   };
   std::vector<Spread> spread;  // the DoNotSchedule constraints
+
+  const PodVolumes* volumes = nullptr;  // from the ClusterState
 };
 
 PreFilterState PreFilter(const PodView& pod, const ClusterState& cluster);
@@ -90,6 +96,9 @@ FilterStatus FilterTaintToleration(const PodView& pod, const NodeInfo& node);
 FilterStatus FilterNodeAffinity(const PodView& pod, const NodeInfo& node);
 FilterStatus FilterNodePorts(const PodView& pod, const NodeInfo& node);
 FilterStatus FilterNodeResourcesFit(const PodView& pod, const NodeInfo& node);
+// VolumeBinding: claims that keep the pod off every node (kUnresolvable with the reason of
+// PodVolumes::unresolvable), and bound volumes whose node affinity the node does not match.
+FilterStatus FilterVolumeBinding(const PreFilterState& state, const NodeInfo& node);
 FilterStatus FilterPodTopologySpread(const PodView& pod, const PreFilterState& state,
                                      const NodeInfo& node);
 FilterStatus FilterInterPodAffinity(const PodView& pod, const PreFilterState& state,

@@ -61,6 +61,7 @@ struct ClusterState {
   std::vector<const NodeInfo*> nodes;
   const NamespaceLabels* namespaces = nullptr;
   const NominatedPods* nominated = nullptr;
+  const PodVolumes* volumes = nullptr;  // the claims of the pod being scheduled, when it has any
 
   const Labels* NamespaceLabelsOf(const std::string& ns) const;
 };

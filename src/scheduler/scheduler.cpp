@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -56,6 +57,14 @@ std::string StringAt(const json& object, const char* section, const char* field)
   if (it == object.end() || !it->is_object()) return "";
   auto value = it->find(field);
   return value != it->end() && value->is_string() ? value->get<std::string>() : "";
+}
+
+// object[key], or null when absent (const operator[] must not be used on a missing key).
+const json& Member(const json& object, const char* key) {
+  static const json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
 }
 
 const json& Labels(const json& object) {
@@ -164,13 +173,19 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   void OnNode(const ObjectPtr& object);
   void OnNodeDelete(const ObjectPtr& last);
   void OnNamespace(const ObjectPtr& old_object, const ObjectPtr& object);
+  // A claim, volume or class changed: pods waiting on their volumes may fit now.
+  void OnVolumeEvent();
+  sched::PodVolumes GatherVolumes(const sched::PodView& pod) const;
+  Status SelectNode(const PodPtr& pod, const std::string& node,
+                    const std::vector<std::string>& claims);
 
   bool WaitForSync();
   void Loop();
   void ScheduleOne(const sched::SchedulingQueue::Item& item);
 
   // API writes, on the workers.
-  void Bind(const PodPtr& pod, const std::string& node);
+  void Bind(const PodPtr& pod, const std::string& node,
+            const std::vector<std::string>& delayed_claims);
   void RecordFailure(const PodPtr& pod, const std::string& message, const std::string& nominate,
                      bool clear_nomination);
   void Evict(const PodPtr& preemptor, const std::string& node, const std::vector<PodPtr>& victims);
@@ -187,6 +202,9 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   Informer* pods_ = nullptr;
   Informer* nodes_ = nullptr;
   Informer* namespaces_ = nullptr;
+  Informer* claims_ = nullptr;
+  Informer* volumes_ = nullptr;
+  Informer* classes_ = nullptr;
   std::atomic<bool> stopped_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
@@ -198,7 +216,17 @@ Status SchedulerCore::Start() {
   pods_ = &informers_.For(resources::kPods);
   nodes_ = &informers_.For(resources::kNodes);
   namespaces_ = &informers_.For(resources::kNamespaces);
+  claims_ = &informers_.For(resources::kPersistentVolumeClaims);
+  volumes_ = &informers_.For(resources::kPersistentVolumes);
+  classes_ = &informers_.For(resources::kStorageClasses);
   std::weak_ptr<SchedulerCore> weak = weak_from_this();
+  for (Informer* informer : {claims_, volumes_, classes_}) {
+    auto changed = [weak](const ObjectPtr&) {
+      if (auto self = weak.lock()) self->OnVolumeEvent();
+    };
+    informer->AddHandler(
+        {changed, [changed](const ObjectPtr&, const ObjectPtr& o) { changed(o); }, changed});
+  }
   pods_->AddHandler({
       [weak](const ObjectPtr& o) {
         if (auto self = weak.lock()) self->OnPod(nullptr, o);
@@ -315,10 +343,63 @@ void SchedulerCore::OnNamespace(const ObjectPtr& old_object, const ObjectPtr& ob
   }
 }
 
+void SchedulerCore::OnVolumeEvent() {
+  if (stopped_) return;
+  queue_.MoveOnEvent(sched::kPluginVolumeBinding);
+}
+
+sched::PodVolumes SchedulerCore::GatherVolumes(const sched::PodView& pod) const {
+  sched::PodVolumes out;
+  for (const std::string& name : pod.claims) {
+    ObjectPtr claim = claims_->Get(pod.ns, name);
+    if (!claim) {
+      out.unresolvable = fmt::format("persistentvolumeclaim \"{}\" not found", name);
+      return out;
+    }
+    if (!Member(Member(*claim, "metadata"), "deletionTimestamp").is_null()) {
+      out.unresolvable = fmt::format("persistentvolumeclaim \"{}\" is being deleted", name);
+      return out;
+    }
+    std::string volume_name = StringAt(*claim, "spec", "volumeName");
+    if (!volume_name.empty()) {
+      ObjectPtr volume = volumes_->Get("", volume_name);
+      if (!volume) {
+        out.unresolvable = fmt::format(
+            "persistentvolumeclaim \"{}\" bound to non-existent persistentvolume \"{}\"", name,
+            volume_name);
+        return out;
+      }
+      const json& terms = Member(
+          Member(Member(Member(*volume, "spec"), "nodeAffinity"), "required"), "nodeSelectorTerms");
+      if (terms.is_array()) {
+        sched::NodeSelector selector;
+        for (const json& term : terms) {
+          selector.terms.push_back(sched::NodeSelectorTerm::FromJson(term));
+        }
+        out.bound_affinity.push_back(std::move(selector));
+      }
+      continue;
+    }
+    std::string class_name = StringAt(*claim, "spec", "storageClassName");
+    ObjectPtr storage_class = class_name.empty() ? nullptr : classes_->Get("", class_name);
+    const json& mode = storage_class ? Member(*storage_class, "volumeBindingMode") : Member({}, "");
+    if (mode.is_string() && mode.get<std::string>() == "WaitForFirstConsumer") {
+      out.delayed_claims.push_back(name);
+      continue;
+    }
+    out.unresolvable = sched::kReasonUnboundImmediate;
+    return out;
+  }
+  return out;
+}
+
 bool SchedulerCore::WaitForSync() {
   std::unique_lock lock(stop_mu_);
   while (!stopped_) {
-    if (pods_->HasSynced() && nodes_->HasSynced() && namespaces_->HasSynced()) return true;
+    if (pods_->HasSynced() && nodes_->HasSynced() && namespaces_->HasSynced() &&
+        claims_->HasSynced() && volumes_->HasSynced() && classes_->HasSynced()) {
+      return true;
+    }
     // Informers have no sync notification; this only runs until the first list is in.
     stop_cv_.wait_for(lock, std::chrono::milliseconds(20));
   }
@@ -347,6 +428,9 @@ void SchedulerCore::ScheduleOne(const sched::SchedulingQueue::Item& item) {
   sched::ScheduleResult result;
   sched::PreemptionResult preemption;
   bool preempted = false;
+  // Read before the cache lock: the informers have their own.
+  std::optional<sched::PodVolumes> volumes;
+  if (!pod->claims.empty()) volumes = GatherVolumes(*pod);
   {
     auto lock = cache_.Lock();
     if (cache_.IsAssumedLocked(pod->CacheKey())) {
@@ -354,6 +438,7 @@ void SchedulerCore::ScheduleOne(const sched::SchedulingQueue::Item& item) {
       return;
     }
     sched::ClusterState state = cache_.StateLocked();
+    if (volumes) state.volumes = &*volumes;
     result = sched::SchedulePod(*pod, state, rng_);
     if (!result.node.empty()) {
       cache_.AssumeLocked(pod, result.node);
@@ -366,7 +451,11 @@ void SchedulerCore::ScheduleOne(const sched::SchedulingQueue::Item& item) {
   auto self = shared_from_this();
   if (!result.node.empty()) {
     queue_.Done(pod->key);
-    workers_.Submit(pod->key, [self, pod, node = result.node] { self->Bind(pod, node); });
+    std::vector<std::string> delayed;
+    if (volumes) delayed = std::move(volumes->delayed_claims);
+    workers_.Submit(pod->key, [self, pod, node = result.node, delayed = std::move(delayed)] {
+      self->Bind(pod, node, delayed);
+    });
     return;
   }
   std::string message = result.message;
@@ -382,7 +471,39 @@ void SchedulerCore::ScheduleOne(const sched::SchedulingQueue::Item& item) {
   });
 }
 
-void SchedulerCore::Bind(const PodPtr& pod, const std::string& node) {
+// Upstream's VolumeBinding PreBind, minus its wait: the claims learn the node so that the
+// provisioner makes their volumes there; the node's agent waits for them to be bound.
+Status SchedulerCore::SelectNode(const PodPtr& pod, const std::string& node,
+                                 const std::vector<std::string>& claims) {
+  for (const std::string& name : claims) {
+    ObjectPtr claim = claims_->Get(pod->ns, name);
+    if (claim) {
+      const json& selected =
+          Member(Member(Member(*claim, "metadata"), "annotations"), sched::kSelectedNodeAnnotation);
+      if (selected.is_string() && selected.get<std::string>() == node) continue;
+    }
+    json patch = {{"metadata", {{"annotations", {{sched::kSelectedNodeAnnotation, node}}}}}};
+    Result<json> patched = client_.Patch(resources::kPersistentVolumeClaims, pod->ns, name,
+                                         PatchType::kMerge, patch.dump());
+    if (!patched.ok()) {
+      return Status(patched.status().code(), fmt::format("persistentvolumeclaim \"{}\": {}", name,
+                                                         patched.status().message()));
+    }
+  }
+  return Status::Ok();
+}
+
+void SchedulerCore::Bind(const PodPtr& pod, const std::string& node,
+                         const std::vector<std::string>& delayed_claims) {
+  if (Status s = SelectNode(pod, node, delayed_claims); !s.ok()) {
+    cache_.Forget(pod->CacheKey());
+    queue_.MoveOnEvent(kOnPodFreed);
+    log::Warn(kLog, "binding {} to {}: {}", pod->key, node, s.ToString());
+    events_.Record(Involved(*pod), "Warning", "FailedScheduling",
+                   fmt::format("running PreBind plugin \"VolumeBinding\": {}", s.message()));
+    if (!stopped_) queue_.Requeue(pod);
+    return;
+  }
   json body = {{"apiVersion", "v1"},
                {"kind", "Binding"},
                {"metadata", {{"name", pod->name}, {"namespace", pod->ns}}},

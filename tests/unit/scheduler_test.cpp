@@ -255,3 +255,113 @@ TEST_CASE("A failed binding is retried") {
   REQUIRE(Eventually([&] { return h.NodeOf("p") == "n1"; }));
   CHECK(failures == 2);
 }
+
+namespace {
+
+json WithClaim(json pod, const std::string& claim) {
+  pod["spec"]["volumes"] =
+      json::array({{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", claim}}}}});
+  return pod;
+}
+
+json Claim(const std::string& name, const std::string& class_name, const std::string& volume = "") {
+  json claim = {{"apiVersion", "v1"},
+                {"kind", "PersistentVolumeClaim"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"spec", {{"storageClassName", class_name}}}};
+  if (!volume.empty()) {
+    claim["spec"]["volumeName"] = volume;
+    claim["status"] = {{"phase", "Bound"}};
+  }
+  return claim;
+}
+
+json VolumeOn(const std::string& name, const std::string& node) {
+  return {{"apiVersion", "v1"},
+          {"kind", "PersistentVolume"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"hostPath", {{"path", std::string("/srv/").append(name)}}},
+            {"nodeAffinity",
+             {{"required",
+               {{"nodeSelectorTerms",
+                 json::array({{{"matchExpressions",
+                                json::array({{{"key", "kubernetes.io/hostname"},
+                                              {"operator", "In"},
+                                              {"values", json::array({node})}}})}}})}}}}}}}};
+}
+
+std::string SelectedNode(Harness& h, const std::string& claim) {
+  auto got = h.client.Get(orch::resources::kPersistentVolumeClaims, "default", claim);
+  if (!got.ok()) return "";
+  return (*got)["metadata"]
+      .value("annotations", json::object())
+      .value("volume.kubernetes.io/selected-node", "");
+}
+
+}  // namespace
+
+TEST_CASE("VolumeBinding: WaitForFirstConsumer claims learn the chosen node") {
+  Harness h;
+  h.Create(orch::resources::kNodes, MakeNode("n1"));
+  h.Create(orch::resources::kNodes, MakeNode("n2"));
+  h.Create(orch::resources::kStorageClasses, {{"apiVersion", "storage.k8s.io/v1"},
+                                              {"kind", "StorageClass"},
+                                              {"metadata", {{"name", "local-path"}}},
+                                              {"provisioner", "rancher.io/local-path"},
+                                              {"volumeBindingMode", "WaitForFirstConsumer"}});
+  h.Create(orch::resources::kPersistentVolumeClaims, Claim("data", "local-path"));
+  h.Start();
+  h.Create(orch::resources::kPods, WithClaim(MakePod("db"), "data"));
+  REQUIRE(Eventually([&] { return !h.NodeOf("db").empty(); }));
+  CHECK(SelectedNode(h, "data") == h.NodeOf("db"));
+}
+
+TEST_CASE("VolumeBinding: bound volumes keep pods on their nodes") {
+  Harness h;
+  h.Create(orch::resources::kNodes, MakeNode("n1"));
+  h.Create(orch::resources::kNodes, MakeNode("n2"));
+  h.Create(orch::resources::kPersistentVolumes, VolumeOn("pv-n2", "n2"));
+  h.Create(orch::resources::kPersistentVolumes, VolumeOn("pv-gone", "n9"));
+  h.Create(orch::resources::kPersistentVolumeClaims, Claim("on-n2", "manual", "pv-n2"));
+  h.Create(orch::resources::kPersistentVolumeClaims, Claim("elsewhere", "manual", "pv-gone"));
+  h.Start();
+  for (int i = 0; i < 4; ++i) {
+    h.Create(orch::resources::kPods,
+             WithClaim(MakePod(std::string("p").append(std::to_string(i))), "on-n2"));
+  }
+  for (int i = 0; i < 4; ++i) {
+    REQUIRE(
+        Eventually([&] { return h.NodeOf(std::string("p").append(std::to_string(i))) == "n2"; }));
+  }
+  h.Create(orch::resources::kPods, WithClaim(MakePod("stuck"), "elsewhere"));
+  REQUIRE(Eventually([&] { return !h.Condition("stuck", "PodScheduled").is_null(); }));
+  CHECK(h.Condition("stuck", "PodScheduled")["message"].get<std::string>().rfind(
+            "0/2 nodes are available: 2 node(s) had volume node affinity conflict.", 0) == 0);
+  CHECK(h.NodeOf("stuck").empty());
+  CHECK(SelectedNode(h, "elsewhere").empty());
+}
+
+TEST_CASE("VolumeBinding: unbound immediate and missing claims wait, then schedule") {
+  Harness h;
+  h.Create(orch::resources::kNodes, MakeNode("n1"));
+  h.Create(orch::resources::kPersistentVolumeClaims, Claim("later", ""));
+  h.Start();
+  h.Create(orch::resources::kPods, WithClaim(MakePod("waits"), "later"));
+  h.Create(orch::resources::kPods, WithClaim(MakePod("orphan"), "absent"));
+  REQUIRE(Eventually([&] { return !h.Condition("waits", "PodScheduled").is_null(); }));
+  CHECK(h.Condition("waits", "PodScheduled")["message"] ==
+        "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: "
+        "0/1 nodes are available: 1 Preemption is not helpful for scheduling.");
+  REQUIRE(Eventually([&] { return !h.Condition("orphan", "PodScheduled").is_null(); }));
+  CHECK(h.Condition("orphan", "PodScheduled")["message"].get<std::string>().rfind(
+            "0/1 nodes are available: persistentvolumeclaim \"absent\" not found.", 0) == 0);
+  CHECK(h.NodeOf("waits").empty());
+
+  // Bound meanwhile (as a binder would): the claim's change wakes the pod.
+  h.Create(orch::resources::kPersistentVolumes, VolumeOn("pv-1", "n1"));
+  auto patched = h.client.Patch(orch::resources::kPersistentVolumeClaims, "default", "later",
+                                orch::PatchType::kMerge, R"({"spec":{"volumeName":"pv-1"}})");
+  REQUIRE(patched.ok());
+  REQUIRE(Eventually([&] { return h.NodeOf("waits") == "n1"; }));
+}
