@@ -27,6 +27,8 @@ struct ControllerContext {
   // How long a node's kubelet may stay silent before the node is unreachable
   // (--node-monitor-grace-period).
   std::chrono::milliseconds node_monitor_grace_period = std::chrono::seconds(40);
+  // orch's --data-dir: the local-path provisioner's volumes live in <data_dir>/storage.
+  std::string data_dir = "/var/lib/orch";
 };
 
 // A controller's Start registers its informer handlers and starts its workers, which wait for

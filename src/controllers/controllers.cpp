@@ -10,6 +10,7 @@
 #include "endpointslice_controller.h"
 #include "garbage_collector.h"
 #include "job_controller.h"
+#include "local_path_provisioner.h"
 #include "namespace_controller.h"
 #include "node_ipam.h"
 #include "node_lifecycle_controller.h"
@@ -40,6 +41,7 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"serviceaccount", NewServiceAccountController},
       {"statefulset", NewStatefulSetController},
       {"servicelb", NewServiceLbController},
+      {"localpath", NewLocalPathProvisioner},
   };
   return kControllers;
 }

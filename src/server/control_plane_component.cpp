@@ -58,6 +58,7 @@ void ControlPlaneComponent::Lead() {
       *term->client, *term->informers, *term->controller_events, config_.cluster_cidr});
   term->context->node_monitor_grace_period =
       std::chrono::milliseconds(config_.node_monitor_grace_period_ms);
+  term->context->data_dir = config_.data_dir;
   if (!config_.disable_scheduler) {
     term->components.Add(NewScheduler(*term->client, *term->informers, *term->scheduler_events));
   }
@@ -65,6 +66,7 @@ void ControlPlaneComponent::Lead() {
     // k3s users turn the load balancer off as a packaged component; here it is a controller.
     std::set<std::string> disabled;
     if (IsDisabled(config_, "servicelb")) disabled.insert("servicelb");
+    if (IsDisabled(config_, "local-storage")) disabled.insert("localpath");
     for (auto& controller : NewControllers(*term->context, disabled)) {
       term->components.Add(std::move(controller));
     }
