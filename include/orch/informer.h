@@ -7,10 +7,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "orch/api_client.h"
 
@@ -42,12 +41,16 @@ class Informer {
   // Every object, or those of one namespace.
   virtual std::vector<ObjectPtr> List(const std::string& ns = "") const = 0;
   // Objects whose index value (see AddIndex) equals `value`.
-  virtual std::vector<ObjectPtr> ByIndex(const std::string& index, const std::string& value) const = 0;
+  virtual std::vector<ObjectPtr> ByIndex(const std::string& index,
+                                         const std::string& value) const = 0;
   // Adds a secondary index, e.g. "nodeName" -> spec.nodeName, "owner" -> owner uids. Call before
   // InformerFactory::Start.
   virtual void AddIndex(const std::string& index,
                         std::function<std::vector<std::string>(const nlohmann::json&)> values) = 0;
 };
+
+// `object` reduced to apiVersion, kind and metadata without managedFields.
+nlohmann::json ObjectMetadataOnly(nlohmann::json object);
 
 // "ns/name" for namespaced objects, "name" otherwise: the key work queues carry.
 std::string ObjectKey(const nlohmann::json& object);
@@ -65,6 +68,10 @@ class InformerFactory {
   virtual Informer& For(const ResourceRef& ref, const std::string& ns = "",
                         const std::string& label_selector = "",
                         const std::string& field_selector = "") = 0;
+  // Like For(ref), but the informer keeps only each object's apiVersion, kind and metadata
+  // (without managedFields), as upstream's metadata informers do: consumers that read names and
+  // ownership only (the garbage collector) then hold a fraction of the memory of whole objects.
+  virtual Informer& ForMetadata(const ResourceRef& ref) = 0;
   virtual void Start() = 0;
   // Waits until every informer made so far has synced; false on timeout or Stop.
   virtual bool WaitForSync(std::chrono::milliseconds timeout) = 0;

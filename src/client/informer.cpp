@@ -27,6 +27,18 @@ std::string ObjectKey(const nlohmann::json& object) {
   return ns.empty() ? name : ns + "/" + name;
 }
 
+nlohmann::json ObjectMetadataOnly(nlohmann::json object) {
+  if (!object.is_object()) return object;
+  nlohmann::json kept = nlohmann::json::object();
+  for (const char* field : {"apiVersion", "kind", "metadata"}) {
+    auto it = object.find(field);
+    if (it != object.end()) kept[field] = std::move(*it);
+  }
+  auto meta = kept.find("metadata");
+  if (meta != kept.end() && meta->is_object()) meta->erase("managedFields");
+  return kept;
+}
+
 std::pair<std::string, std::string> SplitObjectKey(const std::string& key) {
   size_t slash = key.find('/');
   if (slash == std::string::npos) return {"", key};
@@ -55,9 +67,10 @@ class FactoryImpl;
 class InformerImpl : public Informer {
  public:
   InformerImpl(FactoryImpl& factory, ApiClient& client, ResourceRef ref, std::string ns,
-               std::string label_selector, std::string field_selector)
+               std::string label_selector, std::string field_selector, bool metadata_only)
       : factory_(factory),
         client_(client),
+        metadata_only_(metadata_only),
         ref_(std::move(ref)),
         ns_(std::move(ns)),
         label_selector_(std::move(label_selector)),
@@ -168,8 +181,14 @@ class InformerImpl : public Informer {
   void NotifyDelete(const ObjectPtr& object);
   std::string What() const { return ref_.resource + (ns_.empty() ? "" : " in " + ns_); }
 
+  // What the informer keeps of an object from the API.
+  json Keep(json object) const {
+    return metadata_only_ ? ObjectMetadataOnly(std::move(object)) : object;
+  }
+
   FactoryImpl& factory_;
   ApiClient& client_;
+  const bool metadata_only_;
   const ResourceRef ref_;
   const std::string ns_;
   const std::string label_selector_;
@@ -207,12 +226,20 @@ class FactoryImpl : public InformerFactory {
 
   Informer& For(const ResourceRef& ref, const std::string& ns, const std::string& label_selector,
                 const std::string& field_selector) override {
+    return Find(ref, ns, label_selector, field_selector, false);
+  }
+
+  Informer& ForMetadata(const ResourceRef& ref) override { return Find(ref, "", "", "", true); }
+
+  Informer& Find(const ResourceRef& ref, const std::string& ns, const std::string& label_selector,
+                 const std::string& field_selector, bool metadata_only) {
     std::lock_guard lock(mu_);
-    Key key{ref.group, ref.version, ref.resource, ns, label_selector, field_selector};
+    Key key{ref.group,      ref.version,    ref.resource, ns,
+            label_selector, field_selector, metadata_only};
     auto it = informers_.find(key);
     if (it != informers_.end()) return *it->second;
-    auto informer =
-        std::make_unique<InformerImpl>(*this, client_, ref, ns, label_selector, field_selector);
+    auto informer = std::make_unique<InformerImpl>(*this, client_, ref, ns, label_selector,
+                                                   field_selector, metadata_only);
     InformerImpl* raw = informer.get();
     informers_.emplace(std::move(key), std::move(informer));
     if (started_) PostLocked([raw] { raw->Relist(); });
@@ -284,8 +311,8 @@ class FactoryImpl : public InformerFactory {
   }
 
  private:
-  using Key =
-      std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>;
+  using Key = std::tuple<std::string, std::string, std::string, std::string, std::string,
+                         std::string, bool>;
 
   void PostLocked(std::function<void()> task) {
     if (stopping_) return;
@@ -369,7 +396,7 @@ void InformerImpl::Relist() {
     if (resource_version.empty()) resource_version = page->resource_version;
     for (json& item : page->items) {
       std::string key = ObjectKey(item);
-      fresh[std::move(key)] = std::make_shared<const json>(std::move(item));
+      fresh[std::move(key)] = std::make_shared<const json>(Keep(std::move(item)));
     }
     options.continue_token = page->continue_token;
   } while (!options.continue_token.empty() && !factory_.Stopping());
@@ -469,7 +496,7 @@ void InformerImpl::OnEvent(uint64_t generation, WatchEvent event) {
   if (event.type == WatchEvent::Type::kBookmark) return;
   std::string key = ObjectKey(event.object);
   if (key.empty()) return;
-  auto object = std::make_shared<const json>(std::move(event.object));
+  auto object = std::make_shared<const json>(Keep(std::move(event.object)));
   if (event.type == WatchEvent::Type::kDeleted) {
     if (Store(key, nullptr)) NotifyDelete(object);
     return;

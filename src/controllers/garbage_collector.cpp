@@ -106,7 +106,8 @@ class GarbageCollector : public Component {
             "garbagecollector", context.informers, context.workers, options.resync_period,
             [this] { return AllKeys(); }, [this](const std::string& key) { return Sync(key); }) {
     for (const CollectedKind& kind : kinds_) {
-      Informer& informer = context.informers.For(kind.resource);
+      // Ownership is all the collector reads: metadata-only informers keep its memory small.
+      Informer& informer = context.informers.ForMetadata(kind.resource);
       informer.AddIndex(kOwnerUidIndex, [](const json& object) {
         std::vector<std::string> uids;
         const json& refs = OwnerRefsOf(object);

@@ -220,6 +220,40 @@ TEST_CASE("A failed list is retried with back-off") {
   CHECK(Count(fake, "list") == 2);
 }
 
+TEST_CASE("A metadata informer keeps apiVersion, kind and metadata only") {
+  FakeApiClient fake;
+  json cm = ConfigMap("a", "x", "web");
+  cm["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  cm["metadata"]["ownerReferences"] = json::array({{{"uid", "u1"}, {"kind", "Deployment"}}});
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", cm).ok());
+
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& metadata = factory->ForMetadata(resources::kConfigMaps);
+  CHECK(&factory->ForMetadata(resources::kConfigMaps) == &metadata);
+  CHECK(&factory->For(resources::kConfigMaps) != &metadata);  // whole objects elsewhere
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+
+  auto listed = metadata.Get("a", "x");
+  REQUIRE(listed != nullptr);
+  CHECK_FALSE(listed->contains("data"));
+  CHECK((*listed)["kind"] == "ConfigMap");
+  CHECK((*listed)["metadata"]["ownerReferences"][0]["uid"] == "u1");
+  CHECK_FALSE((*listed)["metadata"].contains("managedFields"));
+  CHECK(factory->For(resources::kConfigMaps).Get("a", "x")->contains("data"));
+
+  // Objects from the watch are trimmed the same way.
+  Journal journal;
+  metadata.AddHandler(journal.Handler());
+  CHECK(journal.Take(1) == Lines{"add a/x"});
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "y", "db")).ok());
+  CHECK(journal.Take(1) == Lines{"add a/y"});
+  REQUIRE(metadata.Get("a", "y") != nullptr);
+  CHECK_FALSE(metadata.Get("a", "y")->contains("data"));
+  CHECK((*metadata.Get("a", "y"))["metadata"]["labels"]["app"] == "db");
+  factory->Stop();
+}
+
 TEST_CASE("ObjectKey and SplitObjectKey") {
   CHECK(orch::ObjectKey(json{{"metadata", {{"name", "n"}, {"namespace", "ns"}}}}) == "ns/n");
   CHECK(orch::ObjectKey(json{{"metadata", {{"name", "node-1"}}}}) == "node-1");
