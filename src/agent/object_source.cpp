@@ -1,7 +1,10 @@
-// Informer-backed ConfigMaps, Secrets and Services for the agent (object_source.h).
+// Informer-backed ConfigMaps, Secrets, Services, PersistentVolumeClaims and PersistentVolumes
+// for the agent (object_source.h).
 #include "object_source.h"
 
 #include <fmt/format.h>
+
+#include "json_util.h"
 
 namespace orch::agent {
 
@@ -20,10 +23,16 @@ Informer& InformerObjectSource::NamespaceInformer(const ResourceRef& ref, const 
   Informer& informer = factory_.For(ref, ns);
   std::string k = kind;
   auto notify = [this, k](const ObjectPtr& object) {
-    if (on_change_) {
-      on_change_(k, object->value("metadata", nlohmann::json::object()).value("namespace", ""),
-                 object->value("metadata", nlohmann::json::object()).value("name", ""));
+    if (!on_change_) return;
+    if (k == "persistentvolume") {
+      // Pods name the claim, not the volume: tell the claim bound to it.
+      std::string claim = Str(*object, {"spec", "claimRef", "name"});
+      if (!claim.empty()) {
+        on_change_("persistentvolumeclaim", Str(*object, {"spec", "claimRef", "namespace"}), claim);
+      }
+      return;
     }
+    on_change_(k, Str(*object, {"metadata", "namespace"}), Str(*object, {"metadata", "name"}));
   };
   informer.AddHandler(
       {notify, [notify](const ObjectPtr&, const ObjectPtr& o) { notify(o); }, notify});
@@ -50,6 +59,15 @@ Result<ObjectPtr> InformerObjectSource::ConfigMap(const std::string& ns, const s
 
 Result<ObjectPtr> InformerObjectSource::Secret(const std::string& ns, const std::string& name) {
   return Read(resources::kSecrets, "secret", ns, name);
+}
+
+Result<ObjectPtr> InformerObjectSource::PersistentVolumeClaim(const std::string& ns,
+                                                              const std::string& name) {
+  return Read(resources::kPersistentVolumeClaims, "persistentvolumeclaim", ns, name);
+}
+
+Result<ObjectPtr> InformerObjectSource::PersistentVolume(const std::string& name) {
+  return Read(resources::kPersistentVolumes, "persistentvolume", "", name);
 }
 
 std::vector<ObjectPtr> InformerObjectSource::Services(const std::string& ns) {

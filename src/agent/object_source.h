@@ -1,6 +1,6 @@
-// Where the agent reads the ConfigMaps, Secrets and Services that pods reference (env vars,
-// volumes, service links): an interface so the pure code that builds containers is tested with
-// a map, and the agent serves it from informers.
+// Where the agent reads the ConfigMaps, Secrets, Services, PersistentVolumeClaims and
+// PersistentVolumes that pods reference (env vars, volumes, service links): an interface so the
+// pure code that builds containers is tested with a map, and the agent serves it from informers.
 #pragma once
 
 #include <string>
@@ -18,6 +18,9 @@ class ObjectSource {
   // The object, kNotFound when it does not exist, kUnavailable when it cannot be read now.
   virtual Result<ObjectPtr> ConfigMap(const std::string& ns, const std::string& name) = 0;
   virtual Result<ObjectPtr> Secret(const std::string& ns, const std::string& name) = 0;
+  virtual Result<ObjectPtr> PersistentVolumeClaim(const std::string& ns,
+                                                  const std::string& name) = 0;
+  virtual Result<ObjectPtr> PersistentVolume(const std::string& name) = 0;
   // The Services of a namespace (for the {SVC}_SERVICE_HOST variables).
   virtual std::vector<ObjectPtr> Services(const std::string& ns) = 0;
 };
@@ -35,8 +38,11 @@ namespace orch::agent {
 // The agent's ObjectSource: Services from one cluster-wide informer, ConfigMaps and Secrets
 // from informers of the namespaces that have pods on this node (made on first use, so a node
 // does not hold the whole cluster's Secrets), read from the API while such an informer syncs.
-// `on_change(kind, ns, name)` ("configmap" or "secret") runs on informer threads when one
-// changes, so pods using it are synced again (volume contents, pods waiting for it).
+// PersistentVolumeClaims come the same way, PersistentVolumes from one cluster-wide informer
+// (made on first use). `on_change(kind, ns, name)` ("configmap", "secret" or
+// "persistentvolumeclaim"; a PersistentVolume's change is told as its claim's) runs on informer
+// threads when one changes, so pods using it are synced again (volume contents, pods waiting
+// for it).
 class InformerObjectSource : public ObjectSource {
  public:
   using ChangeHandler =
@@ -47,6 +53,8 @@ class InformerObjectSource : public ObjectSource {
 
   Result<ObjectPtr> ConfigMap(const std::string& ns, const std::string& name) override;
   Result<ObjectPtr> Secret(const std::string& ns, const std::string& name) override;
+  Result<ObjectPtr> PersistentVolumeClaim(const std::string& ns, const std::string& name) override;
+  Result<ObjectPtr> PersistentVolume(const std::string& name) override;
   std::vector<ObjectPtr> Services(const std::string& ns) override;
   bool ServicesSynced() const { return services_.HasSynced(); }
 

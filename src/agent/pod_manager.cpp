@@ -16,6 +16,12 @@ constexpr auto kNotSyncedRetry = std::chrono::milliseconds(200);
 }  // namespace
 
 bool PodUses(const json& pod, const std::string& kind, const std::string& name) {
+  if (kind == "persistentvolumeclaim") {
+    for (const json& v : Array(pod, {"spec", "volumes"})) {
+      if (Str(v, {"persistentVolumeClaim", "claimName"}) == name) return true;
+    }
+    return false;
+  }
   bool secret = kind == "secret";
   for (const json& v : Array(pod, {"spec", "volumes"})) {
     if (!secret && Str(v, {"configMap", "name"}) == name) return true;

@@ -66,7 +66,8 @@ class PodManager {
   std::set<std::string> orphans_;                            // uids queued for removal
 };
 
-// Whether the pod uses ConfigMap or Secret `name` (volumes, env, envFrom, imagePullSecrets).
+// Whether the pod uses ConfigMap or Secret `name` (volumes, env, envFrom, imagePullSecrets), or
+// PersistentVolumeClaim `name` (kind "persistentvolumeclaim": its volumes).
 bool PodUses(const nlohmann::json& pod, const std::string& kind, const std::string& name);
 
 }  // namespace orch::agent

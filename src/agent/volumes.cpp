@@ -484,11 +484,86 @@ Result<VolumeInfo> VolumeManager::SetUpOne(const json& pod, const json& volume,
     if (!written.ok()) return written.status();
     return VolumeInfo{dir, true};
   }
+  if (const json& claim = At(volume, {"persistentVolumeClaim"}); claim.is_object()) {
+    auto path = ClaimPath(ns, Str(claim, {"claimName"}));
+    if (!path.ok()) return path.status();
+    return VolumeInfo{std::move(*path), Bool(claim, {"readOnly"})};
+  }
   std::string kind = "unknown";
   for (const auto& [key, value] : volume.items()) {
     if (key != "name") kind = key;
   }
   return InvalidArgument(fmt::format("volume type {} is not supported by orch yet", kind));
+}
+
+Result<std::string> VolumeManager::ClaimPath(const std::string& ns, const std::string& name) {
+  // A claim that is missing or not bound yet is not an error of the pod: it waits (the sync is
+  // retried, and the claim's changes wake it), as the kubelet waits for its volumes.
+  auto claim = objects_.PersistentVolumeClaim(ns, name);
+  if (!claim.ok()) {
+    if (claim.status().code() != StatusCode::kNotFound) return claim.status();
+    return Unavailable(fmt::format("persistentvolumeclaim \"{}\" not found", name));
+  }
+  const json& pvc = **claim;
+  if (!Str(pvc, {"metadata", "deletionTimestamp"}).empty()) {
+    return Unavailable(
+        fmt::format("persistentvolumeclaim \"{}\" is being deleted and cannot be used", name));
+  }
+  std::string phase = Str(pvc, {"status", "phase"}, "Pending");
+  std::string volume_name = Str(pvc, {"spec", "volumeName"});
+  if (phase != "Bound" || volume_name.empty()) {
+    return Unavailable(fmt::format(
+        "unbound PersistentVolumeClaim: persistentvolumeclaim \"{}\" is {} (volume {:?}); "
+        "waiting for it to be bound",
+        name, phase, volume_name));
+  }
+  auto pv = objects_.PersistentVolume(volume_name);
+  if (!pv.ok()) {
+    if (pv.status().code() != StatusCode::kNotFound) return pv.status();
+    return Unavailable(
+        fmt::format("persistentvolume \"{}\" of claim \"{}\" not found", volume_name, name));
+  }
+  const json& volume = **pv;
+  const json& ref = At(volume, {"spec", "claimRef"});
+  if (ref.is_object() &&
+      (Str(ref, {"name"}) != name || Str(ref, {"namespace"}) != ns ||
+       (!Str(ref, {"uid"}).empty() && Str(ref, {"uid"}) != Str(pvc, {"metadata", "uid"})))) {
+    return Unavailable(fmt::format("persistentvolume \"{}\" is bound to another claim ({}/{})",
+                                   volume_name, Str(ref, {"namespace"}), Str(ref, {"name"})));
+  }
+  // Volumes the local-path provisioner made are created on first use, writable by any user of
+  // the pod, as k3s's helper does with `mkdir -m 0777`.
+  bool local_path =
+      Str(volume, {"metadata", "annotations", kProvisionedByAnnotation}) == kLocalPathProvisioner;
+  std::string path;
+  std::string type;
+  if (const json& host = At(volume, {"spec", "hostPath"}); host.is_object()) {
+    path = Str(host, {"path"});
+    type = Str(host, {"type"});
+  } else if (const json& local = At(volume, {"spec", "local"}); local.is_object()) {
+    path = Str(local, {"path"});
+    type = local_path ? "DirectoryOrCreate" : "Directory";  // a local volume must exist
+  } else {
+    std::string kind = "unknown";
+    if (const json& spec = At(volume, {"spec"}); spec.is_object()) {
+      for (const auto& [key, value] : spec.items()) {
+        if (value.is_object() && key != "claimRef" && key != "capacity" && key != "nodeAffinity") {
+          kind = key;
+        }
+      }
+    }
+    return InvalidArgument(fmt::format(
+        "persistentvolume \"{}\": volume type {} is not supported by orch yet", volume_name, kind));
+  }
+  if (path.empty() || path[0] != '/') {
+    return InvalidArgument(
+        fmt::format("persistentvolume \"{}\": path {:?} is not absolute", volume_name, path));
+  }
+  struct stat st {};
+  bool existed = ::stat(path.c_str(), &st) == 0;
+  if (Status s = CheckHostPath(path, type); !s.ok()) return s;
+  if (!existed && local_path) ::chmod(path.c_str(), 0777);
+  return path;
 }
 
 Result<VolumeMap> VolumeManager::SetUp(const json& pod, const EnvContext& env,

@@ -1,7 +1,8 @@
 // A pod's volumes on the node: emptyDir (on disk, or tmpfs with medium Memory), hostPath (with
 // its type checks), configMap and secret (files written atomically, refreshed when the source
 // changes), downwardAPI and projected (configMap, secret, downwardAPI sources), and the CRI
-// mounts of a container's volumeMounts. Later kinds (persistentVolumeClaim) plug into SetUpOne.
+// mounts of a container's volumeMounts, and persistentVolumeClaim (the bound PersistentVolume's
+// hostPath or local folder, bind-mounted).
 #pragma once
 
 #include <map>
@@ -16,6 +17,11 @@
 #include "orch/status.h"
 
 namespace orch::agent {
+
+// Set by orch's local-path provisioner (src/controllers/local_path_provisioner.h) on the
+// PersistentVolumes it makes, as k3s's provisioner does.
+inline constexpr char kProvisionedByAnnotation[] = "pv.kubernetes.io/provisioned-by";
+inline constexpr char kLocalPathProvisioner[] = "rancher.io/local-path";
 
 struct VolumeInfo {
   std::string host_path;
@@ -80,6 +86,9 @@ class VolumeManager {
  private:
   Result<VolumeInfo> SetUpOne(const json& pod, const json& volume, const EnvContext& env,
                               std::vector<std::string>* warnings);
+  // The host folder of the PersistentVolume bound to claim `ns`/`name`; kUnavailable while the
+  // claim is missing or not bound (the pod waits).
+  Result<std::string> ClaimPath(const std::string& ns, const std::string& name);
   Result<VolumePayload> ProjectedPayload(const json& pod, const std::string& name,
                                          const json& projected, const EnvContext& env,
                                          std::vector<std::string>* warnings);

@@ -33,6 +33,17 @@ class FakeObjectSource : public agent::ObjectSource {
              {"spec", {{"clusterIP", ip}, {"ports", std::move(ports)}}}}));
   }
 
+  // Whole objects, replacing any of the same name.
+  void AddPersistentVolumeClaim(json claim) {
+    std::string key =
+        claim["metadata"].value("namespace", "") + "/" + claim["metadata"].value("name", "");
+    claims_[key] = std::make_shared<const json>(std::move(claim));
+  }
+  void AddPersistentVolume(json volume) {
+    std::string name = volume["metadata"].value("name", "");
+    volumes_[name] = std::make_shared<const json>(std::move(volume));
+  }
+
   Result<ObjectPtr> ConfigMap(const std::string& ns, const std::string& name) override {
     auto it = config_maps_.find(ns + "/" + name);
     if (it == config_maps_.end()) return NotFound("configmap \"" + name + "\" not found");
@@ -41,6 +52,16 @@ class FakeObjectSource : public agent::ObjectSource {
   Result<ObjectPtr> Secret(const std::string& ns, const std::string& name) override {
     auto it = secrets_.find(ns + "/" + name);
     if (it == secrets_.end()) return NotFound("secret \"" + name + "\" not found");
+    return it->second;
+  }
+  Result<ObjectPtr> PersistentVolumeClaim(const std::string& ns, const std::string& name) override {
+    auto it = claims_.find(ns + "/" + name);
+    if (it == claims_.end()) return NotFound("persistentvolumeclaim \"" + name + "\" not found");
+    return it->second;
+  }
+  Result<ObjectPtr> PersistentVolume(const std::string& name) override {
+    auto it = volumes_.find(name);
+    if (it == volumes_.end()) return NotFound("persistentvolume \"" + name + "\" not found");
     return it->second;
   }
   std::vector<ObjectPtr> Services(const std::string& ns) override {
@@ -52,6 +73,8 @@ class FakeObjectSource : public agent::ObjectSource {
   std::map<std::string, ObjectPtr> config_maps_;
   std::map<std::string, ObjectPtr> secrets_;
   std::map<std::string, std::vector<ObjectPtr>> services_;
+  std::map<std::string, ObjectPtr> claims_;
+  std::map<std::string, ObjectPtr> volumes_;
 };
 
 }  // namespace orch::testing

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 
 #include "agent_fakes.h"
 #include "orch/base64.h"
@@ -216,10 +217,107 @@ TEST_CASE("volume set-up errors name the volume") {
       {{"name", "h"}, {"hostPath", {{"path", tmp.path + "/new-file"}, {"type", "FileOrCreate"}}}}));
   REQUIRE(created.ok());
   CHECK(fs::is_regular_file(tmp.path + "/new-file"));
-  auto unsupported =
-      volumes.SetUp(pod({{"name", "pvc"}, {"persistentVolumeClaim", {{"claimName", "c"}}}}));
+  auto unsupported = volumes.SetUp(pod({{"name", "v"}, {"iscsi", {{"lun", 0}}}}));
   REQUIRE_FALSE(unsupported.ok());
-  CHECK(unsupported.status().message().find("persistentVolumeClaim") != std::string::npos);
+  CHECK(unsupported.status().message().find("volume type iscsi") != std::string::npos);
+}
+
+TEST_CASE("persistentVolumeClaim volumes wait for the claim, then mount its volume's folder") {
+  TempDir tmp;
+  AgentPaths paths(tmp.path + "/agent");
+  orch::testing::FakeObjectSource objects;
+  VolumeManager volumes(paths, objects, false);
+  json pod = {
+      {"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "u-3"}}},
+      {"spec",
+       {{"volumes",
+         json::array({{{"name", "data"}, {"persistentVolumeClaim", {{"claimName", "c"}}}},
+                      {{"name", "ro"},
+                       {"persistentVolumeClaim", {{"claimName", "s"}, {"readOnly", true}}}}})}}}};
+  // No claim yet: the pod waits (kUnavailable), it does not fail.
+  auto missing = volumes.SetUp(pod);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.status().code() == orch::StatusCode::kUnavailable);
+  CHECK(missing.status().message() ==
+        "MountVolume.SetUp failed for volume \"data\" : "
+        "persistentvolumeclaim \"c\" not found");
+
+  json claim = {{"metadata", {{"name", "c"}, {"namespace", "ns"}, {"uid", "claim-uid"}}},
+                {"spec", {{"storageClassName", "local-path"}}},
+                {"status", {{"phase", "Pending"}}}};
+  objects.AddPersistentVolumeClaim(claim);
+  auto pending = volumes.SetUp(pod);
+  REQUIRE_FALSE(pending.ok());
+  CHECK(pending.status().code() == orch::StatusCode::kUnavailable);
+  CHECK(pending.status().message().find("unbound PersistentVolumeClaim") != std::string::npos);
+  CHECK(pending.status().message().find("Pending") != std::string::npos);
+
+  // Bound to a local-path volume whose folder does not exist yet: created, writable by all.
+  std::string data_dir = tmp.path + "/storage/pvc-claim-uid_ns_c";
+  claim["spec"]["volumeName"] = "pvc-claim-uid";
+  claim["status"]["phase"] = "Bound";
+  objects.AddPersistentVolumeClaim(claim);
+  auto no_volume = volumes.SetUp(pod);
+  REQUIRE_FALSE(no_volume.ok());
+  CHECK(no_volume.status().message().find("persistentvolume \"pvc-claim-uid\"") !=
+        std::string::npos);
+  objects.AddPersistentVolume(
+      {{"metadata",
+        {{"name", "pvc-claim-uid"},
+         {"annotations", {{"pv.kubernetes.io/provisioned-by", "rancher.io/local-path"}}}}},
+       {"spec",
+        {{"hostPath", {{"path", data_dir}, {"type", "DirectoryOrCreate"}}},
+         {"claimRef", {{"namespace", "ns"}, {"name", "c"}, {"uid", "claim-uid"}}}}},
+       {"status", {{"phase", "Bound"}}}});
+
+  // A static `local` volume must exist; read-only claims mount read-only.
+  std::string static_dir = tmp.path + "/static";
+  objects.AddPersistentVolumeClaim(
+      {{"metadata", {{"name", "s"}, {"namespace", "ns"}, {"uid", "s-uid"}}},
+       {"spec", {{"volumeName", "static-pv"}}},
+       {"status", {{"phase", "Bound"}}}});
+  objects.AddPersistentVolume(
+      {{"metadata", {{"name", "static-pv"}}},
+       {"spec",
+        {{"local", {{"path", static_dir}}},
+         {"claimRef", {{"namespace", "ns"}, {"name", "s"}, {"uid", "s-uid"}}}}}});
+  auto absent_local = volumes.SetUp(pod);
+  REQUIRE_FALSE(absent_local.ok());
+  CHECK(fs::is_directory(data_dir));
+  CHECK(ModeOf(data_dir) == 0777);
+  fs::create_directories(static_dir);
+
+  auto set_up = volumes.SetUp(pod);
+  REQUIRE(set_up.ok());
+  CHECK(set_up->at("data").host_path == data_dir);
+  CHECK_FALSE(set_up->at("data").read_only);
+  CHECK(set_up->at("ro").host_path == static_dir);
+  CHECK(set_up->at("ro").read_only);
+  json container = {{"name", "c"},
+                    {"volumeMounts", json::array({{{"name", "data"}, {"mountPath", "/data"}},
+                                                  {{"name", "ro"}, {"mountPath", "/ro"}}})}};
+  auto mounts = volumes.MountsFor(container, *set_up, {});
+  REQUIRE(mounts.ok());
+  REQUIRE(mounts->size() == 2);
+  CHECK((*mounts)[0].host_path == data_dir);
+  CHECK((*mounts)[0].container_path == "/data");
+  CHECK_FALSE((*mounts)[0].readonly);
+  CHECK((*mounts)[1].readonly);
+
+  // The data stays when the pod goes: it is the volume's, not the pod's.
+  std::ofstream(data_dir + "/file") << "kept";
+  REQUIRE(volumes.TearDown("u-3").ok());
+  CHECK(Read(data_dir + "/file") == "kept");
+
+  // A volume bound to another claim (a stale claimRef) is refused.
+  objects.AddPersistentVolume(
+      {{"metadata", {{"name", "static-pv"}}},
+       {"spec",
+        {{"local", {{"path", static_dir}}},
+         {"claimRef", {{"namespace", "ns"}, {"name", "s"}, {"uid", "older-uid"}}}}}});
+  auto stale = volumes.SetUp(pod);
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.status().message().find("bound to another claim") != std::string::npos);
 }
 
 TEST_CASE("downwardAPI payloads: fields, label and annotation maps, resources, modes") {
