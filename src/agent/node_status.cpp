@@ -178,6 +178,11 @@ void NodeStatusReporter::Stop() {
 void NodeStatusReporter::Loop() {
   std::string last_lease_error, last_status_error;
   auto next_beat = std::chrono::steady_clock::now();
+  // After a silent spell (API unreachable, process frozen) the node lifecycle controller may have
+  // marked the node Unknown behind our back: the status is then written even if it did not
+  // change since our last write, until a write succeeds.
+  auto last_renewed = next_beat;
+  bool rewrite = false;
   for (;;) {
     bool beat = false;
     {
@@ -192,11 +197,17 @@ void NodeStatusReporter::Loop() {
     }
     if (beat) {
       Status s = lease_.Renew(node_uid_);
+      auto now = std::chrono::steady_clock::now();
+      if (s.ok()) {
+        if (now - last_renewed > 2 * kHeartbeat) rewrite = true;
+        last_renewed = now;
+      }
       std::string error = s.ok() ? "" : s.message();
       if (error != last_lease_error && !error.empty()) log::Warn(kLog, "node lease: {}", error);
       last_lease_error = error;
     }
-    Status s = UpdateStatus(false);
+    Status s = UpdateStatus(rewrite);
+    if (s.ok()) rewrite = false;
     std::string error = s.ok() ? "" : s.message();
     if (error != last_status_error && !error.empty()) log::Warn(kLog, "node status: {}", error);
     last_status_error = error;
