@@ -252,6 +252,8 @@ class NodeLifecycleController : public Component {
   struct NodeState {
     nl::NodeHealth health;
     std::optional<TimePoint> no_execute_since;  // when NoExecute taints were first seen
+    // Pods deleted here whose deletion the cache may not show yet: evicted once, not per sync.
+    std::set<std::string> evicted_uids;
   };
 
   Status Sync(const std::string& name) {
@@ -383,14 +385,30 @@ class NodeLifecycleController : public Component {
     }
     Status first_error;
     std::optional<TimePoint> next_check;
-    for (const ObjectPtr& p : PodsOn(name)) {
+    std::vector<ObjectPtr> pods = PodsOn(name);
+    std::set<std::string> evicted;
+    {
+      // Forget the evicted pods that are gone, so the set stays as small as the node's pods.
+      std::lock_guard lock(mu_);
+      for (const ObjectPtr& p : pods) {
+        if (states_[name].evicted_uids.count(ctrl::UidOf(*p))) evicted.insert(ctrl::UidOf(*p));
+      }
+    }
+    for (const ObjectPtr& p : pods) {
+      if (ctrl::IsBeingDeleted(*p) || evicted.count(ctrl::UidOf(*p))) continue;
       auto when = nl::EvictionTime(*p, taints, since);
       if (!when) continue;
       if (*when > now) {
         if (!next_check || *when < *next_check) next_check = *when;
         continue;
       }
-      if (Status s = DeletePod(*p); !s.ok() && first_error.ok()) first_error = s;
+      Status s = DeletePod(*p);
+      if (s.ok()) evicted.insert(ctrl::UidOf(*p));
+      if (!s.ok() && first_error.ok()) first_error = s;
+    }
+    {
+      std::lock_guard lock(mu_);
+      states_[name].evicted_uids = std::move(evicted);
     }
     if (next_check) {
       loop_.AddAfter(name,
