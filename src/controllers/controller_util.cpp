@@ -56,6 +56,16 @@ std::string NamespaceOf(const json& object) {
 std::string UidOf(const json& object) {
   return StringField(object, {"metadata", "uid"});
 }
+bool Tolerates(const json& toleration, const json& taint) {
+  const std::string effect = StringField(toleration, {"effect"});
+  if (!effect.empty() && effect != StringField(taint, {"effect"})) return false;
+  const std::string key = StringField(toleration, {"key"});
+  if (!key.empty() && key != StringField(taint, {"key"})) return false;
+  const std::string op = StringField(toleration, {"operator"}, "Equal");
+  if (op == "Exists") return true;
+  return op == "Equal" && StringField(toleration, {"value"}) == StringField(taint, {"value"});
+}
+
 bool IsBeingDeleted(const json& object) {
   return !Field(object, {"metadata", "deletionTimestamp"}).is_null();
 }

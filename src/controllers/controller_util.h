@@ -49,6 +49,8 @@ std::string NameOf(const json& object);
 std::string NamespaceOf(const json& object);
 std::string UidOf(const json& object);
 bool IsBeingDeleted(const json& object);  // metadata.deletionTimestamp is set
+// Whether a toleration tolerates a taint, both as in the API (upstream's ToleratesTaint).
+bool Tolerates(const json& toleration, const json& taint);
 const json& LabelsOf(const json& object);
 
 // A copy without nulls and empty objects and arrays (recursively): how Go's omitempty makes a

@@ -128,16 +128,6 @@ bool FindUpdatedPodsOnNode(const std::vector<ObjectPtr>& pods, const std::string
 // ---------------------------------------------------------------------------------------------
 // Nodes.
 
-bool Tolerates(const json& toleration, const json& taint) {
-  const std::string effect = StringField(toleration, {"effect"});
-  if (!effect.empty() && effect != StringField(taint, {"effect"})) return false;
-  const std::string key = StringField(toleration, {"key"});
-  if (!key.empty() && key != StringField(taint, {"key"})) return false;
-  const std::string op = StringField(toleration, {"operator"}, "Equal");
-  if (op == "Exists") return true;
-  return op == "Equal" && StringField(toleration, {"value"}) == StringField(taint, {"value"});
-}
-
 bool MatchesNodeSelectorTerms(const json& node_selector, const json& node) {
   const json& terms = Field(node_selector, {"nodeSelectorTerms"});
   if (!terms.is_array()) return false;

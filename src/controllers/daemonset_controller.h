@@ -47,8 +47,6 @@ inline constexpr char kSelectingAll[] = "SelectingAll";
 // ---------------------------------------------------------------------------------------------
 // Nodes.
 
-// Whether a toleration tolerates a taint (objects as in the API).
-bool Tolerates(const json& toleration, const json& taint);
 // Whether the node's labels match a v1.NodeSelector's terms (one term must match; each term
 // ANDs its matchExpressions and its matchFields on metadata.name).
 bool MatchesNodeSelectorTerms(const json& node_selector, const json& node);

@@ -140,16 +140,6 @@ json DesiredTaints(const json& node, TimePoint now) {
   return taints;
 }
 
-bool Tolerates(const json& toleration, const json& taint) {
-  const std::string effect = StringField(toleration, {"effect"});
-  if (!effect.empty() && effect != StringField(taint, {"effect"})) return false;
-  const std::string key = StringField(toleration, {"key"});
-  if (!key.empty() && key != StringField(taint, {"key"})) return false;
-  const std::string op = StringField(toleration, {"operator"}, "Equal");
-  if (op == "Exists") return true;
-  return op == "Equal" && StringField(toleration, {"value"}) == StringField(taint, {"value"});
-}
-
 bool HasNoExecuteTaint(const json& taints) {
   if (!taints.is_array()) return false;
   return std::any_of(taints.begin(), taints.end(),

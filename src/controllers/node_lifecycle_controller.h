@@ -69,9 +69,6 @@ std::string ReadyStatus(const json& node);
 // removed. Taints kept keep their timeAdded; new NoExecute ones get `now`.
 json DesiredTaints(const json& node, TimePoint now);
 
-// Upstream's Toleration.ToleratesTaint, on JSON.
-bool Tolerates(const json& toleration, const json& taint);
-
 // When the taint manager deletes `pod` from a node with `taints`: nullopt if it tolerates every
 // NoExecute taint without a time limit (or there is none); otherwise the latest timeAdded of the
 // NoExecute taints (`fallback_start` when none has one) plus the smallest tolerationSeconds of

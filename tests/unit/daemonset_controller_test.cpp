@@ -73,12 +73,12 @@ const auto kNoBackoff = [](const std::string&) { return false; };
 
 TEST_CASE("tolerations and node selector terms") {
   json taint = {{"key", "k"}, {"value", "v"}, {"effect", "NoSchedule"}};
-  CHECK(daemon::Tolerates({{"key", "k"}, {"operator", "Equal"}, {"value", "v"}}, taint));
-  CHECK(daemon::Tolerates({{"key", "k"}, {"value", "v"}}, taint));  // Equal by default
-  CHECK_FALSE(daemon::Tolerates({{"key", "k"}, {"value", "w"}}, taint));
-  CHECK(daemon::Tolerates({{"key", "k"}, {"operator", "Exists"}}, taint));
-  CHECK(daemon::Tolerates({{"operator", "Exists"}}, taint));
-  CHECK_FALSE(daemon::Tolerates({{"operator", "Exists"}, {"effect", "NoExecute"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"key", "k"}, {"operator", "Equal"}, {"value", "v"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"key", "k"}, {"value", "v"}}, taint));  // Equal by default
+  CHECK_FALSE(orch::ctrl::Tolerates({{"key", "k"}, {"value", "w"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"key", "k"}, {"operator", "Exists"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"operator", "Exists"}}, taint));
+  CHECK_FALSE(orch::ctrl::Tolerates({{"operator", "Exists"}, {"effect", "NoExecute"}}, taint));
 
   json node = Node("n1", {{"zone", "a"}, {"cpus", "8"}});
   auto terms = [](json term) { return json{{"nodeSelectorTerms", json::array({term})}}; };

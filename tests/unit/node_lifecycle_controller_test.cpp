@@ -152,12 +152,13 @@ TEST_CASE("taints follow the Ready condition and cordoning") {
 
 TEST_CASE("tolerations as upstream matches them") {
   json taint = Taint(nl::kTaintUnreachable, "NoExecute");
-  CHECK(nl::Tolerates({{"key", nl::kTaintUnreachable}, {"operator", "Exists"}}, taint));
-  CHECK(nl::Tolerates({{"operator", "Exists"}}, taint));
-  CHECK(nl::Tolerates({{"key", nl::kTaintUnreachable}, {"effect", "NoExecute"}}, taint));
-  CHECK_FALSE(nl::Tolerates({{"key", nl::kTaintUnreachable}, {"effect", "NoSchedule"}}, taint));
-  CHECK_FALSE(nl::Tolerates({{"key", nl::kTaintNotReady}, {"operator", "Exists"}}, taint));
-  CHECK_FALSE(nl::Tolerates({{"key", nl::kTaintUnreachable}, {"value", "x"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"key", nl::kTaintUnreachable}, {"operator", "Exists"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"operator", "Exists"}}, taint));
+  CHECK(orch::ctrl::Tolerates({{"key", nl::kTaintUnreachable}, {"effect", "NoExecute"}}, taint));
+  CHECK_FALSE(
+      orch::ctrl::Tolerates({{"key", nl::kTaintUnreachable}, {"effect", "NoSchedule"}}, taint));
+  CHECK_FALSE(orch::ctrl::Tolerates({{"key", nl::kTaintNotReady}, {"operator", "Exists"}}, taint));
+  CHECK_FALSE(orch::ctrl::Tolerates({{"key", nl::kTaintUnreachable}, {"value", "x"}}, taint));
 }
 
 TEST_CASE("eviction times come from the taints' timeAdded and tolerationSeconds") {
