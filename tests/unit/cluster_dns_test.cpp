@@ -469,3 +469,55 @@ TEST_CASE("without a reachable upstream, other names get SERVFAIL and cluster na
   server->Stop();
   informers->Stop();
 }
+
+TEST_CASE("over UDP an answer longer than 512 bytes sets TC, so the client asks again over TCP") {
+  orch::testing::FakeApiClient api;
+  json ns = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}};
+  REQUIRE(api.Create({"", "v1", "namespaces", false}, "", ns).ok());
+  auto informers = orch::InformerFactory::Create(api);
+  orch::ClusterDnsOptions options;
+  options.listen_address = "127.0.0.1";
+  options.port = 0;
+  auto server = orch::NewClusterDns(options, *informers);
+  REQUIRE(server->Start().ok());
+  informers->Start();
+  json endpoints = json::array();
+  for (int i = 0; i < 100; ++i) endpoints.push_back(Endpoint(fmt::format("10.42.1.{}", i), true));
+  REQUIRE(api.Create({"", "v1", "services"}, "default", Service("big", "None")).ok());
+  REQUIRE(api.Create({"discovery.k8s.io", "v1", "endpointslices"}, "default",
+                     Slice("big", endpoints))
+              .ok());
+  const std::string name = "big.default.svc.cluster.local";
+  // 100 A records (16 bytes each) cannot fit in a plain DNS datagram.
+  Bytes udp;
+  REQUIRE(WaitUntil([&] {
+    udp = UdpExchange(server->port(), MakeQuery(name, dns::kTypeA, 7));
+    return udp.size() >= 12 && Decode(udp).rcode == dns::kNoError && !Decode(udp).answers.empty();
+  }));
+  CHECK(udp.size() <= 512);
+  Decoded truncated = Decode(udp);
+  CHECK(truncated.truncated);
+  CHECK(truncated.id == 7);
+  CHECK(truncated.answers.size() < 100);
+  // Over TCP the whole answer comes, without TC.
+  Decoded whole = Decode(TcpExchange(server->port(), MakeQuery(name, dns::kTypeA, 8)));
+  CHECK_FALSE(whole.truncated);
+  CHECK(whole.answers.size() == 100);
+  // A client announcing a 4096-byte buffer (EDNS) gets it all over UDP.
+  Bytes edns = UdpExchange(server->port(), MakeQuery(name, dns::kTypeA, 9, 4096));
+  CHECK(edns.size() > 512);
+  CHECK_FALSE(Decode(edns).truncated);
+  CHECK(Decode(edns).answers.size() == 100);
+  // A small answer is never marked truncated.
+  REQUIRE(api.Create({"", "v1", "services"}, "default", Service("web", "10.43.0.20")).ok());
+  REQUIRE(WaitUntil([&] {
+    return AddressesOf(Decode(UdpExchange(
+               server->port(), MakeQuery("web.default.svc.cluster.local", dns::kTypeA)))) ==
+           std::vector<std::string>{"10.43.0.20"};
+  }));
+  CHECK_FALSE(
+      Decode(UdpExchange(server->port(), MakeQuery("web.default.svc.cluster.local", dns::kTypeA)))
+          .truncated);
+  server->Stop();
+  informers->Stop();
+}
