@@ -530,7 +530,8 @@ bool IsOrchChain(const std::string& chain) {
 // The node network's chains (node_network.cpp) are orch's but not the proxy's to delete; the
 // cleanup removes them too.
 bool IsProxyChain(const std::string& chain) {
-  return IsOrchChain(chain) && chain != "ORCH-DNS" && chain != "ORCH-EGRESS";
+  return IsOrchChain(chain) && chain != "ORCH-DNS" && chain != "ORCH-EGRESS" &&
+         chain != "ORCH-POD-FORWARD";
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ std::string CniConfigList(const CniOptions& o) {
         {"ranges", json::array({json::array({{{"subnet", o.pod_cidr}}})})},
         {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
         {"dataDir", o.ipam_dir}}}};
+  if (o.mtu > 0) bridge["mtu"] = o.mtu;
   json portmap = {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}, {"snat", true}};
   json list = {{"cniVersion", "1.0.0"},
                {"name", o.network_name},
@@ -76,6 +77,7 @@ void PodNetwork::OnNode(const json& node) {
     options.bridge = bridge_;
     options.pod_cidr = cidr;
     options.ipam_dir = paths_.ipam_dir;
+    options.mtu = mtu_;
     Status s = MakeDirectories(paths_.cni_conf_dir, 0755);
     if (s.ok()) s = MakeDirectories(paths_.ipam_dir, 0700);
     if (s.ok()) s = WriteFileAtomic(paths_.cni_conf_file, CniConfigList(options), 0644);

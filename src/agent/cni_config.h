@@ -22,6 +22,7 @@ struct CniOptions {
   std::string bridge = "orch0";
   std::string pod_cidr;  // "10.42.0.0/24"
   std::string ipam_dir;  // host-local's lease folder
+  int mtu = 0;           // the bridge's and pods' MTU; 0 = the plugin's default (1500)
 };
 
 // The text of the .conflist (CNI 1.0.0).
@@ -31,12 +32,14 @@ std::string CniConfigList(const CniOptions& options);
 // Thread-safe accessors.
 class PodNetwork {
  public:
+  // `mtu`: the pods' MTU (below the node's with an overlay), 0 = the bridge plugin's default.
   PodNetwork(const AgentPaths& paths, std::string node_name, std::string bridge,
-             std::function<void()> on_ready)
+             std::function<void()> on_ready, int mtu = 0)
       : paths_(paths),
         node_name_(std::move(node_name)),
         bridge_(std::move(bridge)),
-        on_ready_(std::move(on_ready)) {}
+        on_ready_(std::move(on_ready)),
+        mtu_(mtu) {}
 
   // Registers on the informer of this node (metadata.name=<node>); call before the factory
   // starts.
@@ -54,6 +57,7 @@ class PodNetwork {
   const std::string node_name_;
   const std::string bridge_;
   std::function<void()> on_ready_;
+  const int mtu_;
   std::atomic<bool> ready_{false};
   mutable std::mutex mu_;
   std::string pod_cidr_;  // guarded by mu_: the CIDR the written config uses

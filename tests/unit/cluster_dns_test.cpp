@@ -484,9 +484,9 @@ TEST_CASE("over UDP an answer longer than 512 bytes sets TC, so the client asks 
   json endpoints = json::array();
   for (int i = 0; i < 100; ++i) endpoints.push_back(Endpoint(fmt::format("10.42.1.{}", i), true));
   REQUIRE(api.Create({"", "v1", "services"}, "default", Service("big", "None")).ok());
-  REQUIRE(api.Create({"discovery.k8s.io", "v1", "endpointslices"}, "default",
-                     Slice("big", endpoints))
-              .ok());
+  REQUIRE(
+      api.Create({"discovery.k8s.io", "v1", "endpointslices"}, "default", Slice("big", endpoints))
+          .ok());
   const std::string name = "big.default.svc.cluster.local";
   // 100 A records (16 bytes each) cannot fit in a plain DNS datagram.
   Bytes udp;
