@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "orch/log.h"
+#include "orch/node_placement.h"
 
 namespace orch::ctrl {
 
@@ -57,13 +58,7 @@ std::string UidOf(const json& object) {
   return StringField(object, {"metadata", "uid"});
 }
 bool Tolerates(const json& toleration, const json& taint) {
-  const std::string effect = StringField(toleration, {"effect"});
-  if (!effect.empty() && effect != StringField(taint, {"effect"})) return false;
-  const std::string key = StringField(toleration, {"key"});
-  if (!key.empty() && key != StringField(taint, {"key"})) return false;
-  const std::string op = StringField(toleration, {"operator"}, "Equal");
-  if (op == "Exists") return true;
-  return op == "Equal" && StringField(toleration, {"value"}) == StringField(taint, {"value"});
+  return placement::Toleration::FromJson(toleration).Tolerates(placement::Taint::FromJson(taint));
 }
 
 bool IsBeingDeleted(const json& object) {
@@ -466,6 +461,102 @@ Status ControllerLoop::Run(const std::string& key) {
     return Status::Ok();
   }
   return sync_(key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owned-pod events.
+
+namespace {
+
+class OwnedPodHandler {
+ public:
+  explicit OwnedPodHandler(OwnedPodEvents events) : e_(std::move(events)) {}
+
+  void OnAdd(const json& pod) const {
+    if (IsBeingDeleted(pod)) {
+      // Seen for the first time already being deleted (e.g. after a re-list): a deletion.
+      OnDelete(pod);
+      return;
+    }
+    if (GetControllerOf(pod) != nullptr) {
+      if (ObjectPtr owner = OwnerOf(pod)) {
+        const std::string key = ObjectKey(*owner);
+        e_.creations.CreationObserved(key);
+        e_.loop.Add(key);
+      }
+      return;
+    }
+    EnqueueMatchingOwners(pod);
+  }
+
+  void OnUpdate(const json& old_pod, const json& pod) const {
+    if (StringField(old_pod, {"metadata", "resourceVersion"}) ==
+        StringField(pod, {"metadata", "resourceVersion"})) {
+      return;  // a resync, not a change
+    }
+    ObjectPtr old_owner = OwnerOf(old_pod);
+    ObjectPtr owner = OwnerOf(pod);
+    const bool owner_changed = old_owner && (!owner || UidOf(*old_owner) != UidOf(*owner));
+    if (IsBeingDeleted(pod)) {
+      OnDelete(pod);
+      if (owner_changed) OnDelete(old_pod);
+      return;
+    }
+    if (owner_changed) e_.loop.Add(ObjectKey(*old_owner));
+    if (owner) {
+      const std::string key = ObjectKey(*owner);
+      e_.loop.Add(key);
+      const int64_t min_ready = IntField(*owner, {"spec", "minReadySeconds"});
+      if (min_ready > 0 && !IsPodReady(old_pod) && IsPodReady(pod)) {
+        // Available only minReadySeconds after it became ready: look again then.
+        e_.loop.AddAfter(key, std::chrono::seconds(min_ready + 1));
+      }
+      return;
+    }
+    if (GetControllerOf(pod) == nullptr &&
+        (LabelsOf(old_pod) != LabelsOf(pod) || GetControllerOf(old_pod) != nullptr)) {
+      EnqueueMatchingOwners(pod);
+    }
+  }
+
+  void OnDelete(const json& pod) const {
+    ObjectPtr owner = OwnerOf(pod);
+    if (!owner) return;
+    const std::string key = ObjectKey(*owner);
+    e_.deletions.DeletionObserved(key, ObjectKey(pod));
+    e_.loop.Add(key);
+  }
+
+ private:
+  ObjectPtr OwnerOf(const json& pod) const {
+    return ControllerOfKind(e_.owners, pod, e_.owner_kind);
+  }
+
+  // Owners in the pod's namespace that could adopt it.
+  void EnqueueMatchingOwners(const json& pod) const {
+    for (const ObjectPtr& owner : e_.owners.List(NamespaceOf(pod))) {
+      if (e_.may_adopt && !e_.may_adopt(*owner, pod)) continue;
+      Result<LabelSelector> selector =
+          e_.selector ? e_.selector(*owner)
+                      : LabelSelector::FromJson(Field(*owner, {"spec", "selector"}));
+      if (selector.ok() && !selector->Empty() && selector->Matches(LabelsOf(pod))) {
+        e_.loop.Add(ObjectKey(*owner));
+      }
+    }
+  }
+
+  const OwnedPodEvents e_;
+};
+
+}  // namespace
+
+InformerHandler OwnedPodHandlers(OwnedPodEvents events) {
+  auto handler = std::make_shared<const OwnedPodHandler>(std::move(events));
+  return {
+      [handler](const ObjectPtr& p) { handler->OnAdd(*p); },
+      [handler](const ObjectPtr& old_p, const ObjectPtr& p) { handler->OnUpdate(*old_p, *p); },
+      [handler](const ObjectPtr& p) { handler->OnDelete(*p); },
+  };
 }
 
 }  // namespace orch::ctrl

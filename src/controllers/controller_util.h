@@ -234,4 +234,28 @@ class ControllerLoop {
   std::atomic<bool> synced_{false};
 };
 
+// ---------------------------------------------------------------------------------------------
+// The pod event handlers every pod-owning controller shares (ReplicaSet, ReplicationController,
+// DaemonSet, StatefulSet, Job): a pod's event wakes the owner its controller reference names
+// (with the creation or deletion it was expecting); an orphan, or a pod whose labels changed,
+// wakes the owners whose selector matches it, which may adopt it. A pod being deleted counts as
+// deleted at once: it no longer counts, so its owner may replace it now. A pod turning ready
+// wakes its owner again spec.minReadySeconds later, when it becomes available.
+struct OwnedPodEvents {
+  const Informer& owners;   // the owners' informer
+  std::string owner_kind;   // the kind a controller reference must name
+  ControllerLoop& loop;     // owners' keys are added to it
+  Expectations& creations;  // CreationObserved on a pod's arrival
+  Expectations& deletions;  // DeletionObserved on its deletion (often the same object)
+  // The owner's selector; unset: metav1.LabelSelector at spec.selector. Owners whose selector
+  // is invalid or empty adopt nothing.
+  std::function<Result<LabelSelector>(const json& owner)> selector;
+  // A further condition for an orphan's adoption (a StatefulSet's member name); unset: none.
+  std::function<bool(const json& owner, const json& pod)> may_adopt;
+};
+
+// The handler set for the pod informer. What `events` refers to must outlive the handlers' use
+// (the informers are stopped before the controllers that registered them).
+InformerHandler OwnedPodHandlers(OwnedPodEvents events);
+
 }  // namespace orch::ctrl

@@ -13,6 +13,7 @@
 #include "controller_history.h"
 #include "deployment_util.h"
 #include "orch/log.h"
+#include "orch/node_placement.h"
 
 namespace orch {
 namespace ctrl::daemon {
@@ -24,58 +25,6 @@ std::optional<int64_t> ParseInt(const std::string& text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return out;
-}
-
-// One requirement of a NodeSelectorTerm against `value` (null: the key is absent).
-bool RequirementMatches(const json& requirement, const std::string* value) {
-  const std::string op = StringField(requirement, {"operator"});
-  const json& values = Field(requirement, {"values"});
-  auto in_values = [&] {
-    if (value == nullptr || !values.is_array()) return false;
-    for (const json& v : values) {
-      if (v.is_string() && v.get_ref<const std::string&>() == *value) return true;
-    }
-    return false;
-  };
-  if (op == "In") return in_values();
-  if (op == "NotIn") return !in_values();
-  if (op == "Exists") return value != nullptr;
-  if (op == "DoesNotExist") return value == nullptr;
-  if (op == "Gt" || op == "Lt") {
-    if (value == nullptr || !values.is_array() || values.size() != 1 || !values[0].is_string()) {
-      return false;
-    }
-    auto have = ParseInt(*value);
-    auto want = ParseInt(values[0].get<std::string>());
-    if (!have || !want) return false;
-    return op == "Gt" ? *have > *want : *have < *want;
-  }
-  return false;
-}
-
-bool TermMatches(const json& term, const json& node) {
-  const json& expressions = Field(term, {"matchExpressions"});
-  const json& fields = Field(term, {"matchFields"});
-  const bool has_expressions = expressions.is_array() && !expressions.empty();
-  const bool has_fields = fields.is_array() && !fields.empty();
-  if (!has_expressions && !has_fields) return false;  // an empty term matches no node
-  const json& labels = LabelsOf(node);
-  if (has_expressions) {
-    for (const json& r : expressions) {
-      const json& v = labels.is_object() ? Field(labels, {StringField(r, {"key"})}) : json();
-      std::string text = v.is_string() ? v.get<std::string>() : "";
-      if (!RequirementMatches(r, v.is_string() ? &text : nullptr)) return false;
-    }
-  }
-  if (has_fields) {
-    const std::string name = NameOf(node);
-    for (const json& r : fields) {
-      // metadata.name is the only selectable field.
-      if (StringField(r, {"key"}) != "metadata.name") return false;
-      if (!RequirementMatches(r, &name)) return false;
-    }
-  }
-  return true;
 }
 
 std::optional<TimePoint> CreationTime(const json& object) {
@@ -129,12 +78,8 @@ bool FindUpdatedPodsOnNode(const std::vector<ObjectPtr>& pods, const std::string
 // Nodes.
 
 bool MatchesNodeSelectorTerms(const json& node_selector, const json& node) {
-  const json& terms = Field(node_selector, {"nodeSelectorTerms"});
-  if (!terms.is_array()) return false;
-  for (const json& term : terms) {
-    if (TermMatches(term, node)) return true;
-  }
-  return false;
+  auto selector = placement::NodeSelector::FromJson(node_selector);
+  return selector && selector->Matches(placement::Labels::FromJson(LabelsOf(node)), NameOf(node));
 }
 
 void AddDaemonTolerations(json& pod_spec) {
@@ -205,37 +150,22 @@ std::string TargetNodeName(const json& pod) {
 
 NodeVerdict NodeShouldRunDaemonPod(const json& node, const json& ds) {
   const json& spec = Field(ds, {"spec", "template", "spec"});
+  const std::string node_name = NameOf(node);
   const std::string wanted_node = StringField(spec, {"nodeName"});
-  if (!wanted_node.empty() && wanted_node != NameOf(node)) return {};
-  const json& selector = Field(spec, {"nodeSelector"});
-  if (selector.is_object()) {
-    const json& labels = LabelsOf(node);
-    for (const auto& [key, value] : selector.items()) {
-      const json& have = labels.is_object() ? Field(labels, {key}) : json();
-      if (!have.is_string() || have != value) return {};
-    }
-  }
-  const json& required =
-      Field(spec, {"affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"});
-  if (!required.is_null() && !MatchesNodeSelectorTerms(required, node)) return {};
+  if (!wanted_node.empty() && wanted_node != node_name) return {};
+  const placement::Labels node_labels = placement::Labels::FromJson(LabelsOf(node));
+  if (!placement::NodeConstraints::FromPodSpec(spec).Matches(node_labels, node_name)) return {};
 
   json tolerations_holder = {{"tolerations", Field(spec, {"tolerations"})},
                              {"hostNetwork", BoolField(spec, {"hostNetwork"})}};
   AddDaemonTolerations(tolerations_holder);
-  const json& tolerations = tolerations_holder["tolerations"];
-  auto tolerated = [&](const json& taint) {
-    return std::any_of(tolerations.begin(), tolerations.end(),
-                       [&](const json& t) { return Tolerates(t, taint); });
-  };
+  const std::vector<placement::Toleration> tolerations =
+      placement::TolerationsFromJson(tolerations_holder["tolerations"]);
   bool fits_no_schedule = true, fits_no_execute = true;
-  const json& taints = Field(node, {"spec", "taints"});
-  if (taints.is_array()) {
-    for (const json& taint : taints) {
-      const std::string effect = StringField(taint, {"effect"});
-      if (effect != "NoSchedule" && effect != "NoExecute") continue;
-      if (tolerated(taint)) continue;
-      (effect == "NoExecute" ? fits_no_execute : fits_no_schedule) = false;
-    }
+  for (const placement::Taint& taint : placement::TaintsFromJson(Field(node, {"spec", "taints"}))) {
+    if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
+    if (placement::ToleratesAll(tolerations, taint)) continue;
+    (taint.effect == "NoExecute" ? fits_no_execute : fits_no_schedule) = false;
   }
   if (!fits_no_execute) return {};
   if (!fits_no_schedule) return {false, true};
@@ -563,11 +493,8 @@ class DaemonSetController : public Component {
           loop_.Add(ObjectKey(*o));
         },
     });
-    pods_.AddHandler({
-        [this](const ObjectPtr& p) { OnPodAdd(p); },
-        [this](const ObjectPtr& old_p, const ObjectPtr& p) { OnPodUpdate(old_p, p); },
-        [this](const ObjectPtr& p) { OnPodDelete(*p); },
-    });
+    pods_.AddHandler(
+        ctrl::OwnedPodHandlers({owners_, kKind, loop_, creations_, deletions_, nullptr, nullptr}));
     nodes_.AddHandler({
         [this](const ObjectPtr&) { EnqueueAll(); },
         [this](const ObjectPtr& old_n, const ObjectPtr& n) {
@@ -601,76 +528,6 @@ class DaemonSetController : public Component {
   void ForgetExpectations(const std::string& key) {
     creations_.Delete(key);
     deletions_.Delete(key);
-  }
-
-  ObjectPtr OwnerOf(const json& object) const {
-    return ctrl::ControllerOfKind(owners_, object, kKind);
-  }
-
-  void EnqueueMatchingOwners(const json& pod) {
-    for (const ObjectPtr& owner : owners_.List(ctrl::NamespaceOf(pod))) {
-      auto selector = LabelSelector::FromJson(Field(*owner, {"spec", "selector"}));
-      if (selector.ok() && !selector->Empty() && selector->Matches(ctrl::LabelsOf(pod))) {
-        loop_.Add(ObjectKey(*owner));
-      }
-    }
-  }
-
-  void OnPodAdd(const ObjectPtr& pod) {
-    if (ctrl::IsBeingDeleted(*pod)) {
-      OnPodDelete(*pod);
-      return;
-    }
-    if (ctrl::GetControllerOf(*pod) != nullptr) {
-      if (ObjectPtr owner = OwnerOf(*pod)) {
-        std::string key = ObjectKey(*owner);
-        creations_.CreationObserved(key);
-        loop_.Add(key);
-      }
-      return;
-    }
-    EnqueueMatchingOwners(*pod);
-  }
-
-  void OnPodUpdate(const ObjectPtr& old_pod, const ObjectPtr& pod) {
-    if (StringField(*old_pod, {"metadata", "resourceVersion"}) ==
-        StringField(*pod, {"metadata", "resourceVersion"})) {
-      return;
-    }
-    ObjectPtr old_owner = OwnerOf(*old_pod);
-    ObjectPtr owner = OwnerOf(*pod);
-    if (ctrl::IsBeingDeleted(*pod)) {
-      OnPodDelete(*pod);
-      if (old_owner && (!owner || ctrl::UidOf(*old_owner) != ctrl::UidOf(*owner))) {
-        OnPodDelete(*old_pod);
-      }
-      return;
-    }
-    if (old_owner && (!owner || ctrl::UidOf(*old_owner) != ctrl::UidOf(*owner))) {
-      loop_.Add(ObjectKey(*old_owner));
-    }
-    if (owner) {
-      std::string key = ObjectKey(*owner);
-      loop_.Add(key);
-      int64_t min_ready = IntField(*owner, {"spec", "minReadySeconds"});
-      if (min_ready > 0 && !ctrl::IsPodReady(*old_pod) && ctrl::IsPodReady(*pod)) {
-        loop_.AddAfter(key, std::chrono::seconds(min_ready + 1));
-      }
-      return;
-    }
-    if (ctrl::GetControllerOf(*pod) == nullptr &&
-        (ctrl::LabelsOf(*old_pod) != ctrl::LabelsOf(*pod) ||
-         ctrl::GetControllerOf(*old_pod) != nullptr)) {
-      EnqueueMatchingOwners(*pod);
-    }
-  }
-
-  void OnPodDelete(const json& pod) {
-    ObjectPtr owner = OwnerOf(pod);
-    if (!owner) return;
-    std::string key = ObjectKey(*owner);
-    deletions_.DeletionObserved(key, ObjectKey(pod));
-    loop_.Add(key);
   }
 
   void Event(const json& ds, const char* type, const char* reason, const std::string& message) {

@@ -196,11 +196,9 @@ class ReplicaController : public Component {
           loop_.Add(ObjectKey(*o));
         },
     });
-    pods_.AddHandler({
-        [this](const ObjectPtr& p) { OnPodAdd(p); },
-        [this](const ObjectPtr& old_p, const ObjectPtr& p) { OnPodUpdate(old_p, p); },
-        [this](const ObjectPtr& p) { OnPodDelete(*p); },
-    });
+    pods_.AddHandler(
+        ctrl::OwnedPodHandlers({owners_, kind_.kind, loop_, expectations_, expectations_,
+                                [this](const json& owner) { return SelectorOf(owner); }, nullptr}));
     loop_.Start();
     return Status::Ok();
   }
@@ -210,85 +208,10 @@ class ReplicaController : public Component {
  private:
   std::vector<std::string> AllKeys() const { return ctrl::InformerKeys(owners_); }
 
-  // The owner of our kind that `object` names as its controller, or null.
-  ObjectPtr OwnerOf(const json& object) const {
-    return ctrl::ControllerOfKind(owners_, object, kind_.kind);
-  }
-
   Result<LabelSelector> SelectorOf(const json& owner) const {
     const json& selector = Field(owner, {"spec", "selector"});
     if (kind_.map_selector) return LabelSelector::FromMap(selector);
     return LabelSelector::FromJson(selector);
-  }
-
-  // Owners in the pod's namespace whose selector matches it: candidates to adopt an orphan.
-  void EnqueueMatchingOwners(const json& pod) {
-    for (const ObjectPtr& owner : owners_.List(ctrl::NamespaceOf(pod))) {
-      auto selector = SelectorOf(*owner);
-      if (selector.ok() && !selector->Empty() && selector->Matches(ctrl::LabelsOf(pod))) {
-        loop_.Add(ObjectKey(*owner));
-      }
-    }
-  }
-
-  void OnPodAdd(const ObjectPtr& pod) {
-    if (ctrl::IsBeingDeleted(*pod)) {
-      // Seen for the first time already being deleted (e.g. after a re-list): a deletion.
-      OnPodDelete(*pod);
-      return;
-    }
-    if (ctrl::GetControllerOf(*pod) != nullptr) {
-      if (ObjectPtr owner = OwnerOf(*pod)) {
-        std::string key = ObjectKey(*owner);
-        expectations_.CreationObserved(key);
-        loop_.Add(key);
-      }
-      return;
-    }
-    EnqueueMatchingOwners(*pod);
-  }
-
-  void OnPodUpdate(const ObjectPtr& old_pod, const ObjectPtr& pod) {
-    if (StringField(*old_pod, {"metadata", "resourceVersion"}) ==
-        StringField(*pod, {"metadata", "resourceVersion"})) {
-      return;
-    }
-    const bool labels_changed = ctrl::LabelsOf(*old_pod) != ctrl::LabelsOf(*pod);
-    ObjectPtr old_owner = OwnerOf(*old_pod);
-    ObjectPtr owner = OwnerOf(*pod);
-    if (ctrl::IsBeingDeleted(*pod)) {
-      // A graceful deletion: the pod no longer counts, so the owner may replace it now.
-      OnPodDelete(*pod);
-      if (old_owner && (!owner || ctrl::UidOf(*old_owner) != ctrl::UidOf(*owner))) {
-        OnPodDelete(*old_pod);
-      }
-      return;
-    }
-    if (old_owner && (!owner || ctrl::UidOf(*old_owner) != ctrl::UidOf(*owner))) {
-      loop_.Add(ObjectKey(*old_owner));
-    }
-    if (owner) {
-      std::string key = ObjectKey(*owner);
-      loop_.Add(key);
-      int64_t min_ready = IntField(*owner, {"spec", "minReadySeconds"});
-      if (min_ready > 0 && !ctrl::IsPodReady(*old_pod) && ctrl::IsPodReady(*pod)) {
-        // Available only minReadySeconds after it became ready: look again then.
-        loop_.AddAfter(key, std::chrono::seconds(min_ready + 1));
-      }
-      return;
-    }
-    if (ctrl::GetControllerOf(*pod) == nullptr &&
-        (labels_changed || ctrl::GetControllerOf(*old_pod) != nullptr)) {
-      EnqueueMatchingOwners(*pod);
-    }
-  }
-
-  void OnPodDelete(const json& pod) {
-    ObjectPtr owner = OwnerOf(pod);
-    if (!owner) return;
-    std::string key = ObjectKey(*owner);
-    expectations_.DeletionObserved(key, ObjectKey(pod));
-    loop_.Add(key);
   }
 
   Status Sync(const std::string& key) {

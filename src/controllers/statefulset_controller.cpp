@@ -60,11 +60,10 @@ class StatefulSetController : public Component {
           loop_.Add(ObjectKey(*s));
         },
     });
-    pods_.AddHandler({
-        [this](const ObjectPtr& p) { OnPodAdd(*p); },
-        [this](const ObjectPtr& old_p, const ObjectPtr& p) { OnPodUpdate(*old_p, *p); },
-        [this](const ObjectPtr& p) { OnPodDelete(*p); },
-    });
+    // An orphan is adopted only by the set its name makes it a member of.
+    pods_.AddHandler(ctrl::OwnedPodHandlers(
+        {sets_, kKind, loop_, expectations_, expectations_, nullptr,
+         [](const json& set, const json& pod) { return sts::IsMemberOf(set, pod); }}));
     loop_.Start();
     return Status::Ok();
   }
@@ -73,71 +72,6 @@ class StatefulSetController : public Component {
 
  private:
   json SetRef(const json& set) const { return ctrl::EventRef(set, kApiVersion, kKind); }
-
-  ObjectPtr OwnerOf(const json& pod) const { return ctrl::ControllerOfKind(sets_, pod, kKind); }
-
-  // Sets that could adopt an orphan: same namespace, matching selector, and the pod's name
-  // makes it a member.
-  void EnqueueMatchingSets(const json& pod) {
-    for (const ObjectPtr& set : sets_.List(ctrl::NamespaceOf(pod))) {
-      if (!sts::IsMemberOf(*set, pod)) continue;
-      auto selector = LabelSelector::FromJson(Field(*set, {"spec", "selector"}));
-      if (selector.ok() && !selector->Empty() && selector->Matches(ctrl::LabelsOf(pod))) {
-        loop_.Add(ObjectKey(*set));
-      }
-    }
-  }
-
-  void OnPodAdd(const json& pod) {
-    if (ctrl::IsBeingDeleted(pod)) {
-      OnPodDelete(pod);
-      return;
-    }
-    if (ctrl::GetControllerOf(pod) == nullptr) {
-      EnqueueMatchingSets(pod);
-      return;
-    }
-    if (ObjectPtr set = OwnerOf(pod)) {
-      const std::string key = ObjectKey(*set);
-      expectations_.CreationObserved(key);
-      loop_.Add(key);
-    }
-  }
-
-  void OnPodUpdate(const json& old_pod, const json& pod) {
-    if (StringField(old_pod, {"metadata", "resourceVersion"}) ==
-        StringField(pod, {"metadata", "resourceVersion"})) {
-      return;
-    }
-    ObjectPtr old_set = OwnerOf(old_pod);
-    ObjectPtr set = OwnerOf(pod);
-    if (old_set && (!set || ctrl::UidOf(*old_set) != ctrl::UidOf(*set))) {
-      loop_.Add(ObjectKey(*old_set));
-    }
-    if (set) {
-      const std::string key = ObjectKey(*set);
-      if (ctrl::IsBeingDeleted(pod)) expectations_.DeletionObserved(key, ObjectKey(pod));
-      loop_.Add(key);
-      const int64_t min_ready = sts::MinReadySeconds(*set);
-      if (min_ready > 0 && !ctrl::IsPodReady(old_pod) && ctrl::IsPodReady(pod)) {
-        // Available only minReadySeconds after it became ready: look again then.
-        loop_.AddAfter(key, std::chrono::seconds(min_ready + 1));
-      }
-      return;
-    }
-    if (ctrl::GetControllerOf(pod) == nullptr && (ctrl::LabelsOf(old_pod) != ctrl::LabelsOf(pod) ||
-                                                  ctrl::GetControllerOf(old_pod) != nullptr)) {
-      EnqueueMatchingSets(pod);
-    }
-  }
-
-  void OnPodDelete(const json& pod) {
-    ObjectPtr set = OwnerOf(pod);
-    if (!set) return;
-    const std::string key = ObjectKey(*set);
-    expectations_.DeletionObserved(key, ObjectKey(pod));
-    loop_.Add(key);
-  }
 
   // What one sync of a set works with.
   struct SetState {

@@ -3,7 +3,6 @@
 #include "cluster_view.h"
 
 #include <algorithm>
-#include <charconv>
 #include <functional>
 
 #include "orch/quantity.h"
@@ -32,14 +31,6 @@ std::vector<std::string> Strings(const json& list) {
     if (item.is_string()) out.push_back(item.get<std::string>());
   }
   return out;
-}
-
-bool ParseInt64(std::string_view text, int64_t* out) {
-  if (text.empty()) return false;
-  const char* begin = text.data();
-  if (*begin == '+') ++begin;
-  auto [ptr, ec] = std::from_chars(begin, text.data() + text.size(), *out);
-  return ec == std::errc() && ptr == text.data() + text.size();
 }
 
 // A resource list ({"cpu": "100m", "memory": "1Gi", ...}) into `out`, adding to what is there.
@@ -178,60 +169,6 @@ void ComputePodRequests(const json& spec, PodView* pod) {
   pod->non_zero_memory = memory;
 }
 
-std::vector<NodeSelectorTerm::Requirement> ParseNodeRequirements(const json& list) {
-  std::vector<NodeSelectorTerm::Requirement> out;
-  if (!list.is_array()) return out;
-  for (const json& item : list) {
-    NodeSelectorTerm::Requirement r;
-    r.key = String(item, "key");
-    std::string op = String(item, "operator");
-    if (op == "In")
-      r.op = NodeSelectorTerm::Op::kIn;
-    else if (op == "NotIn")
-      r.op = NodeSelectorTerm::Op::kNotIn;
-    else if (op == "Exists")
-      r.op = NodeSelectorTerm::Op::kExists;
-    else if (op == "DoesNotExist")
-      r.op = NodeSelectorTerm::Op::kDoesNotExist;
-    else if (op == "Gt")
-      r.op = NodeSelectorTerm::Op::kGt;
-    else if (op == "Lt")
-      r.op = NodeSelectorTerm::Op::kLt;
-    else
-      r.op = NodeSelectorTerm::Op::kInvalid;
-    r.values = Strings(Field(item, "values"));
-    out.push_back(std::move(r));
-  }
-  return out;
-}
-
-bool RequirementMatches(const NodeSelectorTerm::Requirement& r, const std::string* value) {
-  using Op = NodeSelectorTerm::Op;
-  switch (r.op) {
-    case Op::kIn:
-      return value && std::find(r.values.begin(), r.values.end(), *value) != r.values.end();
-    case Op::kNotIn:
-      return !value || std::find(r.values.begin(), r.values.end(), *value) == r.values.end();
-    case Op::kExists:
-      return value != nullptr;
-    case Op::kDoesNotExist:
-      return value == nullptr;
-    case Op::kGt:
-    case Op::kLt: {
-      int64_t have = 0;
-      int64_t want = 0;
-      if (!value || r.values.size() != 1 || !ParseInt64(*value, &have) ||
-          !ParseInt64(r.values[0], &want)) {
-        return false;
-      }
-      return r.op == Op::kGt ? have > want : have < want;
-    }
-    case Op::kInvalid:
-      return false;
-  }
-  return false;
-}
-
 // A PodAffinityTerm; matchLabelKeys / mismatchLabelKeys take the owning pod's label values.
 AffinityTerm ParseAffinityTerm(const json& term, const Labels& own_labels, int32_t weight) {
   AffinityTerm out;
@@ -281,86 +218,11 @@ bool ResourcesEqual(const Resources& a, const Resources& b) {
 
 }  // namespace
 
-// ----- Labels -----
-
-Labels Labels::FromJson(const json& map) {
-  Labels out;
-  if (!map.is_object()) return out;
-  out.items_.reserve(map.size());
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it.value().is_string()) out.items_.emplace_back(it.key(), it.value().get<std::string>());
-  }
-  // nlohmann's object is a std::map: already sorted by key.
-  return out;
-}
-
-Labels Labels::FromPairs(std::vector<std::pair<std::string, std::string>> pairs) {
-  Labels out;
-  out.items_ = std::move(pairs);
-  std::sort(out.items_.begin(), out.items_.end());
-  out.items_.erase(std::unique(out.items_.begin(), out.items_.end(),
-                               [](const auto& a, const auto& b) { return a.first == b.first; }),
-                   out.items_.end());
-  return out;
-}
-
-const std::string* Labels::Find(std::string_view key) const {
-  auto it = std::lower_bound(items_.begin(), items_.end(), key,
-                             [](const auto& item, std::string_view k) { return item.first < k; });
-  if (it == items_.end() || it->first != key) return nullptr;
-  return &it->second;
-}
-
 // ----- Label selectors -----
 
 LabelSelector SelectorFromJson(const json& selector) {
   Result<LabelSelector> parsed = LabelSelector::FromJson(selector);
   return parsed.ok() ? std::move(parsed).value() : LabelSelector::Nothing();
-}
-
-// ----- Node selectors -----
-
-NodeSelectorTerm NodeSelectorTerm::FromJson(const json& term) {
-  NodeSelectorTerm out;
-  out.match_expressions = ParseNodeRequirements(Field(term, "matchExpressions"));
-  out.match_fields = ParseNodeRequirements(Field(term, "matchFields"));
-  return out;
-}
-
-bool NodeSelectorTerm::Matches(const Labels& node_labels, const std::string& node_name) const {
-  if (match_expressions.empty() && match_fields.empty()) return false;
-  for (const Requirement& r : match_expressions) {
-    if (!RequirementMatches(r, node_labels.Find(r.key))) return false;
-  }
-  for (const Requirement& r : match_fields) {
-    // metadata.name is the only field selectable, with In and NotIn.
-    if (r.key != "metadata.name" || (r.op != Op::kIn && r.op != Op::kNotIn)) return false;
-    if (!RequirementMatches(r, &node_name)) return false;
-  }
-  return true;
-}
-
-bool NodeSelector::Matches(const Labels& node_labels, const std::string& node_name) const {
-  for (const NodeSelectorTerm& term : terms) {
-    if (term.Matches(node_labels, node_name)) return true;
-  }
-  return false;
-}
-
-// ----- Taints and tolerations -----
-
-bool Toleration::Tolerates(const Taint& taint) const {
-  if (!effect.empty() && effect != taint.effect) return false;
-  if (!key.empty() && key != taint.key) return false;
-  if (exists) return true;
-  return key == taint.key && value == taint.value;
-}
-
-bool ToleratesAll(const std::vector<Toleration>& tolerations, const Taint& taint) {
-  for (const Toleration& t : tolerations) {
-    if (t.Tolerates(taint)) return true;
-  }
-  return false;
 }
 
 // ----- Resources -----
@@ -468,28 +330,11 @@ PodPtr ParsePod(const json& pod) {
 
   ComputePodRequests(spec, view.get());
 
-  const json& tolerations = Field(spec, "tolerations");
-  if (tolerations.is_array()) {
-    for (const json& t : tolerations) {
-      Toleration tol;
-      tol.key = String(t, "key");
-      tol.exists = String(t, "operator") == "Exists";
-      tol.value = String(t, "value");
-      tol.effect = String(t, "effect");
-      view->tolerations.push_back(std::move(tol));
-    }
-  }
-  view->node_selector = Labels::FromJson(Field(spec, "nodeSelector"));
+  view->tolerations = placement::TolerationsFromJson(Field(spec, "tolerations"));
+  view->node_constraints = placement::NodeConstraints::FromPodSpec(spec);
 
   const json& affinity = Field(spec, "affinity");
   const json& node_affinity = Field(affinity, "nodeAffinity");
-  const json& required = Field(
-      Field(node_affinity, "requiredDuringSchedulingIgnoredDuringExecution"), "nodeSelectorTerms");
-  if (required.is_array()) {
-    NodeSelector selector;
-    for (const json& term : required) selector.terms.push_back(NodeSelectorTerm::FromJson(term));
-    view->required_node_affinity = std::move(selector);
-  }
   const json& preferred = Field(node_affinity, "preferredDuringSchedulingIgnoredDuringExecution");
   if (preferred.is_array()) {
     for (const json& p : preferred) {
@@ -552,12 +397,7 @@ NodePtr ParseNode(const json& node) {
   view->labels = Labels::FromJson(Field(meta, "labels"));
   const json& unschedulable = Field(spec, "unschedulable");
   view->unschedulable = unschedulable.is_boolean() && unschedulable.get<bool>();
-  const json& taints = Field(spec, "taints");
-  if (taints.is_array()) {
-    for (const json& t : taints) {
-      view->taints.push_back({String(t, "key"), String(t, "value"), String(t, "effect")});
-    }
-  }
+  view->taints = placement::TaintsFromJson(Field(spec, "taints"));
   std::string ready;  // "" when the node reports no Ready condition
   const json& conditions = Field(status, "conditions");
   if (conditions.is_array()) {

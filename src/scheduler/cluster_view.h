@@ -12,75 +12,26 @@
 #include <vector>
 
 #include "orch/labels.h"
+#include "orch/node_placement.h"
 
 namespace orch::sched {
 
-// Labels as a vector sorted by key: objects carry a handful, and a scan of a few contiguous
-// entries is cheaper than a tree or hash lookup.
-class Labels {
- public:
-  Labels() = default;
-  // An object of string values (metadata.labels, nodeSelector); other values are skipped.
-  static Labels FromJson(const nlohmann::json& map);
-  static Labels FromPairs(std::vector<std::pair<std::string, std::string>> pairs);
-
-  // The value of `key`, or null when absent.
-  const std::string* Find(std::string_view key) const;
-  bool empty() const { return items_.empty(); }
-  const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
-  bool operator==(const Labels& other) const { return items_ == other.items_; }
-
- private:
-  std::vector<std::pair<std::string, std::string>> items_;
-};
+// Labels, node selectors, taints and tolerations are shared with the DaemonSet controller.
+using placement::Labels;
+using placement::NodeSelector;
+using placement::NodeSelectorTerm;
+using placement::Taint;
+using placement::ToleratesAll;
+using placement::Toleration;
 
 // A metav1.LabelSelector as affinity terms and spread constraints read it: null matches nothing,
 // {} everything, and one that does not convert (an unknown operator) matches nothing.
 LabelSelector SelectorFromJson(const nlohmann::json& selector);
 
-// A v1.NodeSelectorTerm: matchExpressions on labels (In, NotIn, Exists, DoesNotExist, Gt, Lt)
-// AND matchFields on metadata.name. A term with neither matches no node.
-struct NodeSelectorTerm {
-  enum class Op { kIn, kNotIn, kExists, kDoesNotExist, kGt, kLt, kInvalid };
-  struct Requirement {
-    std::string key;
-    Op op = Op::kIn;
-    std::vector<std::string> values;
-  };
-  std::vector<Requirement> match_expressions;
-  std::vector<Requirement> match_fields;
-
-  static NodeSelectorTerm FromJson(const nlohmann::json& term);
-  bool Matches(const Labels& node_labels, const std::string& node_name) const;
-};
-
-// A required node affinity: the node must match one of the terms.
-struct NodeSelector {
-  std::vector<NodeSelectorTerm> terms;
-  bool Matches(const Labels& node_labels, const std::string& node_name) const;
-};
-
 struct PreferredSchedulingTerm {
   int32_t weight = 0;
   NodeSelectorTerm term;
 };
-
-struct Taint {
-  std::string key;
-  std::string value;
-  std::string effect;  // NoSchedule, PreferNoSchedule, NoExecute
-};
-
-struct Toleration {
-  std::string key;      // empty with Exists: every key
-  bool exists = false;  // operator Exists (else Equal)
-  std::string value;
-  std::string effect;  // empty: every effect
-
-  bool Tolerates(const Taint& taint) const;
-};
-
-bool ToleratesAll(const std::vector<Toleration>& tolerations, const Taint& taint);
 
 // Amounts of resources: cpu in millicores, memory and storage in bytes, other scalar resources
 // (extended resources, hugepages-*) by name, sorted.
@@ -154,8 +105,7 @@ struct PodView {
   std::vector<HostPort> host_ports;
 
   std::vector<Toleration> tolerations;
-  Labels node_selector;
-  std::optional<NodeSelector> required_node_affinity;
+  placement::NodeConstraints node_constraints;  // nodeSelector and required node affinity
   std::vector<PreferredSchedulingTerm> preferred_node_affinity;
   std::vector<AffinityTerm> required_affinity;
   std::vector<AffinityTerm> required_anti_affinity;

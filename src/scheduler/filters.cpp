@@ -55,22 +55,11 @@ std::string InsufficientReason(const std::string& resource) {
 }
 
 bool MatchesNodeSelectorAndAffinity(const PodView& pod, const NodeView& node) {
-  for (const auto& [key, value] : pod.node_selector.items()) {
-    const std::string* have = node.labels.Find(key);
-    if (!have || *have != value) return false;
-  }
-  if (pod.required_node_affinity && !pod.required_node_affinity->Matches(node.labels, node.name)) {
-    return false;
-  }
-  return true;
+  return pod.node_constraints.Matches(node.labels, node.name);
 }
 
 const Taint* FirstUntoleratedTaint(const PodView& pod, const NodeView& node) {
-  for (const Taint& taint : node.taints) {
-    if (taint.effect != "NoSchedule" && taint.effect != "NoExecute") continue;
-    if (!ToleratesAll(pod.tolerations, taint)) return &taint;
-  }
-  return nullptr;
+  return placement::FirstUntoleratedTaint(pod.tolerations, node.taints);
 }
 
 PreFilterState PreFilter(const PodView& pod, const ClusterState& cluster) {
