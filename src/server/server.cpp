@@ -10,6 +10,7 @@
 #include "control_plane_component.h"
 #include "datastore_component.h"
 #include "orch/agent.h"
+#include "orch/api_load_balancer.h"
 #include "orch/component.h"
 #include "orch/files.h"
 #include "orch/join.h"
@@ -145,7 +146,17 @@ int RunAgent(const AgentConfig& config) {
     return code;
   };
 
-  auto credentials = JoinCluster(config, stop.get_token());
+  // Every API connection of the node (join, client, node link) goes through the local load
+  // balancer, which fails over between the cluster's servers (src/agent/api_load_balancer.cpp).
+  auto balancer =
+      ApiLoadBalancer::Start({.join_url = config.server_url, .data_dir = config.data_dir});
+  if (!balancer.ok()) {
+    log::Error(kAgent, "cannot start: {}", balancer.status().message());
+    return finish(1);
+  }
+  AgentConfig through_balancer = config;
+  through_balancer.server_url = (*balancer)->url();
+  auto credentials = JoinCluster(through_balancer, stop.get_token());
   if (!credentials.ok()) {
     if (credentials.status().code() == StatusCode::kCancelled) {
       signal_waiter.join();
@@ -156,10 +167,7 @@ int RunAgent(const AgentConfig& config) {
     return finish(1);
   }
   HttpsClientOptions client_options;
-  client_options.server_url = config.server_url;
-  while (!client_options.server_url.empty() && client_options.server_url.back() == '/') {
-    client_options.server_url.pop_back();
-  }
+  client_options.server_url = (*balancer)->url();
   client_options.ca_pem = credentials->ca_pem;
   client_options.cert_pem = credentials->cert_pem;
   client_options.key_pem = credentials->key_pem;
@@ -170,6 +178,8 @@ int RunAgent(const AgentConfig& config) {
     log::Error(kAgent, "cannot start: {}", client.status().message());
     return finish(1);
   }
+
+  (*balancer)->Follow(**client);  // learns every server from the `kubernetes` Endpoints
 
   // The client outlives the components: the agent uses it until it is stopped.
   ComponentList components;
@@ -182,6 +192,7 @@ int RunAgent(const AgentConfig& config) {
   components.Add(NewNodeAgent(config, **client, agent_options));
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kAgent, "cannot start: {}", s.message());
+    (*balancer)->Stop();  // its watch uses the client
     return finish(1);
   }
   log::Info(kAgent, "running as node {}; stop with SIGTERM or Ctrl-C", config.node_name);
@@ -190,6 +201,7 @@ int RunAgent(const AgentConfig& config) {
   log::Info(kAgent, "got {}, stopping", SignalName(signal_number));
   ExitOnNextStopSignal();
   components.StopAll();
+  (*balancer)->Stop();
   log::Info(kAgent, "node {} stopped", config.node_name);
   return 0;
 }
