@@ -116,9 +116,7 @@ class Writer : public ResponseWriter {
   }
   bool Write(std::string chunk) override { return session_->Write(std::move(chunk)); }
   void End() override { session_->End(); }
-  void OnClose(std::function<void()> callback) override {
-    session_->OnClose(std::move(callback));
-  }
+  void OnClose(std::function<void()> callback) override { session_->OnClose(std::move(callback)); }
   std::shared_ptr<RawConnection> TakeConnection() override { return session_->TakeConnection(); }
 
  private:
@@ -155,8 +153,8 @@ class ServerImpl : public HttpServer {
   Status Init() {
     try {
       tls_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                       ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                       ssl::context::single_dh_use);
       tls_.use_certificate_chain_file(options_.cert_file);
       tls_.use_private_key_file(options_.key_file, ssl::context::pem);
       if (!options_.client_ca_file.empty()) {
@@ -252,10 +250,9 @@ void Session::Run() {
   auto endpoint = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
   if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   beast::get_lowest_layer(stream_).expires_after(kHandshakeTimeout);
-  stream_.async_handshake(ssl::stream_base::server,
-                          [self = shared_from_this()](beast::error_code ec) {
-                            self->OnHandshake(ec);
-                          });
+  stream_.async_handshake(
+      ssl::stream_base::server,
+      [self = shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
 }
 
 void Session::OnHandshake(beast::error_code ec) {
@@ -284,8 +281,9 @@ void Session::DoRead() {
   parser_->body_limit(server_.options().max_body_bytes);
   parser_->header_limit(kMaxHeaderBytes);
   beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
-  bhttp::async_read(stream_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
 }
 
 void Session::OnRead(beast::error_code ec) {
@@ -333,8 +331,7 @@ void Session::Send(Response response) {
   res->set(bhttp::field::content_type, response.content_type);
   for (auto& [name, value] : response.headers) res->insert(name, value);
   res->body() = std::move(response.body);
-  net::post(stream_.get_executor(),
-            [self = shared_from_this(), res] { self->WriteResponse(res); });
+  net::post(stream_.get_executor(), [self = shared_from_this(), res] { self->WriteResponse(res); });
 }
 
 void Session::WriteResponse(std::shared_ptr<bhttp::response<bhttp::string_body>> response) {
@@ -367,16 +364,19 @@ void Session::StartStream(int status, std::string content_type,
     // A stream ends with its connection: the client is told, so it never reuses it.
     h.keep_alive(false);
     self->keep_alive_ = false;
-    self->stream_serializer_ =
-        std::make_unique<bhttp::response_serializer<bhttp::empty_body>>(h);
+    // Nothing more is read as HTTP: the request's parser and buffer are not needed for the
+    // stream's lifetime (a watch may stay open for hours).
+    self->parser_.reset();
+    self->buffer_ = beast::flat_buffer();
+    self->stream_serializer_ = std::make_unique<bhttp::response_serializer<bhttp::empty_body>>(h);
     self->writing_ = true;
-    bhttp::async_write_header(
-        self->stream_, *self->stream_serializer_, [self](beast::error_code ec, size_t) {
-          self->writing_ = false;
-          if (ec) return self->Close();
-          self->WatchForDisconnect();
-          self->WriteNextChunk();
-        });
+    bhttp::async_write_header(self->stream_, *self->stream_serializer_,
+                              [self](beast::error_code ec, size_t) {
+                                self->writing_ = false;
+                                if (ec) return self->Close();
+                                self->WatchForDisconnect();
+                                self->WriteNextChunk();
+                              });
   });
 }
 
@@ -390,11 +390,12 @@ bool Session::Write(std::string chunk) {
     net::post(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
     return false;
   }
-  net::post(stream_.get_executor(), [self = shared_from_this(), chunk = std::move(chunk)]() mutable {
-    if (self->closed_) return;
-    self->chunks_.push_back(std::move(chunk));
-    self->WriteNextChunk();
-  });
+  net::post(stream_.get_executor(),
+            [self = shared_from_this(), chunk = std::move(chunk)]() mutable {
+              if (self->closed_) return;
+              self->chunks_.push_back(std::move(chunk));
+              self->WriteNextChunk();
+            });
   return true;
 }
 
@@ -464,11 +465,11 @@ void Session::RawRead(char* buffer, size_t size, std::function<void(bool, size_t
       self->buffer_.consume(n);
       return done(true, n);
     }
-    self->stream_.async_read_some(
-        net::buffer(buffer, size), [self, done = std::move(done)](beast::error_code ec, size_t n) {
-          if (ec && n == 0) return done(false, 0);
-          done(true, n);
-        });
+    self->stream_.async_read_some(net::buffer(buffer, size),
+                                  [self, done = std::move(done)](beast::error_code ec, size_t n) {
+                                    if (ec && n == 0) return done(false, 0);
+                                    done(true, n);
+                                  });
   });
 }
 

@@ -480,7 +480,14 @@ void InformerImpl::StopWatch() {
 
 void InformerImpl::RelistLater(const Status& why) {
   StopWatch();
-  log::Warn("informer", "{}: {}; listing again in {}s", What(), why.ToString(), backoff_.count());
+  // A resource that is not served (a deleted custom resource definition) is retried quietly
+  // once it has been reported.
+  if (why.code() == StatusCode::kNotFound && backoff_ > kMinBackoff) {
+    log::Debug("informer", "{}: {}; listing again in {}s", What(), why.ToString(),
+               backoff_.count());
+  } else {
+    log::Warn("informer", "{}: {}; listing again in {}s", What(), why.ToString(), backoff_.count());
+  }
   factory_.PostAfter(backoff_, [this] { Relist(); });
   backoff_ = std::min<std::chrono::seconds>(backoff_ * 2, kMaxBackoff);
 }

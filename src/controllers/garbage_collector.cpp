@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
+#include <shared_mutex>
 
 #include "orch/log.h"
 
@@ -77,6 +79,7 @@ using namespace ctrl;  // NOLINT(google-build-using-namespace): the helpers of t
 
 constexpr char kOwnerUidIndex[] = "ownerUid";
 constexpr int kPatchAttempts = 5;
+const ResourceRef kCrds{"apiextensions.k8s.io", "v1", "customresourcedefinitions", false};
 
 const json& OwnerRefsOf(const json& object) {
   return Field(object, {"metadata", "ownerReferences"});
@@ -101,42 +104,104 @@ class GarbageCollector : public Component {
  public:
   GarbageCollector(ControllerContext& context, GarbageCollectorOptions options)
       : client_(context.client),
-        kinds_(std::move(options.kinds)),
         loop_(
             "garbagecollector", context.informers, context.workers, options.resync_period,
             [this] { return AllKeys(); }, [this](const std::string& key) { return Sync(key); }) {
-    for (const CollectedKind& kind : kinds_) {
-      // Ownership is all the collector reads: metadata-only informers keep its memory small.
+    // Ownership is all the collector reads: metadata-only informers keep its memory small.
+    for (CollectedKind& kind : options.kinds) {
       Informer& informer = context.informers.ForMetadata(kind.resource);
-      informer.AddIndex(kOwnerUidIndex, [](const json& object) {
-        std::vector<std::string> uids;
-        const json& refs = OwnerRefsOf(object);
-        if (refs.is_array()) {
-          for (const json& ref : refs) uids.push_back(StringField(ref, {"uid"}));
-        }
-        return uids;
-      });
-      informers_.push_back(&informer);
+      AddKind(std::move(kind), informer);
+    }
+    if (options.custom_resources) {
+      crds_ = &context.informers.For(kCrds);
+      // Custom kinds come and go with their definitions, after the controllers have synced:
+      // their informers live in a factory of their own, which nothing waits on.
+      custom_informers_ = InformerFactory::Create(client_);
     }
   }
 
   std::string_view Name() const override { return "garbagecollector"; }
 
   Status Start() override {
-    for (size_t i = 0; i < informers_.size(); ++i) {
-      informers_[i]->AddHandler({
-          [this, i](const ObjectPtr& o) { OnAdd(i, *o); },
-          [this, i](const ObjectPtr& old_o, const ObjectPtr& o) { OnUpdate(i, *old_o, *o); },
-          [this](const ObjectPtr& o) { OnDelete(*o); },
+    for (size_t i = 0; i < KindCount(); ++i) AddHandler(i);
+    if (crds_) {
+      crds_->AddHandler({
+          [this](const ObjectPtr& crd) { OnCrd(*crd); },
+          [this](const ObjectPtr&, const ObjectPtr& crd) { OnCrd(*crd); },
+          nullptr,
       });
+      custom_informers_->Start();
     }
     loop_.Start();
     return Status::Ok();
   }
 
-  void Stop() override { loop_.Stop(); }
+  void Stop() override {
+    if (custom_informers_) custom_informers_->Stop();
+    loop_.Stop();
+  }
 
  private:
+  // A watched kind and its informer. Kinds are only ever appended (custom ones while running),
+  // so an index stays valid; entries_ is a deque, so a reference to an entry does too.
+  struct Entry {
+    CollectedKind kind;
+    Informer* informer;
+  };
+
+  size_t KindCount() const {
+    std::shared_lock lock(entries_mu_);
+    return entries_.size();
+  }
+
+  const Entry& EntryAt(size_t i) const {
+    std::shared_lock lock(entries_mu_);
+    return entries_[i];
+  }
+  const ResourceRef& ResourceOf(size_t i) const { return EntryAt(i).kind.resource; }
+  Informer& InformerOf(size_t i) const { return *EntryAt(i).informer; }
+
+  size_t AddKind(CollectedKind kind, Informer& informer) {
+    informer.AddIndex(kOwnerUidIndex, [](const json& object) {
+      std::vector<std::string> uids;
+      const json& refs = OwnerRefsOf(object);
+      if (refs.is_array()) {
+        for (const json& ref : refs) uids.push_back(StringField(ref, {"uid"}));
+      }
+      return uids;
+    });
+    std::unique_lock lock(entries_mu_);
+    entries_.push_back({std::move(kind), &informer});
+    return entries_.size() - 1;
+  }
+
+  void AddHandler(size_t i) {
+    InformerOf(i).AddHandler({
+        [this, i](const ObjectPtr& o) { OnAdd(i, *o); },
+        [this, i](const ObjectPtr& old_o, const ObjectPtr& o) { OnUpdate(i, *old_o, *o); },
+        [this](const ObjectPtr& o) { OnDelete(*o); },
+    });
+  }
+
+  // A CustomResourceDefinition: its kind is watched from now on (through its storage version,
+  // or the first served one). A deleted definition's informer stays, idle, in case it returns.
+  void OnCrd(const json& crd) {
+    const std::string group = StringField(crd, {"spec", "group"});
+    const std::string kind = StringField(crd, {"spec", "names", "kind"});
+    const std::string plural = StringField(crd, {"spec", "names", "plural"});
+    std::string version;
+    for (const json& v : Field(crd, {"spec", "versions"})) {
+      if (!BoolField(v, {"served"})) continue;
+      if (version.empty() || BoolField(v, {"storage"})) version = StringField(v, {"name"});
+    }
+    if (group.empty() || kind.empty() || plural.empty() || version.empty()) return;
+    if (KindOf(group, kind)) return;
+    ResourceRef resource{group, version, plural, StringField(crd, {"spec", "scope"}) != "Cluster"};
+    Informer& informer = custom_informers_->ForMetadata(resource);
+    size_t i = AddKind({resource, group + "/" + version, kind}, informer);
+    AddHandler(i);
+    log::Info("garbagecollector", "watching custom resource {}.{}", plural, group);
+  }
   // A dependent found through the owner index: which kind it is, and the object.
   struct Dependent {
     size_t kind;
@@ -151,8 +216,8 @@ class GarbageCollector : public Component {
 
   std::vector<std::string> AllKeys() const {
     std::vector<std::string> keys;
-    for (size_t i = 0; i < informers_.size(); ++i) {
-      for (const ObjectPtr& o : informers_[i]->List()) {
+    for (size_t i = 0; i < KindCount(); ++i) {
+      for (const ObjectPtr& o : InformerOf(i).List()) {
         if (HasOwners(*o) || NeedsCollectorFinalizing(*o)) keys.push_back(KeyOf(i, *o));
       }
     }
@@ -194,21 +259,24 @@ class GarbageCollector : public Component {
   // ---- Lookups.
 
   std::optional<size_t> KindOf(const json& ref) const {
-    std::string group = GroupOf(StringField(ref, {"apiVersion"}));
-    std::string kind = StringField(ref, {"kind"});
-    for (size_t i = 0; i < kinds_.size(); ++i) {
-      if (kinds_[i].kind == kind && kinds_[i].resource.group == group) return i;
+    return KindOf(GroupOf(StringField(ref, {"apiVersion"})), StringField(ref, {"kind"}));
+  }
+
+  std::optional<size_t> KindOf(const std::string& group, const std::string& kind) const {
+    std::shared_lock lock(entries_mu_);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].kind.kind == kind && entries_[i].kind.resource.group == group) return i;
     }
     return std::nullopt;
   }
 
   std::string OwnerNamespace(size_t kind, const std::string& dependent_ns) const {
-    return kinds_[kind].resource.namespaced ? dependent_ns : "";
+    return ResourceOf(kind).namespaced ? dependent_ns : "";
   }
 
   ObjectPtr CachedOwner(size_t kind, const std::string& dependent_ns, const json& ref) const {
     ObjectPtr owner =
-        informers_[kind]->Get(OwnerNamespace(kind, dependent_ns), StringField(ref, {"name"}));
+        InformerOf(kind).Get(OwnerNamespace(kind, dependent_ns), StringField(ref, {"name"}));
     if (!owner || UidOf(*owner) != StringField(ref, {"uid"})) return nullptr;
     return owner;
   }
@@ -216,8 +284,8 @@ class GarbageCollector : public Component {
   std::vector<Dependent> DependentsOf(const std::string& uid) const {
     std::vector<Dependent> out;
     if (uid.empty()) return out;
-    for (size_t i = 0; i < informers_.size(); ++i) {
-      for (ObjectPtr& o : informers_[i]->ByIndex(kOwnerUidIndex, uid)) {
+    for (size_t i = 0; i < KindCount(); ++i) {
+      for (ObjectPtr& o : InformerOf(i).ByIndex(kOwnerUidIndex, uid)) {
         out.push_back({i, std::move(o)});
       }
     }
@@ -234,7 +302,7 @@ class GarbageCollector : public Component {
     if (ObjectPtr cached = CachedOwner(*kind, dependent_ns, ref)) {
       return IsWaitingForDependents(*cached) ? OwnerState::kWaiting : OwnerState::kSolid;
     }
-    auto live = client_.Get(kinds_[*kind].resource, OwnerNamespace(*kind, dependent_ns),
+    auto live = client_.Get(ResourceOf(*kind), OwnerNamespace(*kind, dependent_ns),
                             StringField(ref, {"name"}));
     if (!live.ok()) {
       if (live.status().code() == StatusCode::kNotFound) return OwnerState::kDangling;
@@ -250,9 +318,9 @@ class GarbageCollector : public Component {
     size_t bar = key.find('|');
     if (bar == std::string::npos) return Status::Ok();
     size_t kind = std::stoul(key.substr(0, bar));
-    if (kind >= informers_.size()) return Status::Ok();
+    if (kind >= KindCount()) return Status::Ok();
     auto [ns, name] = SplitObjectKey(key.substr(bar + 1));
-    ObjectPtr object = informers_[kind]->Get(ns, name);
+    ObjectPtr object = InformerOf(kind).Get(ns, name);
     if (!object) return Status::Ok();  // gone: its dependents were enqueued by OnDelete
     if (IsBeingDeleted(*object)) {
       if (HasFinalizer(*object, kOrphanFinalizer)) return OrphanDependents(kind, *object);
@@ -287,7 +355,7 @@ class GarbageCollector : public Component {
     }
     if (dangling.empty() && waiting.empty()) return Status::Ok();
 
-    const ResourceRef& resource = kinds_[kind].resource;
+    const ResourceRef& resource = ResourceOf(kind);
     if (solid) {
       std::set<std::string> drop = dangling;
       drop.insert(waiting.begin(), waiting.end());
@@ -345,9 +413,10 @@ class GarbageCollector : public Component {
   Result<std::vector<Dependent>> LiveDependents(size_t kind, const json& owner) {
     const std::string uid = UidOf(owner);
     std::vector<Dependent> dependents;
-    const std::string ns = kinds_[kind].resource.namespaced ? NamespaceOf(owner) : "";
-    for (size_t i = 0; i < kinds_.size(); ++i) {
-      auto list = client_.List(kinds_[i].resource, kinds_[i].resource.namespaced ? ns : "");
+    const std::string ns = ResourceOf(kind).namespaced ? NamespaceOf(owner) : "";
+    for (size_t i = 0; i < KindCount(); ++i) {
+      const ResourceRef& resource = ResourceOf(i);
+      auto list = client_.List(resource, resource.namespaced ? ns : "");
       if (!list.ok()) {
         if (list.status().code() == StatusCode::kNotFound) continue;
         return list.status();
@@ -407,7 +476,7 @@ class GarbageCollector : public Component {
 
   Status PatchMetadata(size_t kind, const json& object,
                        const std::function<std::optional<json>(const json& latest)>& change) {
-    const ResourceRef& resource = kinds_[kind].resource;
+    const ResourceRef& resource = ResourceOf(kind);
     const std::string ns = NamespaceOf(object), name = NameOf(object);
     Status last = Status::Ok();
     for (int attempt = 0; attempt < kPatchAttempts; ++attempt) {
@@ -445,7 +514,7 @@ class GarbageCollector : public Component {
 
   Status RemoveFinalizer(size_t kind, const json& object, std::string_view finalizer) {
     log::Info("garbagecollector", "{} {}: dependents done, removing finalizer {}",
-              kinds_[kind].resource.resource, ObjectKey(object), finalizer);
+              ResourceOf(kind).resource, ObjectKey(object), finalizer);
     return PatchMetadata(kind, object, [&](const json& latest) -> std::optional<json> {
       if (!HasFinalizer(latest, finalizer)) return std::nullopt;
       json kept = json::array();
@@ -457,9 +526,12 @@ class GarbageCollector : public Component {
   }
 
   ApiClient& client_;
-  const std::vector<CollectedKind> kinds_;
-  std::vector<Informer*> informers_;  // parallel to kinds_
+  mutable std::shared_mutex entries_mu_;
+  std::deque<Entry> entries_;  // guarded by entries_mu_; appended only
+  Informer* crds_ = nullptr;
   ControllerLoop loop_;
+  // Declared after loop_, so destroyed before it: its handlers add to the loop.
+  std::unique_ptr<InformerFactory> custom_informers_;
 };
 
 }  // namespace

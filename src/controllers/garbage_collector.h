@@ -22,12 +22,13 @@ struct CollectedKind {
 };
 // Pods, the workload kinds, configmaps, secrets, services, endpoints, endpointslices,
 // persistentvolumeclaims, serviceaccounts, leases, nodes, ingresses, networkpolicies,
-// poddisruptionbudgets, horizontalpodautoscalers, the RBAC kinds and persistentvolumes. Custom
-// resources are not watched (yet): references to them are taken as valid.
+// poddisruptionbudgets, horizontalpodautoscalers, the RBAC kinds and persistentvolumes.
 const std::vector<CollectedKind>& DefaultCollectedKinds();
 
 struct GarbageCollectorOptions {
   std::vector<CollectedKind> kinds = DefaultCollectedKinds();
+  // Custom resources too: every CustomResourceDefinition's kind is watched from when it appears.
+  bool custom_resources = true;
   // A safety net for a missed event: every owned object is checked again this often.
   std::chrono::milliseconds resync_period = std::chrono::minutes(10);
 };

@@ -161,3 +161,42 @@ TEST_CASE("foreground with no dependents finishes at once") {
   REQUIRE(deleted.ok());
   REQUIRE(WaitUntil([&] { return !f.Exists(resources::kConfigMaps, "alone"); }));
 }
+
+TEST_CASE("custom resources: watched from their definition, as owners and as dependents") {
+  GcFixture f;
+  const orch::ResourceRef crds{"apiextensions.k8s.io", "v1", "customresourcedefinitions", false};
+  const orch::ResourceRef widgets{"example.com", "v1", "widgets"};
+  json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+              {"kind", "CustomResourceDefinition"},
+              {"metadata", {{"name", "widgets.example.com"}}},
+              {"spec",
+               {{"group", "example.com"},
+                {"scope", "Namespaced"},
+                {"names", {{"kind", "Widget"}, {"plural", "widgets"}}},
+                {"versions",
+                 {{{"name", "v1beta1"}, {"served", true}, {"storage", false}},
+                  {{"name", "v1"}, {"served", true}, {"storage", true}}}}}}};
+  REQUIRE(f.api.Create(crds, "", crd).ok());
+
+  // A custom resource owning a ConfigMap (the reference names a version other than storage's).
+  json widget = f.Create(widgets, {{"apiVersion", "example.com/v1"},
+                                   {"kind", "Widget"},
+                                   {"metadata", {{"name", "w"}, {"namespace", "default"}}}});
+  f.Create(resources::kConfigMaps,
+           ConfigMap("widget-child", {Owner(widget, "example.com/v1beta1", "Widget")}));
+  // A custom resource owned by a ConfigMap.
+  json owner = f.Create(resources::kConfigMaps, ConfigMap("cm-owner"));
+  f.Create(widgets, {{"apiVersion", "example.com/v1"},
+                     {"kind", "Widget"},
+                     {"metadata",
+                      {{"name", "owned"},
+                       {"namespace", "default"},
+                       {"ownerReferences", {Owner(owner, "v1", "ConfigMap")}}}}});
+
+  CHECK_FALSE(WaitUntil([&] { return !f.Exists(resources::kConfigMaps, "widget-child"); },
+                        std::chrono::milliseconds(300)));
+  REQUIRE(f.api.Delete(widgets, "default", "w").ok());
+  REQUIRE(WaitUntil([&] { return !f.Exists(resources::kConfigMaps, "widget-child"); }));
+  REQUIRE(f.api.Delete(resources::kConfigMaps, "default", "cm-owner").ok());
+  REQUIRE(WaitUntil([&] { return !f.Exists(widgets, "owned"); }));
+}
