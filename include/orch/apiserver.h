@@ -38,6 +38,13 @@ struct ApiServerOptions {
   // client_ca_file with `ca_key_file`, its private key (PEM). Empty ca_key_file: no joins (404).
   std::string ca_key_file;
   std::vector<std::string> join_tokens;
+  // Service-account tokens (src/apiserver/service_accounts.h): the RSA key that signs them (PEM,
+  // created when missing; k3s's <data-dir>/server/tls/service.key), the issuer, and the
+  // audiences tokens must carry (default: the issuer). Empty key file: no TokenRequest, no
+  // service-account authentication, no ServiceAccount admission.
+  std::string service_account_key_file;
+  std::string service_account_issuer = "https://kubernetes.default.svc.cluster.local";
+  std::vector<std::string> api_audiences;
   int worker_threads = 16;
 };
 

@@ -234,6 +234,17 @@ void ApiHandler::ServeAs(const UserInfo& user, Request request,
     return raw_writer->Send(
         {200, "text/plain; version=0.0.4", {}, metrics_.Render(cache_.WatcherCount())});
   }
+  if (options_.service_account_tokens != nullptr) {
+    if (path == "/.well-known/openid-configuration") {
+      return raw_writer->Send(JsonResponse(options_.service_account_tokens->OpenIdConfiguration(
+          "https://" + options_.server_address)));
+    }
+    if (path == "/openid/v1/jwks") {
+      Response r = JsonResponse(options_.service_account_tokens->Jwks());
+      r.content_type = "application/jwk-set+json";
+      return raw_writer->Send(std::move(r));
+    }
+  }
   if (!parts.empty() && parts[0] == "openapi") {
     if (openapi_ == nullptr) {
       return raw_writer->Send(ApiError::NotFound("openapi", path).ToResponse());
@@ -431,6 +442,10 @@ void ApiHandler::ServeResource(const UserInfo& user, Request& request, Route& ro
   }
   if (route.subresource == "eviction") {
     return ServeEviction(request, *type, route.ns, route.name, writer);
+  }
+  if (route.subresource == "token" && route.group.empty() && route.plural == "serviceaccounts" &&
+      options_.service_account_tokens != nullptr) {
+    return ServeTokenRequest(request, route.ns, route.name, writer);
   }
   if (options_.pod_streams != nullptr && route.group.empty() && route.plural == "pods" &&
       (route.subresource == "log" || route.subresource == "exec" ||
@@ -777,6 +792,23 @@ void ApiHandler::ServeEviction(Request& request, const ResourceType& type, const
       EvictPod(rest_, type, pdbs, ns, name, *body, request.query.Get("dryRun", "") == "All");
   if (!evicted.ok()) return writer->Send(evicted.error().ToResponse());
   writer->Send(JsonResponse(*evicted, 201));
+}
+
+void ApiHandler::ServeTokenRequest(Request& request, const std::string& ns,
+                                   const std::string& name,
+                                   std::shared_ptr<ResponseWriter> writer) {
+  if (request.method != "POST") {
+    return writer->Send(ApiError::MethodNotAllowed("the server does not allow this method on the requested resource").ToResponse());
+  }
+  json body = json::object();
+  if (!request.body.empty()) {
+    auto parsed = ParseRequestBody(request, "authentication.k8s.io", "v1", "TokenRequest");
+    if (!parsed.ok()) return writer->Send(parsed.error().ToResponse());
+    body = std::move(*parsed);
+  }
+  auto issued = options_.service_account_tokens->CreateToken(ns, name, std::move(body));
+  if (!issued.ok()) return writer->Send(issued.error().ToResponse());
+  writer->Send(JsonResponse(*issued, 201));
 }
 
 }  // namespace orch::api

@@ -14,6 +14,7 @@
 #include "pod_streams.h"
 #include "resources.h"
 #include "rest.h"
+#include "service_accounts.h"
 #include "watch_cache.h"
 
 namespace orch::api {
@@ -36,6 +37,8 @@ struct ApiHandlerOptions {
   // attach, port-forward); null: not served.
   NodeLinks* node_links = nullptr;
   PodStreams* pod_streams = nullptr;
+  // Issues serviceaccounts/NAME/token and serves the issuer's OIDC discovery; null: neither.
+  ServiceAccountTokens* service_account_tokens = nullptr;
 };
 
 class ApiHandler : public Handler {
@@ -67,6 +70,8 @@ class ApiHandler : public Handler {
                     const std::string& name, std::shared_ptr<ResponseWriter> writer);
   void ServeEviction(Request& request, const ResourceType& type, const std::string& ns,
                      const std::string& name, std::shared_ptr<ResponseWriter> writer);
+  void ServeTokenRequest(Request& request, const std::string& ns, const std::string& name,
+                         std::shared_ptr<ResponseWriter> writer);
   // Parses a request body; protobuf bodies (built-in kinds only, as upstream) are decoded as the
   // kind their envelope names, else as the built-in kind group/version/kind.
   ApiResult<json> ParseRequestBody(const Request& request, const std::string& group,

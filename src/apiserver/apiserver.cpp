@@ -18,6 +18,7 @@
 #include "orch/log.h"
 #include "priority.h"
 #include "schema_loader.h"
+#include "service_accounts.h"
 #include "service_allocator.h"
 
 namespace orch {
@@ -48,11 +49,28 @@ class ApiServerImpl : public ApiServer {
     service_allocator_ = std::make_unique<api::ServiceAllocator>(*store_, *cidr);
     priority_ = std::make_unique<api::PriorityAdmission>(
         *store_, *resources->Find("scheduling.k8s.io", "v1", "priorityclasses"));
-    rest_ = std::make_unique<api::Rest>(
-        *store_, secrets_.get(),
-        std::vector<api::AdmissionPlugin*>{namespace_lifecycle_.get(), service_allocator_.get(),
-                                           priority_.get(),
-                                           &default_toleration_seconds_});
+    std::optional<satoken::SigningKey> sa_key;
+    if (!options.service_account_key_file.empty()) {
+      auto key = satoken::SigningKey::LoadOrCreate(options.service_account_key_file);
+      if (!key.ok()) return key.status();
+      sa_key = std::move(*key);
+      service_account_admission_ = std::make_unique<api::ServiceAccountAdmission>(
+          *store_, *resources->Find("", "v1", "serviceaccounts"));
+    }
+    std::vector<api::AdmissionPlugin*> plugins = {namespace_lifecycle_.get()};
+    if (service_account_admission_) plugins.push_back(service_account_admission_.get());
+    plugins.insert(plugins.end(), {service_allocator_.get(), priority_.get(),
+                                   &default_toleration_seconds_});
+    rest_ = std::make_unique<api::Rest>(*store_, secrets_.get(), std::move(plugins));
+    if (sa_key) {
+      api::ServiceAccountTokenOptions token_options;
+      token_options.issuer = options.service_account_issuer;
+      token_options.audiences = options.api_audiences;
+      if (token_options.audiences.empty()) token_options.audiences = {token_options.issuer};
+      service_account_tokens_ = std::make_unique<api::ServiceAccountTokens>(
+          *rest_, resources, std::move(*sa_key), std::move(token_options));
+      authenticator_.AddTokenAuthenticator(service_account_tokens_.get());
+    }
     if (Status s = Bootstrap(options, *cidr); !s.ok()) return s;
 
     auto cache = api::WatchCache::Start(*rest_, *registry_);
@@ -80,6 +98,7 @@ class ApiServerImpl : public ApiServer {
     pod_streams_ = std::make_unique<api::PodStreams>(*rest_, *node_links_);
     handler_options.node_links = node_links_.get();
     handler_options.pod_streams = pod_streams_.get();
+    handler_options.service_account_tokens = service_account_tokens_.get();
     handler_ =
         std::make_unique<api::ApiHandler>(handler_options, *registry_, *rest_, *cache_,
                                           authenticator_, authorizer_, openapi_.get(), metrics_);
@@ -165,6 +184,24 @@ class ApiServerImpl : public ApiServer {
       if (!created.ok() && created.error().code != 409) {
         return Unavailable("create namespace " + std::string(name) + ": " +
                            created.error().message);
+      }
+    }
+    // The `default` ServiceAccounts of the system namespaces exist before any pod is admitted
+    // (the serviceaccount controller makes the others, and these again if deleted).
+    if (service_account_admission_) {
+      const api::ResourceType* accounts = resources->Find("", "v1", "serviceaccounts");
+      for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+        json sa = {{"apiVersion", "v1"},
+                   {"kind", "ServiceAccount"},
+                   {"metadata", {{"name", "default"}, {"namespace", ns}}}};
+        if (rest_->Get(*accounts, ns, "default").ok()) continue;
+        api::WriteOptions write;
+        write.field_manager = "orch";
+        auto created = rest_->Create(*accounts, ns, sa, write);
+        if (!created.ok() && created.error().code != 409) {
+          return Unavailable(fmt::format("create service account {}/default: {}", ns,
+                                         created.error().message));
+        }
       }
     }
     const api::ResourceType* priority_classes =
@@ -266,6 +303,8 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::NamespaceLifecycle> namespace_lifecycle_;
   std::unique_ptr<api::ServiceAllocator> service_allocator_;
   std::unique_ptr<api::PriorityAdmission> priority_;
+  std::unique_ptr<api::ServiceAccountAdmission> service_account_admission_;
+  std::unique_ptr<api::ServiceAccountTokens> service_account_tokens_;
   api::DefaultTolerationSeconds default_toleration_seconds_;
   std::unique_ptr<api::Rest> rest_;
   std::unique_ptr<api::WatchCache> cache_;

@@ -4,6 +4,7 @@
 #include "cluster_pki.h"
 #include "orch/log.h"
 #include "orch/net.h"
+#include "orch/sa_token.h"
 
 namespace orch {
 
@@ -22,6 +23,10 @@ Status ApiServerComponent::Start() {
   sans.insert(sans.end(), config_.tls_san.begin(), config_.tls_san.end());
   auto creds = EnsureClusterCredentials(config_, sans);
   if (!creds.ok()) return creds.status();
+  // The service-account signing key exists before the bootstrap data is published, so that
+  // every server of the cluster signs and verifies tokens with the same key.
+  const std::string service_key = config_.data_dir + "/server/tls/service.key";
+  if (auto key = satoken::SigningKey::LoadOrCreate(service_key); !key.ok()) return key.status();
 
   ApiServerOptions options;
   options.bind_address = config_.bind_address;
@@ -42,6 +47,10 @@ Status ApiServerComponent::Start() {
   // Agents joining with the token get node certificates signed by the cluster CA.
   options.ca_key_file = creds->ca_key_file;
   options.join_tokens = {creds->token, creds->token_secret};
+  // Service-account tokens, signed with k3s's service.key; issuer and audiences as k3s sets them.
+  options.service_account_key_file = service_key;
+  options.service_account_issuer = "https://kubernetes.default.svc." + config_.cluster_domain;
+  options.api_audiences = {options.service_account_issuer, "k3s"};
   auto server = ApiServer::Start(options, datastore_.store());
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
