@@ -467,6 +467,7 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
   // datastore snapshot save|restore FILE
   CLI::App* datastore_cmd = app.add_subcommand("datastore", "Manage the datastore");
   datastore_cmd->require_subcommand(1);
+  CLI::App* migrate_cmd = AddDatastoreMigrateCommand(datastore_cmd, inv.migrate);
   CLI::App* snapshot_cmd =
       datastore_cmd->add_subcommand("snapshot", "Save or restore a datastore snapshot");
   snapshot_cmd->require_subcommand(1);
@@ -526,6 +527,10 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
   }
   if (*check_cmd) {
     inv.command = Command::kCheckConfig;
+    return inv;
+  }
+  if (*migrate_cmd) {
+    inv.command = Command::kDatastoreMigrate;
     return inv;
   }
   if (*save_cmd || *restore_cmd) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "datastore_migrate.h"
 #include "orch/config.h"
 #include "orch/host.h"
 #include "orch/status.h"
@@ -21,6 +22,7 @@ enum class Command {
   kCheckConfig,
   kSnapshotSave,
   kSnapshotRestore,
+  kDatastoreMigrate,
 };
 
 // What the command line asks for. Only the fields that belong to `command` are meaningful.
@@ -34,6 +36,7 @@ struct Invocation {
   AgentConfig agent;          // kAgent
   StoreOptions store;         // kSnapshotSave/kSnapshotRestore: which datastore
   std::string snapshot_file;  // kSnapshotSave/kSnapshotRestore
+  DatastoreMigration migrate;  // kDatastoreMigrate
   std::vector<std::string> kubectl_args;  // kKubectl: passed to kubectl untouched
 };
 

@@ -139,6 +139,8 @@ int RunCommand(Invocation& inv) {
     case Command::kSnapshotSave:
     case Command::kSnapshotRestore:
       return RunSnapshot(inv);
+    case Command::kDatastoreMigrate:
+      return RunDatastoreMigrate(inv.migrate);
     case Command::kServer:
     case Command::kAgent:
       break;
