@@ -36,7 +36,8 @@ struct Invocation {
   AgentConfig agent;          // kAgent
   StoreOptions store;         // kSnapshotSave/kSnapshotRestore: which datastore
   std::string snapshot_file;  // kSnapshotSave/kSnapshotRestore
-  DatastoreMigration migrate;  // kDatastoreMigrate
+  // kDatastoreMigrate
+  DatastoreMigration migrate;
   std::vector<std::string> kubectl_args;  // kKubectl: passed to kubectl untouched
 };
 

@@ -191,6 +191,13 @@ void ApiHandler::Serve(Request request, std::shared_ptr<ResponseWriter> writer) 
   }
   if (path == "/readyz" || path.rfind("/readyz/", 0) == 0) {
     if (!ready_) return writer->Send({500, "text/plain; charset=utf-8", {}, "not ready"});
+    // Like upstream's etcd check: a server whose datastore does not answer is not ready (the
+    // store bounds the call, so this answers within seconds).
+    if (auto revision = rest_.store().CurrentRevision(); !revision.ok()) {
+      return writer->Send({500, "text/plain; charset=utf-8", {},
+                           "[-]etcd failed: " + revision.status().message() +
+                               "\nreadyz check failed"});
+    }
     return writer->Send({200, "text/plain; charset=utf-8", {}, "ok"});
   }
   if (path == "/version" || path == "/version/") {

@@ -87,7 +87,8 @@ Status FromGrpc(const grpc::Status& s, std::string_view what) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
     case grpc::StatusCode::ABORTED:
-      return Unavailable(std::move(text));
+      // Reaches API clients as a 503: say which dependency is down.
+      return Unavailable("the datastore is unavailable: " + text);
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       // Both gRPC's message-size limit and etcd's "database space exceeded" land here.
       if (msg.find("larger than max") != std::string::npos) return TooLarge(std::move(text));

@@ -17,8 +17,9 @@ struct EtcdTuning {
   // A watcher whose consumer leaves more than this many events unread ends with kCompacted: the
   // caller relists, as after a compaction, instead of the process growing without bound.
   std::size_t watch_buffer_limit = 10000;
-  // Bound on every unary call (Range, Txn, ...), so a hung member turns into kUnavailable.
-  std::chrono::milliseconds rpc_timeout = std::chrono::seconds(10);
+  // Bound on every unary call (Range, Txn, ...), so a hung member turns into kUnavailable and
+  // an API request into a 503 within seconds instead of hanging while etcd is unreachable.
+  std::chrono::milliseconds rpc_timeout = std::chrono::seconds(5);
   // How long OpenEtcdStore waits for some endpoint to answer before it gives up.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
 };
