@@ -241,13 +241,19 @@ std::map<std::string, std::string> RegistryHostsFiles(const Registries& registri
     }
     files[wildcard ? "_default" : registry] = out.str();
   }
-  // A registry with TLS settings but no mirror entry still needs a hosts.toml to carry them.
+  // A registry with TLS settings but no mirror entry still needs a hosts.toml to carry them. The
+  // settings also go in an explicit host entry: containerd 1.6 does not apply the top-level
+  // ones (a self-signed registry failed with "x509: certificate signed by unknown authority").
   for (const auto& [host, c] : registries.configs) {
     if (files.contains(host)) continue;
     if (!c.insecure_skip_verify && c.ca_file.empty() && c.cert_file.empty()) continue;
     std::ostringstream out;
-    out << "server = " << Quote(UpstreamServer(host)) << "\n";
+    std::string server = UpstreamServer(host);
+    out << "server = " << Quote(server) << "\n";
     WriteTls(out, registries, host, "");
+    out << "\n[host." << Quote(server) << "]\n"
+        << "  capabilities = [\"pull\", \"resolve\"]\n";
+    WriteTls(out, registries, host, "  ");
     files[host] = out.str();
   }
   return files;

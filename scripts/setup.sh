@@ -14,6 +14,8 @@ PACKAGES=(
   # what a node runs, and what the e2e tests drive
   containerd runc containernetworking-plugins iptables iproute2 busybox-static etcd-server
   etcd-client python3-kubernetes curl ca-certificates
+  # a local registry for the image pull tests (push with skopeo, htpasswd for credentials)
+  docker-registry skopeo apache2-utils
 )
 
 missing=()

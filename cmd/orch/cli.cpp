@@ -266,6 +266,14 @@ void AddNodeFlags(CLI::App* command, AgentConfig& agent) {
       ->add_flag("--disable-kube-proxy", agent.disable_kube_proxy,
                  "Do not run the service proxy (ClusterIP/NodePort rules) on this node")
       ->group("Node");
+  command
+      ->add_option("--kubelet-arg", agent.kubelet_args,
+                   "Kubelet setting KEY=VALUE (repeatable): container-log-max-size, "
+                   "container-log-max-files, image-gc-high-threshold, image-gc-low-threshold, "
+                   "image-minimum-gc-age")
+      ->type_name("KEY=VALUE")
+      ->default_str("")
+      ->group("Node");
 }
 
 void AddDatastoreFlags(CLI::App* command, std::string& endpoint, std::string& ca_file,
@@ -619,6 +627,7 @@ void EmitNode(YAML::Emitter& out, const AgentConfig& node) {
   out << YAML::Key << "container-runtime-endpoint" << YAML::Value
       << node.container_runtime_endpoint;
   out << YAML::Key << "disable-kube-proxy" << YAML::Value << node.disable_kube_proxy;
+  EmitList(out, "kubelet-arg", node.kubelet_args);
 }
 
 std::string Redacted(const std::string& token) {

@@ -11,7 +11,9 @@
 
 #include "agent_paths.h"
 #include "cni_config.h"
+#include "housekeeping.h"
 #include "image_puller.h"
+#include "kubelet_args.h"
 #include "machine.h"
 #include "node_status.h"
 #include "object_source.h"
@@ -69,6 +71,7 @@ class NodeAgent final : public Component {
   void Stop() override {
     if (streams_) streams_->Stop();
     streams_.reset();
+    housekeeping_.reset();
     if (pods_) pods_->Stop();
     if (reporter_) reporter_->Stop();
     if (proxy_) proxy_->Stop();
@@ -81,6 +84,7 @@ class NodeAgent final : public Component {
       pods_.reset();
     }
     worker_context_.reset();
+    pod_cgroups_.reset();
     images_.reset();
     volumes_.reset();
     objects_.reset();
@@ -100,6 +104,10 @@ class NodeAgent final : public Component {
 
  private:
   Status StartAll() {
+    std::vector<std::string> ignored;
+    auto kubelet = agent::ParseKubeletArgs(config_.kubelet_args, &ignored);
+    if (!kubelet.ok()) return kubelet.status();
+    for (const auto& arg : ignored) log::Warn(kLog, "--kubelet-arg {}: not used by orch", arg);
     for (const auto& [dir, mode] : {std::pair{paths_.agent_dir, 0700},
                                     {paths_.pods_dir, 0750},
                                     {paths_.logs_dir, 0755},
@@ -185,11 +193,18 @@ class NodeAgent final : public Component {
     sandbox.cluster_domain = config_.cluster_domain;
     sandbox.host_dns = HostDns();
     sandbox.log_root = paths_.logs_dir;
+    sandbox.pod_cgroups = kubelet->cgroups_per_qos;
+    sandbox.cgroup_driver = kubelet->cgroup_driver == "systemd" ? agent::CgroupDriver::kSystemd
+                                                                : agent::CgroupDriver::kCgroupfs;
+    // With systemd the runtime makes the slices itself; cgroupfs pods get theirs from the agent.
+    if (sandbox.pod_cgroups && sandbox.cgroup_driver == agent::CgroupDriver::kCgroupfs) {
+      pod_cgroups_ = std::make_unique<agent::PodCgroups>();
+    }
     worker_context_ = std::make_unique<agent::PodWorkerContext>(agent::PodWorkerContext{
         config_.node_name, config_.node_ip, paths_, std::move(sandbox), *runtime_, client_,
         *events_, *objects_, *volumes_, *images_, machine.cpu_cores * 1000,
         reporter_->allocatable_memory(), reporter_->allocatable_ephemeral(),
-        [this] { return NetworkReady(); }, nullptr});
+        [this] { return NetworkReady(); }, nullptr, nullptr, pod_cgroups_.get()});
     Informer& pods =
         informers_->For(resources::kPods, "", "", "spec.nodeName=" + config_.node_name);
     {
@@ -199,6 +214,12 @@ class NodeAgent final : public Component {
     informers_->Start();
     reporter_->Start();
     pods_->Start();
+    housekeeping_ = std::make_unique<agent::Housekeeping>(
+        *runtime_, *kubelet, [this](const std::string& message) {
+          events_->Record({{"apiVersion", "v1"}, {"kind", "Node"}, {"name", config_.node_name}},
+                          "Warning", "FreeDiskSpaceFailed", message);
+        });
+    housekeeping_->Start();
     if (!options_.link_url.empty()) {
       auto streams = agent::StreamServer::Start(
           {options_.link_url, options_.link_ca_pem, options_.link_cert_pem,
@@ -299,6 +320,8 @@ class NodeAgent final : public Component {
   std::mutex pods_mu_;  // guards pods_ against informer callbacks during start and stop
   std::unique_ptr<agent::PodManager> pods_;
   std::unique_ptr<agent::StreamServer> streams_;  // logs, exec, port-forward over the node link
+  std::unique_ptr<agent::Housekeeping> housekeeping_;  // log rotation, image GC
+  std::unique_ptr<agent::PodCgroups> pod_cgroups_;     // null: no pod cgroups made by the agent
 };
 
 }  // namespace

@@ -107,7 +107,13 @@ std::optional<cri::AuthConfig> ImagePuller::PullSecretAuth(const json& pod,
       if (!decoded) continue;
       json config = json::parse(*decoded, nullptr, false);
       if (config.is_discarded()) continue;
-      if (auto auth = AuthForImage(image, config)) return auth;
+      if (auto auth = AuthForImage(image, config)) {
+        // containerd drops credentials whose server address is not a URL of the very host it
+        // contacts ("127.0.0.1:5000" does not even parse as one, and a mirror is another host):
+        // the secret was picked for this image's registry, let it apply to this pull.
+        auth->server_address.clear();
+        return auth;
+      }
     }
   }
   return std::nullopt;

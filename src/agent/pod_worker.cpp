@@ -320,6 +320,9 @@ Result<std::pair<std::string, cri::PodSandboxConfig>> PodWorker::EnsureSandbox(c
   cri::PodSandboxConfig config = BuildSandboxConfig(pod, ctx_.sandbox, attempt);
   if (Status s = MakeDirectories(config.log_directory, 0755); !s.ok()) return s;
   if (Status s = MakeDirectories(ctx_.paths.PodDir(uid), 0750); !s.ok()) return s;
+  if (ctx_.cgroups != nullptr) {
+    if (Status s = ctx_.cgroups->Ensure(pod); !s.ok()) return s;
+  }
   auto id = ctx_.runtime.RunPodSandbox(config);
   if (!id.ok()) return id.status();
   state.sandbox_id.clear();
@@ -825,6 +828,12 @@ SyncOutcome PodWorker::Cleanup(const std::string& uid) {
   }
   if (!sandboxes->empty()) log::Info(kLog, "pod {}: removed its sandbox and containers", uid);
   if (Status s = ctx_.volumes.TearDown(uid); !s.ok()) return {s, std::nullopt};
+  if (ctx_.cgroups != nullptr) {
+    // A cgroup that still holds a process is left (logged); it costs nothing once empty.
+    if (Status s = ctx_.cgroups->RemovePod(uid); !s.ok()) {
+      log::Warn(kLog, "pod {}: {}", uid, s.message());
+    }
+  }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(ctx_.paths.logs_dir, ec)) {
     std::string name = entry.path().filename().string();

@@ -57,6 +57,8 @@ struct PodWorkerContext {
   // The node's probes; null = the worker runs a ProbeManager of its own (threads start with the
   // first probe).
   ProbeManager* probes = nullptr;
+  // Makes and removes pod cgroups (cgroupfs driver with pod cgroups on); null = none.
+  PodCgroups* cgroups = nullptr;
 };
 
 // The outcome of one sync: an error makes the caller retry with back-off; `requeue_after` asks

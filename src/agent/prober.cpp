@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "grpc_probe.h"
 #include "orch/log.h"
 
 namespace orch::agent {
@@ -254,10 +255,10 @@ HandlerResult ProbeManager::RunAttempt(const ProbeAttempt& a) {
   if (const json& tcp = At(a.probe, {"tcpSocket"}); tcp.is_object()) {
     return RunTcpSocketAction(tcp, a.container, a.pod_ip, timeout);
   }
-  if (At(a.probe, {"grpc"}).is_object()) {
-    return {HandlerOutcome::kError, "grpc probes are not supported by orch yet"};
+  if (const json& grpc = At(a.probe, {"grpc"}); grpc.is_object()) {
+    return RunGrpcAction(grpc, a.pod_ip, timeout, ProbeUserAgent());
   }
-  return {HandlerOutcome::kError, "probe has no handler (exec, httpGet, tcpSocket)"};
+  return {HandlerOutcome::kError, "probe has no handler (exec, httpGet, tcpSocket, grpc)"};
 }
 
 bool ProbeManager::Finish(const WorkerPtr& w, const std::string& container_id,

@@ -211,6 +211,7 @@ cri::PodSandboxConfig BuildSandboxConfig(const json& pod, const SandboxContext& 
     std::string name = Str(s, {"name"});
     if (!name.empty()) c.sysctls[name] = Str(s, {"value"});
   }
+  if (ctx.pod_cgroups) c.cgroup_parent = PodCgroupParent(pod, ctx.cgroup_driver);
   return c;
 }
 

@@ -9,6 +9,7 @@
 
 #include "json_util.h"
 #include "orch/runtime.h"
+#include "pod_cgroups.h"
 
 namespace orch::agent {
 
@@ -18,6 +19,10 @@ struct SandboxContext {
   std::string cluster_domain = "cluster.local";
   cri::DnsConfig host_dns;  // the node's resolv.conf
   std::string log_root;     // the folder holding every pod's log folder
+  // Pod-level cgroups (pod_cgroups.h) as the sandbox's cgroup_parent; off = the runtime's
+  // default parent.
+  bool pod_cgroups = false;
+  CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
 };
 
 // nameserver / search / options lines of a resolv.conf (comments and unknown lines ignored).

@@ -457,12 +457,14 @@ class StreamServerImpl : public StreamServer {
     auto executor = co_await net::this_coro::executor;
     bool follow = options->follow && status->container.state == cri::ContainerState::kRunning;
     std::shared_ptr<net::posix::stream_descriptor> events;
+    const std::string path = status->log_path;
+    constexpr uint32_t kWatchMask = IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF;
+    int ifd = -1;
+    int wd = -1;
     if (follow) {
       // The watch first, then the state check: an exit between them is not missed.
-      int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-      if (ifd >= 0 &&
-          inotify_add_watch(ifd, status->log_path.c_str(),
-                            IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF) >= 0) {
+      ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+      if (ifd >= 0 && (wd = inotify_add_watch(ifd, path.c_str(), kWatchMask)) >= 0) {
         events = std::make_shared<net::posix::stream_descriptor>(executor, ifd);
         co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
         follow = status.ok() && status->container.state == cri::ContainerState::kRunning;
@@ -496,6 +498,8 @@ class StreamServerImpl : public StreamServer {
     std::vector<char> buffer(64 * 1024);
     std::string pending;  // a line not yet ended by '\n'
     bool exited = !follow;
+    bool closed = false;         // the file was closed or moved: the output ended or was rotated
+    bool writer_closed = false;  // the runtime closed its end of the current file
     while (!*gone) {
       ssize_t n = pread(fd, buffer.data(), buffer.size(), offset);
       if (n < 0) break;
@@ -521,6 +525,50 @@ class StreamServerImpl : public StreamServer {
       }
       // At the end of the file.
       if (exited) break;
+      if (closed) {
+        closed = false;
+        struct stat now_st {};
+        struct stat fd_st {};
+        bool renamed = stat(path.c_str(), &now_st) != 0;
+        if (!renamed && fstat(fd, &fd_st) == 0 &&
+            (now_st.st_ino != fd_st.st_ino || now_st.st_dev != fd_st.st_dev)) {
+          // Log rotation: this file was renamed aside and the runtime reopened a new one at
+          // the path. The runtime makes the new file before it closes the old one: once it
+          // has closed it and what is left of it has been read, follow the new file.
+          if (!writer_closed) {
+            renamed = true;
+          } else if (int next = open(path.c_str(), O_RDONLY | O_CLOEXEC); next >= 0) {
+            writer_closed = false;
+            inotify_rm_watch(ifd, wd);
+            wd = inotify_add_watch(ifd, path.c_str(), kWatchMask);
+            close(fd);
+            fd = closer.fd = next;
+            offset = 0;
+            continue;
+          }
+        }
+        if (renamed) {
+          // Moved away and the runtime not done with it yet: its reopen closes this file
+          // (another event), unless the container has ended.
+          co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
+          exited = !status.ok() || status->container.state != cri::ContainerState::kRunning;
+        } else {
+          // The runtime closed the file: the container's output is over. containerd records
+          // the exit only after it closed the file, so its state may say running for a
+          // moment; one that still runs after a few seconds had its log reopened (a runtime
+          // restart): keep following it.
+          writer_closed = false;
+          for (int i = 0; i < 25 && !exited; ++i) {
+            co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
+            exited = !status.ok() || status->container.state != cri::ContainerState::kRunning;
+            if (!exited) {
+              net::steady_timer pause(executor, std::chrono::milliseconds(200));
+              co_await pause.async_wait(use_awaitable);
+            }
+          }
+        }
+        if (exited) continue;  // read what the last moments wrote, then end
+      }
       std::array<char, 4096> raw;
       size_t got = 0;
       try {
@@ -530,23 +578,12 @@ class StreamServerImpl : public StreamServer {
       }
       for (size_t at = 0; at + sizeof(inotify_event) <= got;) {
         const auto* event = reinterpret_cast<const inotify_event*>(raw.data() + at);
-        if (event->mask & (IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)) exited = true;
-        at += sizeof(inotify_event) + event->len;
-      }
-      if (exited) {
-        // The runtime closed the file: the container's output is over. containerd records the
-        // exit only after it closed the file, so its state may say running for a moment; one
-        // that still runs after a few seconds had its log reopened (a runtime restart): keep
-        // following it.
-        exited = false;
-        for (int i = 0; i < 25 && !exited; ++i) {
-          co_await Blocking([&] { status = runtime_.GetContainerStatus(id); });
-          exited = !status.ok() || status->container.state != cri::ContainerState::kRunning;
-          if (!exited) {
-            net::steady_timer pause(executor, std::chrono::milliseconds(200));
-            co_await pause.async_wait(use_awaitable);
-          }
+        // Events of a watch replaced after a rotation are stale.
+        if (event->wd == wd && (event->mask & (IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF))) {
+          closed = true;
+          if (event->mask & IN_CLOSE_WRITE) writer_closed = true;
         }
+        at += sizeof(inotify_event) + event->len;
       }
     }
     if (events) {

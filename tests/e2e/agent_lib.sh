@@ -163,6 +163,18 @@ agent_cleanup() {
     id=${task##*/}
     rmdir /sys/fs/cgroup/*/k8s.io/"$id" /sys/fs/cgroup/k8s.io/"$id" 2>/dev/null
   done
+  # Pod cgroups (kubepods/[QOS/]pod<uid>) of this test's pods: only empty ones go (rmdir).
+  local p uid dir
+  for p in "$DATA"/agent/pods/* "$DATA"/agent/pod-logs/*; do
+    [[ -e "$p" ]] || continue
+    uid=${p##*/}
+    uid=${uid##*_}
+    for dir in /sys/fs/cgroup/*/kubepods/pod"$uid" /sys/fs/cgroup/*/kubepods/*/pod"$uid" \
+      /sys/fs/cgroup/kubepods/pod"$uid" /sys/fs/cgroup/kubepods/*/pod"$uid"; do
+      [[ -d "$dir" ]] || continue
+      rmdir "$dir"/*/ "$dir" 2>/dev/null
+    done
+  done
   (exit "$rc")
   e2e_cleanup
 }

@@ -111,7 +111,12 @@ configs:
         "server = \"https://mirror.example.com:5000\"\n"
         "skip_verify = true\n"
         "ca = \"/ca.pem\"\n"
-        "client = [[\"/c.pem\", \"/k.pem\"]]\n");
+        "client = [[\"/c.pem\", \"/k.pem\"]]\n"
+        "\n[host.\"https://mirror.example.com:5000\"]\n"
+        "  capabilities = [\"pull\", \"resolve\"]\n"
+        "  skip_verify = true\n"
+        "  ca = \"/ca.pem\"\n"
+        "  client = [[\"/c.pem\", \"/k.pem\"]]\n");
   CHECK(files["docker.io"] ==
         "server = \"https://registry-1.docker.io\"\n"
         "\n[host.\"https://mirror.example.com:5000\"]\n"
@@ -147,7 +152,9 @@ configs:
 )"));
   REQUIRE(files.size() == 1);
   CHECK(files["insecure.local:8443"] ==
-        "server = \"https://insecure.local:8443\"\nskip_verify = true\n");
+        "server = \"https://insecure.local:8443\"\nskip_verify = true\n"
+        "\n[host.\"https://insecure.local:8443\"]\n"
+        "  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n");
 }
 
 TEST_CASE("config.toml has the paths, the CRI settings this host needs, and the credentials") {
