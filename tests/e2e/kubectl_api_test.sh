@@ -200,6 +200,19 @@ metadata: {name: w2}
 spec: {size: 0}
 EOF
 expect_contains "$ERR" "spec.size" "custom resource schema validation"
+# The garbage collector follows custom owners: a ConfigMap owned by w1 goes with it.
+w1_uid=$(k get widget w1 -o jsonpath='{.metadata.uid}')
+run_capture k apply -f - <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: owned-by-w1
+  ownerReferences: [{apiVersion: example.com/v1, kind: Widget, name: w1, uid: "$w1_uid"}]
+EOF
+expect_eq "$RC" 0 "configmap owned by a custom resource: $ERR"
+k delete widget w1 >/dev/null
+configmap_gone() { ! k get configmap owned-by-w1; }
+wait_for 30 "the dependent of a deleted custom resource to be collected" configmap_gone
 k delete crd widgets.example.com --wait --timeout=30s >/dev/null
 run_capture k get widgets
 expect_eq "$RC" 1 "custom resources go with their CRD"
