@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds orch and runs every test: the unit tests in parallel, then the e2e tests one at a time
-# (they start real servers). Exits non-zero on any failure and leaves no process behind.
+# Builds orch and runs every test: the unit tests in parallel, then the e2e tests (they start real
+# servers), two at a time unless they share host state. Exits non-zero on any failure and leaves
+# no process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -34,7 +35,9 @@ trap 'kill_strays || true' EXIT
 
 status=0
 ctest --test-dir build --output-on-failure -j2 -E '^e2e_' || status=1
-ctest --test-dir build --output-on-failure -R '^e2e_' || status=1
+# Two e2e tests at a time: most of their time is waiting on servers and containers. Tests that
+# share host state (containerd, iptables, netns, fixed ports) hold a ctest RESOURCE_LOCK.
+ctest --test-dir build --output-on-failure -j2 -R '^e2e_' || status=1
 # Our own ctest runs are over: whatever carries the marker now is a leak.
 sleep 0.2
 kill_strays || { echo "test.sh: tests left processes running" >&2; status=1; }
