@@ -1,6 +1,6 @@
-// The Job and TTL-after-finished controllers (job_controller.h). Counts come from the job's
-// pods as they are (no tracking finalizers): finished pods stay until the job goes, so the
-// succeeded and failed pods present are the job's history.
+// The Job and TTL-after-finished controllers (job_controller.h). Pods carry a tracking
+// finalizer until the controller has recorded them in status.uncountedTerminatedPods, then in
+// the succeeded and failed counts, so a finished pod deleted early is never lost from them.
 #include "job_controller.h"
 
 #include <fmt/format.h>
@@ -114,8 +114,47 @@ std::set<int64_t> ParseIndexes(const std::string& text) {
   return out;
 }
 
+bool HasTrackingFinalizer(const json& pod) {
+  for (const json& f : Field(pod, {"metadata", "finalizers"})) {
+    if (f.is_string() && f.get_ref<const std::string&>() == kTrackingFinalizer) return true;
+  }
+  return false;
+}
+
+json RemoveTrackingFinalizerPatch(const json& pod) {
+  if (!HasTrackingFinalizer(pod)) return json();
+  json rest = json::array();
+  for (const json& f : Field(pod, {"metadata", "finalizers"})) {
+    if (!(f.is_string() && f.get_ref<const std::string&>() == kTrackingFinalizer))
+      rest.push_back(f);
+  }
+  return {{"metadata",
+           {{"finalizers", rest.empty() ? json() : std::move(rest)},
+            {"resourceVersion", StringField(pod, {"metadata", "resourceVersion"})}}}};
+}
+
+bool TracksWithFinalizers(const json& job) {
+  return Field(job, {"status", "startTime"}).is_null() ||
+         Field(job, {"status", "uncountedTerminatedPods"}).is_object();
+}
+
+bool IsPodFailedForJob(const json& pod, const json& job) {
+  const std::string phase = PodPhase(pod);
+  if (phase == "Failed") return true;
+  const bool only_replace_failed = StringField(job, {"spec", "podReplacementPolicy"}) == "Failed" ||
+                                   !Field(job, {"spec", "podFailurePolicy"}).is_null();
+  // A pod deleted before it finished counts as a failure: an orphan or an evicted pod may never
+  // reach the Failed phase.
+  return !only_replace_failed && IsBeingDeleted(pod) && phase != "Succeeded";
+}
+
 json PodForJob(const json& job, const json& controller_ref, std::optional<int64_t> index) {
   json pod = PodFromTemplate(Field(job, {"spec", "template"}), job, controller_ref);
+  if (TracksWithFinalizers(job)) {
+    json& finalizers = pod["metadata"]["finalizers"];
+    if (!finalizers.is_array()) finalizers = json::array();
+    if (!HasTrackingFinalizer(pod)) finalizers.push_back(kTrackingFinalizer);
+  }
   json& labels = pod["metadata"]["labels"];
   if (!labels.is_object()) labels = json::object();
   // The API server labels the template; a job stored without them still finds its pods.
@@ -235,7 +274,11 @@ class JobController : public Component {
         loop_(
             "job", context.informers, context.workers, options_.resync_period,
             [this] { return InformerKeys(jobs_); },
-            [this](const std::string& key) { return Sync(key); }) {
+            [this](const std::string& key) { return Sync(key); }),
+        orphans_(
+            "job-orphan-pods", context.informers, 1, options_.resync_period,
+            [this] { return OrphanKeys(); },
+            [this](const std::string& key) { return SyncOrphan(key); }) {
     AddControllerIndex(pods_);
   }
 
@@ -251,40 +294,64 @@ class JobController : public Component {
         [this](const ObjectPtr& j) {
           expectations_.Delete(ObjectKey(*j));
           loop_.Add(ObjectKey(*j));
+          // Its pods are orphans now: their finalizers must go, or they could never be deleted.
+          for (const ObjectPtr& p : pods_.ByIndex(kControllerIndex, UidOf(*j))) {
+            if (HasTrackingFinalizer(*p)) orphans_.Add(ObjectKey(*p));
+          }
         },
     });
+    InformerHandler owned =
+        OwnedPodHandlers({jobs_, kKind, loop_, expectations_, expectations_, nullptr, nullptr});
     pods_.AddHandler({
-        [this](const ObjectPtr& p) {
-          if (ObjectPtr j = JobOf(*p)) {
-            expectations_.CreationObserved(ObjectKey(*j));
-            loop_.Add(ObjectKey(*j));
-          }
+        [this, on_add = owned.on_add](const ObjectPtr& p) {
+          on_add(p);
+          if (HasTrackingFinalizer(*p) && IsOrphan(*p)) orphans_.Add(ObjectKey(*p));
         },
-        [this](const ObjectPtr& old_p, const ObjectPtr& p) {
-          ObjectPtr old_job = JobOf(*old_p);
-          ObjectPtr job = JobOf(*p);
-          if (old_job && (!job || UidOf(*old_job) != UidOf(*job))) loop_.Add(ObjectKey(*old_job));
-          if (!job) return;
-          if (IsBeingDeleted(*p) && !IsBeingDeleted(*old_p)) {
-            expectations_.DeletionObserved(ObjectKey(*job), ObjectKey(*p));
-          }
-          loop_.Add(ObjectKey(*job));
+        [this, on_update = owned.on_update](const ObjectPtr& old_p, const ObjectPtr& p) {
+          on_update(old_p, p);
+          if (HasTrackingFinalizer(*p) && IsOrphan(*p)) orphans_.Add(ObjectKey(*p));
         },
-        [this](const ObjectPtr& p) {
-          if (ObjectPtr j = JobOf(*p)) {
-            expectations_.DeletionObserved(ObjectKey(*j), ObjectKey(*p));
-            loop_.Add(ObjectKey(*j));
-          }
-        },
+        owned.on_delete,
     });
     loop_.Start();
+    orphans_.Start();
     return Status::Ok();
   }
 
-  void Stop() override { loop_.Stop(); }
+  void Stop() override {
+    orphans_.Stop();
+    loop_.Stop();
+  }
 
  private:
-  ObjectPtr JobOf(const json& pod) const { return ControllerOfKind(jobs_, pod, kKind); }
+  // A pod no Job in the cache controls: no controller, or a batch/v1 Job that is gone (pods
+  // another kind controls are not ours to touch).
+  bool IsOrphan(const json& pod) const {
+    const json* ref = GetControllerOf(pod);
+    if (ref == nullptr) return true;
+    if (StringField(*ref, {"kind"}) != kKind || StringField(*ref, {"apiVersion"}) != kApiVersion) {
+      return false;
+    }
+    return ResolveControllerRef(jobs_, NamespaceOf(pod), *ref) == nullptr;
+  }
+
+  // What the orphan loop's resync visits: pods holding the finalizer without a job.
+  std::vector<std::string> OrphanKeys() const {
+    std::vector<std::string> keys;
+    for (const ObjectPtr& p : pods_.List()) {
+      if (HasTrackingFinalizer(*p) && IsOrphan(*p)) keys.push_back(ObjectKey(*p));
+    }
+    return keys;
+  }
+
+  // Releases an orphan's finalizer (upstream's syncOrphanPod): checked again here, after the
+  // informers synced, so a pod whose job was not yet in the cache keeps it.
+  Status SyncOrphan(const std::string& key) {
+    auto [ns, name] = SplitObjectKey(key);
+    ObjectPtr pod = pods_.Get(ns, name);
+    if (!pod || !HasTrackingFinalizer(*pod) || !IsOrphan(*pod)) return Status::Ok();
+    return RemoveFinalizer(*pod);
+  }
 
   void Event(const json& job, const char* type, const char* reason, const std::string& message) {
     context_.events.Record(EventRef(job, kApiVersion, kKind), type, reason, message);
@@ -298,7 +365,24 @@ class JobController : public Component {
       return Status::Ok();
     }
     const json& job = *job_ptr;
-    if (IsFinished(job) || IsBeingDeleted(job)) return Status::Ok();
+    if (IsBeingDeleted(job)) {
+      // Nothing more to count: let the garbage collector remove the pods.
+      return RemoveFinalizers(OwnedAndOrphans(pods_, job), job);
+    }
+    const bool tracking = TracksWithFinalizers(job);
+    if (IsFinished(job)) {
+      // Counted from the pods present (no finalizers): the counts stay as they were written.
+      if (!tracking) return Status::Ok();
+      // Tracked: only pods still holding a finalizer, or recorded but not yet counted, remain.
+      const json& pending = Field(job, {"status", "uncountedTerminatedPods"});
+      const bool recorded =
+          !Field(pending, {"succeeded"}).empty() || !Field(pending, {"failed"}).empty();
+      const std::vector<ObjectPtr> owned = pods_.ByIndex(kControllerIndex, UidOf(job));
+      if (!recorded && std::none_of(owned.begin(), owned.end(),
+                                    [](const ObjectPtr& p) { return HasTrackingFinalizer(*p); })) {
+        return Status::Ok();
+      }
+    }
     const bool needs_sync = expectations_.Satisfied(key);
     const TimePoint now = options_.now();
 
@@ -307,9 +391,12 @@ class JobController : public Component {
     {
       std::vector<ObjectPtr> candidates = OwnedAndOrphans(pods_, job);
       const json& selector_json = Field(job, {"spec", "selector"});
-      if (selector_json.is_null()) {
+      if (selector_json.is_null() || IsFinished(job)) {
         for (ObjectPtr& p : candidates) {
-          if (GetControllerOf(*p) != nullptr) pods.push_back(std::move(p));
+          const json* ref = GetControllerOf(*p);
+          if (ref != nullptr && StringField(*ref, {"uid"}) == UidOf(job)) {
+            pods.push_back(std::move(p));
+          }
         }
       } else {
         auto selector = LabelSelector::FromJson(selector_json);
@@ -324,110 +411,177 @@ class JobController : public Component {
         if (!claim_error.ok()) return claim_error;
       }
     }
+
+    json status = Field(job, {"status"}).is_object() ? job["status"] : json::object();
+    const json old_status = status;
     std::vector<ObjectPtr> active;
     int64_t succeeded = 0, failed = 0, ready = 0, terminating = 0;
     std::string policy_failure;  // the message of a FailJob rule that matched
     std::set<int64_t> succeeded_indexes;
     const std::optional<int64_t> completions = Completions(job);
+    // Tracking: status.succeeded and status.failed count the pods whose finalizer is gone,
+    // uncountedTerminatedPods the finished ones that still carry it.
+    std::set<std::string> uncounted_succeeded, uncounted_failed;
+    std::vector<ObjectPtr> to_release;  // finished pods whose finalizer may go once recorded
+    if (tracking) {
+      succeeded = IntField(status, {"succeeded"});
+      failed = IntField(status, {"failed"});
+      succeeded_indexes = ParseIndexes(StringField(status, {"completedIndexes"}));
+      std::map<std::string, const json*> by_uid;
+      for (const ObjectPtr& p : pods) by_uid[UidOf(*p)] = p.get();
+      // Recorded pods whose finalizer is gone (or that are gone) join the counts.
+      auto fold = [&](const char* list, std::set<std::string>& still, int64_t& count) {
+        for (const json& uid : Field(status, {"uncountedTerminatedPods", list})) {
+          if (!uid.is_string()) continue;
+          auto it = by_uid.find(uid.get<std::string>());
+          if (it == by_uid.end() || !HasTrackingFinalizer(*it->second)) {
+            ++count;
+          } else {
+            still.insert(uid.get<std::string>());
+          }
+        }
+      };
+      fold("succeeded", uncounted_succeeded, succeeded);
+      fold("failed", uncounted_failed, failed);
+    }
     for (const ObjectPtr& p : pods) {
+      const std::string uid = UidOf(*p);
+      const bool recorded = uncounted_succeeded.count(uid) > 0 || uncounted_failed.count(uid) > 0;
+      const bool counts = !tracking || (HasTrackingFinalizer(*p) && !recorded);
+      // Recorded, but the release failed (a conflict): released again.
+      if (tracking && recorded && HasTrackingFinalizer(*p)) to_release.push_back(p);
+      if (IsBeingDeleted(*p) && !IsSucceeded(*p) && !IsFailed(*p)) ++terminating;
       if (IsSucceeded(*p)) {
-        ++succeeded;
         auto index = PodIndex(*p);
         if (index && completions && *index < *completions) succeeded_indexes.insert(*index);
-      } else if (IsFailed(*p)) {
+        if (!counts) continue;
+        if (tracking) {
+          uncounted_succeeded.insert(uid);
+          to_release.push_back(p);
+        } else {
+          ++succeeded;
+        }
+      } else if (tracking ? IsPodFailedForJob(*p, job) : IsFailed(*p)) {
+        if (!counts) continue;
         // spec.podFailurePolicy: the first matching rule says whether the failure fails the
         // job at once (FailJob), does not count against backoffLimit (Ignore) or counts.
         auto match = MatchPodFailurePolicy(job, *p);
+        if (tracking) to_release.push_back(p);
         if (match && match->action == "Ignore") continue;
         if (match && match->action == "FailJob" && policy_failure.empty()) {
           policy_failure = match->message;
         }
-        ++failed;
-      } else if (IsBeingDeleted(*p)) {
-        ++terminating;
-      } else {
+        if (tracking) {
+          uncounted_failed.insert(uid);
+        } else {
+          ++failed;
+        }
+      } else if (!IsBeingDeleted(*p)) {
         active.push_back(p);
         if (IsPodReady(*p)) ++ready;
       }
     }
+    const int64_t uncounted =
+        static_cast<int64_t>(uncounted_succeeded.size() + uncounted_failed.size());
+    const int64_t all_succeeded = succeeded + static_cast<int64_t>(uncounted_succeeded.size());
+    const int64_t all_failed = failed + static_cast<int64_t>(uncounted_failed.size());
 
-    json status = Field(job, {"status"}).is_object() ? job["status"] : json::object();
-    const json old_status = status;
     const bool suspended = BoolField(job, {"spec", "suspend"});
     Status manage_error;
 
-    // Finished?
-    std::string fail_reason, fail_message;
-    const int64_t backoff_limit = IntField(job, {"spec", "backoffLimit"}, 6);
-    bool past_backoff = failed > backoff_limit;
-    if (StringField(job, {"spec", "template", "spec", "restartPolicy"}) == "OnFailure") {
-      int64_t restarts = ActiveRestarts(active);
-      if (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit) past_backoff = true;
-    }
-    if (!policy_failure.empty()) {
-      fail_reason = "PodFailurePolicy";
-      fail_message = policy_failure;
-    } else if (past_backoff) {
-      fail_reason = "BackoffLimitExceeded";
-      fail_message = "Job has reached the specified backoff limit";
-    } else if (!suspended && Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
-      auto start = ParseTime(StringField(status, {"startTime"}));
-      auto deadline = std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"}));
-      if (start && now - *start >= deadline) {
-        fail_reason = "DeadlineExceeded";
-        fail_message = "Job was active longer than specified deadline";
-      } else if (start) {
-        loop_.AddAfter(
-            key, std::chrono::duration_cast<std::chrono::milliseconds>(*start + deadline - now) +
-                     std::chrono::milliseconds(10));
-      }
-    }
-
-    bool complete = false;
-    if (IsIndexed(job) && completions) {
-      complete = static_cast<int64_t>(succeeded_indexes.size()) >= *completions;
-    } else if (completions) {
-      complete = succeeded >= *completions;
+    if (IsFinished(job)) {
+      // Finished: only the counts of the last pods and their finalizers are left to settle.
+      active.clear();
     } else {
-      complete = succeeded > 0 && active.empty();
-    }
-
-    if (!fail_reason.empty()) {
-      if (needs_sync) manage_error = DeletePods(job, key, active);
-      active.clear();
-      SetCondition(status, "Failed", "True", fail_reason, fail_message, now);
-      Event(job, "Warning", fail_reason.c_str(), fail_message);
-    } else if (complete) {
-      if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
-      active.clear();
-      SetCondition(status, "Complete", "True", "CompletionsReached",
-                   "Reached expected number of succeeded pods", now);
-      status["completionTime"] = FormatTime(now);
-      Event(job, "Normal", "Completed", "Job completed");
-    } else if (suspended) {
-      if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
-      active.clear();
-      const json* c = FindCondition(status, "Suspended");
-      if (c == nullptr || StringField(*c, {"status"}) != "True") {
-        SetCondition(status, "Suspended", "True", "JobSuspended", "Job suspended", now);
-        Event(job, "Normal", "Suspended", "Job suspended");
+      // Finished?
+      std::string fail_reason, fail_message;
+      const int64_t backoff_limit = IntField(job, {"spec", "backoffLimit"}, 6);
+      bool past_backoff = all_failed > backoff_limit;
+      if (StringField(job, {"spec", "template", "spec", "restartPolicy"}) == "OnFailure") {
+        int64_t restarts = ActiveRestarts(active);
+        if (backoff_limit == 0 ? restarts > 0 : restarts >= backoff_limit) past_backoff = true;
       }
-    } else {
-      const json* c = FindCondition(status, "Suspended");
-      if (c != nullptr && StringField(*c, {"status"}) == "True") {
-        SetCondition(status, "Suspended", "False", "JobResumed", "Job resumed", now);
-        Event(job, "Normal", "Resumed", "Job resumed");
-        status["startTime"] = FormatTime(now);  // the active deadline starts over
-      }
-      if (!status.contains("startTime")) {
-        status["startTime"] = FormatTime(now);
-        if (Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
-          loop_.AddAfter(key,
-                         std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"})));
+      // A failure decided while finished pods were still uncounted is kept in a FailureTarget
+      // condition (as upstream's), so the reason survives until the Failed condition is set.
+      const json* target = FindCondition(status, "FailureTarget");
+      const bool has_target = target != nullptr && StringField(*target, {"status"}) == "True";
+      if (has_target) {
+        fail_reason = StringField(*target, {"reason"});
+        fail_message = StringField(*target, {"message"});
+      } else if (!policy_failure.empty()) {
+        fail_reason = "PodFailurePolicy";
+        fail_message = policy_failure;
+      } else if (past_backoff) {
+        fail_reason = "BackoffLimitExceeded";
+        fail_message = "Job has reached the specified backoff limit";
+      } else if (!suspended && Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
+        auto start = ParseTime(StringField(status, {"startTime"}));
+        auto deadline = std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"}));
+        if (start && now - *start >= deadline) {
+          fail_reason = "DeadlineExceeded";
+          fail_message = "Job was active longer than specified deadline";
+        } else if (start) {
+          loop_.AddAfter(
+              key, std::chrono::duration_cast<std::chrono::milliseconds>(*start + deadline - now) +
+                       std::chrono::milliseconds(10));
         }
       }
-      if (needs_sync) {
-        manage_error = ManagePods(job, key, active, succeeded, failed, succeeded_indexes, now);
+
+      bool complete = false;
+      if (IsIndexed(job) && completions) {
+        complete = static_cast<int64_t>(succeeded_indexes.size()) >= *completions;
+      } else if (completions) {
+        complete = all_succeeded >= *completions;
+      } else {
+        complete = all_succeeded > 0 && active.empty();
+      }
+
+      // The finished condition waits until every finished pod is counted (upstream does the
+      // same), so that a job that is Complete or Failed has its final counts.
+      if (!fail_reason.empty()) {
+        if (needs_sync) manage_error = DeletePods(job, key, active);
+        active.clear();
+        if (uncounted == 0) {
+          SetCondition(status, "Failed", "True", fail_reason, fail_message, now);
+          Event(job, "Warning", fail_reason.c_str(), fail_message);
+        } else if (!has_target) {
+          SetCondition(status, "FailureTarget", "True", fail_reason, fail_message, now);
+        }
+      } else if (complete) {
+        if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
+        active.clear();
+        if (uncounted == 0) {
+          SetCondition(status, "Complete", "True", "CompletionsReached",
+                       "Reached expected number of succeeded pods", now);
+          status["completionTime"] = FormatTime(now);
+          Event(job, "Normal", "Completed", "Job completed");
+        }
+      } else if (suspended) {
+        if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
+        active.clear();
+        const json* c = FindCondition(status, "Suspended");
+        if (c == nullptr || StringField(*c, {"status"}) != "True") {
+          SetCondition(status, "Suspended", "True", "JobSuspended", "Job suspended", now);
+          Event(job, "Normal", "Suspended", "Job suspended");
+        }
+      } else {
+        const json* c = FindCondition(status, "Suspended");
+        if (c != nullptr && StringField(*c, {"status"}) == "True") {
+          SetCondition(status, "Suspended", "False", "JobResumed", "Job resumed", now);
+          Event(job, "Normal", "Resumed", "Job resumed");
+          status["startTime"] = FormatTime(now);  // the active deadline starts over
+        }
+        if (!status.contains("startTime")) {
+          status["startTime"] = FormatTime(now);
+          if (Field(job, {"spec", "activeDeadlineSeconds"}).is_number_integer()) {
+            loop_.AddAfter(key,
+                           std::chrono::seconds(IntField(job, {"spec", "activeDeadlineSeconds"})));
+          }
+        }
+        if (needs_sync) {
+          manage_error =
+              ManagePods(job, key, active, all_succeeded, all_failed, succeeded_indexes, now);
+        }
       }
     }
 
@@ -440,8 +594,57 @@ class JobController : public Component {
     for (const char* field : {"active", "succeeded", "failed", "terminating"}) {
       if (status[field] == 0 && !old_status.contains(field)) status.erase(field);
     }
-    if (Status s = UpdateStatus(job, old_status, status); !s.ok()) return s;
+    if (tracking) {
+      status["uncountedTerminatedPods"] = {
+          {"succeeded",
+           json(std::vector<std::string>(uncounted_succeeded.begin(), uncounted_succeeded.end()))},
+          {"failed",
+           json(std::vector<std::string>(uncounted_failed.begin(), uncounted_failed.end()))}};
+      for (const char* list : {"succeeded", "failed"}) {
+        if (status["uncountedTerminatedPods"][list].empty()) {
+          status["uncountedTerminatedPods"].erase(list);
+        }
+      }
+    }
+    bool written = false;
+    if (Status s = UpdateStatus(job, old_status, status, &written); !s.ok()) return s;
+    if (!written) return manage_error;  // a newer job is on its way: nothing recorded to release
+    // The finished pods are recorded in the status now: their finalizers may go. A finished
+    // job releases every pod it still holds.
+    if (tracking && IsFinished(job)) to_release = pods;
+    if (Status s = RemoveFinalizers(to_release, job); !s.ok() && manage_error.ok()) {
+      manage_error = s;
+    }
     return manage_error;
+  }
+
+  // Removes the tracking finalizer from those of `pods` that carry it. Gone pods are fine; a
+  // conflict is an error, so the job syncs again with the newer pod.
+  Status RemoveFinalizers(const std::vector<ObjectPtr>& pods, const json& job) {
+    std::vector<const json*> holders;
+    for (const ObjectPtr& p : pods) {
+      if (HasTrackingFinalizer(*p)) holders.push_back(p.get());
+    }
+    std::mutex mu;
+    Status error;
+    RunParallel(static_cast<int>(holders.size()), 16, [&](int i) {
+      Status s = RemoveFinalizer(*holders[i]);
+      if (s.ok()) return;
+      log::Debug("job", "{}/{}: finalizer of pod {}: {}", NamespaceOf(job), NameOf(job),
+                 NameOf(*holders[i]), s.message());
+      std::lock_guard lock(mu);
+      if (error.ok()) error = s;
+    });
+    return error;
+  }
+
+  Status RemoveFinalizer(const json& pod) {
+    json patch = RemoveTrackingFinalizerPatch(pod);
+    if (patch.is_null()) return Status::Ok();
+    auto result = context_.client.Patch(resources::kPods, NamespaceOf(pod), NameOf(pod),
+                                        PatchType::kMerge, patch.dump());
+    if (result.ok() || result.status().code() == StatusCode::kNotFound) return Status::Ok();
+    return result.status();
   }
 
   // Creates the missing pods and deletes the excess.
@@ -550,6 +753,13 @@ class JobController : public Component {
     Status error;
     RunParallel(static_cast<int>(pods.size()), 16, [&](int i) {
       const json& pod = *pods[i];
+      // A pod the job deletes itself is not a failure: it leaves uncounted (upstream's order).
+      if (Status s = RemoveFinalizer(pod); !s.ok()) {
+        expectations_.DeletionObserved(key, keys[i]);
+        std::lock_guard lock(mu);
+        if (error.ok()) error = s;
+        return;
+      }
       auto result = context_.client.Delete(resources::kPods, NamespaceOf(pod), NameOf(pod));
       if (result.ok()) {
         Event(job, "Normal", "SuccessfulDelete", fmt::format("Deleted pod: {}", NameOf(pod)));
@@ -565,11 +775,22 @@ class JobController : public Component {
     return error;
   }
 
-  Status UpdateStatus(const json& job, const json& old_status, const json& status) {
-    if (DropEmpty(old_status) == DropEmpty(status)) return Status::Ok();
+  // Writes the status if it changed. `written` tells whether the API now holds `status`
+  // (written, or unchanged).
+  Status UpdateStatus(const json& job, const json& old_status, const json& status,
+                      bool* written_out) {
+    *written_out = true;
+    // uncountedTerminatedPods: {} marks a job that tracks with finalizers, so it must be written.
+    if (DropEmpty(old_status) == DropEmpty(status) &&
+        old_status.contains("uncountedTerminatedPods") ==
+            status.contains("uncountedTerminatedPods")) {
+      return Status::Ok();
+    }
+    *written_out = false;
     json next = job;
     next["status"] = status;
     auto written = context_.client.Update(resources::kJobs, NamespaceOf(job), next, "status");
+    *written_out = written.ok();
     if (written.ok()) return Status::Ok();
     StatusCode code = written.status().code();
     // A newer version is on its way through the informer, whose event syncs the job again.
@@ -583,6 +804,7 @@ class JobController : public Component {
   Informer& pods_;
   Expectations expectations_;
   ControllerLoop loop_;
+  ControllerLoop orphans_;  // keys of pods whose tracking finalizer outlived their job
 };
 
 // Deletes finished jobs whose spec.ttlSecondsAfterFinished has passed (with their pods: the

@@ -40,6 +40,23 @@ namespace ctrl::job {
 
 inline constexpr char kCompletionIndexAnnotation[] = "batch.kubernetes.io/job-completion-index";
 inline constexpr char kCompletionIndexEnv[] = "JOB_COMPLETION_INDEX";
+// On every pod of a job until the controller has counted it (upstream's pod tracking): a
+// finished pod cannot vanish before it is in status.uncountedTerminatedPods, and from there in
+// status.succeeded or status.failed.
+inline constexpr char kTrackingFinalizer[] = "batch.kubernetes.io/job-tracking";
+
+// Whether the pod carries kTrackingFinalizer.
+bool HasTrackingFinalizer(const json& pod);
+// The merge patch that removes kTrackingFinalizer from `pod` (resourceVersion as precondition),
+// or null when it has none.
+json RemoveTrackingFinalizerPatch(const json& pod);
+// Whether the job counts its pods through the tracking finalizer: every job but one that was
+// started by an orch without it (startTime set, no status.uncountedTerminatedPods), whose pods
+// carry no finalizer and are counted as they are found.
+bool TracksWithFinalizers(const json& job);
+// Upstream's isPodFailed: phase Failed; or, unless the job replaces only failed pods
+// (podReplacementPolicy Failed, or a podFailurePolicy), being deleted before it succeeded.
+bool IsPodFailedForJob(const json& pod, const json& job);
 
 // A finished job has a Complete or Failed condition with status True; `type` gets which.
 bool IsFinished(const json& job, std::string* type = nullptr);
@@ -65,7 +82,7 @@ std::set<int64_t> ParseIndexes(const std::string& text);
 
 // The pod for completion index `index` (or any pod, without an index): the template plus the
 // job's labels, the index annotation and label, hostname "<job>-<index>" and JOB_COMPLETION_INDEX
-// in every container through the downward API.
+// in every container through the downward API; kTrackingFinalizer when the job tracks with it.
 json PodForJob(const json& job, const json& controller_ref, std::optional<int64_t> index);
 
 // spec.podFailurePolicy applied to a failed pod: the action of the first rule it matches

@@ -304,3 +304,98 @@ TEST_CASE("podFailurePolicy: Ignore does not count a failure, FailJob fails the 
             "failed with exit code 42 matching FailJob rule at index 1") != std::string::npos);
   CHECK(f.JobPods("pfp").empty());
 }
+
+TEST_CASE("tracking finalizer: a finished pod deleted at once is still counted") {
+  JobFixture f;
+  REQUIRE(f.api
+              .Create(resources::kJobs, "default",
+                      Job("track", {{"completions", 2}, {"parallelism", 2}}))
+              .ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("track").size() == 2; }));
+  for (const json& p : f.JobPods("track")) {
+    CHECK(job::HasTrackingFinalizer(p));
+  }
+  REQUIRE(WaitUntil([&] { return f.J("track")["status"].contains("uncountedTerminatedPods"); }));
+  // Both pods finish and are deleted right away (as a pod GC or a user might): the finalizer
+  // keeps them until the job has recorded them.
+  for (const json& p : f.JobPods("track")) {
+    f.Finish(p, "Succeeded");
+    REQUIRE(f.api.Delete(resources::kPods, "default", ctrl::NameOf(p)).ok());
+  }
+  REQUIRE(WaitUntil([&] { return f.Condition("track", "Complete") == "True/CompletionsReached"; }));
+  const json status = f.J("track")["status"];
+  CHECK(status["succeeded"] == 2);
+  CHECK(status.value("failed", 0) == 0);
+  CHECK(ctrl::DropEmpty(status["uncountedTerminatedPods"]).empty());
+  REQUIRE(WaitUntil([&] { return f.Pods("job=track").empty(); }));  // released, then gone
+}
+
+TEST_CASE("tracking finalizer: a running pod deleted by someone else counts as failed") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("evicted", {{"backoffLimit", 3}})).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("evicted").size() == 1; }));
+  const std::string first = ctrl::NameOf(f.JobPods("evicted")[0]);
+  REQUIRE(f.api.Delete(resources::kPods, "default", first).ok());
+  REQUIRE(WaitUntil([&] { return f.Count("evicted", "failed") == 1; }));
+  // Released and gone, and replaced.
+  REQUIRE(WaitUntil([&] { return !f.api.Get(resources::kPods, "default", first).ok(); }));
+  REQUIRE(WaitUntil([&] {
+    auto pods = f.JobPods("evicted");
+    return pods.size() == 1 && ctrl::NameOf(pods[0]) != first;
+  }));
+  CHECK(f.Condition("evicted", "Failed").empty());
+}
+
+TEST_CASE("tracking finalizer: pods the job deletes itself are not failures") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("shrink", {{"parallelism", 3}})).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("shrink").size() == 3; }));
+  f.Patch(resources::kJobs, "shrink", {{"spec", {{"parallelism", 1}}}});
+  REQUIRE(WaitUntil([&] { return f.Pods("job=shrink").size() == 1; }));
+  CHECK(f.Count("shrink", "failed") == 0);
+}
+
+TEST_CASE("tracking finalizer: the pods of a deleted job are released") {
+  JobFixture f;
+  REQUIRE(f.api.Create(resources::kJobs, "default", Job("gone", {{"parallelism", 2}})).ok());
+  REQUIRE(WaitUntil([&] { return f.JobPods("gone").size() == 2; }));
+  REQUIRE(f.api.Delete(resources::kJobs, "default", "gone").ok());
+  REQUIRE(WaitUntil([&] {
+    auto pods = f.Pods("job=gone");
+    return pods.size() == 2 && std::none_of(pods.begin(), pods.end(), [](const json& p) {
+             return job::HasTrackingFinalizer(p);
+           });
+  }));
+}
+
+TEST_CASE("a job started without tracking keeps counting the pods it finds") {
+  json j = Job("old");
+  CHECK(job::TracksWithFinalizers(j));
+  j["status"] = {{"startTime", "2026-01-01T00:00:00Z"}};
+  CHECK_FALSE(job::TracksWithFinalizers(j));
+  json ref = ctrl::NewControllerRef(j, "batch/v1", "Job");
+  CHECK_FALSE(job::HasTrackingFinalizer(job::PodForJob(j, ref, std::nullopt)));
+  j["status"]["uncountedTerminatedPods"] = json::object();
+  CHECK(job::TracksWithFinalizers(j));
+  json pod = job::PodForJob(j, ref, std::nullopt);
+  CHECK(job::HasTrackingFinalizer(pod));
+  pod["metadata"]["resourceVersion"] = "7";
+  json patch = job::RemoveTrackingFinalizerPatch(pod);
+  CHECK(patch["metadata"]["finalizers"].is_null());
+  CHECK(patch["metadata"]["resourceVersion"] == "7");
+}
+
+TEST_CASE(
+    "IsPodFailedForJob: deleted before success counts, unless only failed pods are replaced") {
+  json j = Job("x");
+  json pod = {{"metadata", {{"deletionTimestamp", "2026-01-01T00:00:00Z"}}},
+              {"status", {{"phase", "Running"}}}};
+  CHECK(job::IsPodFailedForJob(pod, j));
+  pod["status"]["phase"] = "Succeeded";
+  CHECK_FALSE(job::IsPodFailedForJob(pod, j));
+  pod["status"]["phase"] = "Running";
+  j["spec"]["podReplacementPolicy"] = "Failed";
+  CHECK_FALSE(job::IsPodFailedForJob(pod, j));
+  pod["status"]["phase"] = "Failed";
+  CHECK(job::IsPodFailedForJob(pod, j));
+}
