@@ -14,6 +14,7 @@
 #include "namespace_controller.h"
 #include "node_ipam.h"
 #include "node_lifecycle_controller.h"
+#include "podgc_controller.h"
 #include "replicaset_controller.h"
 #include "serviceaccount_controller.h"
 #include "servicelb_controller.h"
@@ -42,6 +43,7 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"statefulset", NewStatefulSetController},
       {"servicelb", NewServiceLbController},
       {"localpath", NewLocalPathProvisioner},
+      {"podgc", NewPodGcController},
   };
   return kControllers;
 }
