@@ -19,6 +19,7 @@
 #include "serviceaccount_controller.h"
 #include "servicelb_controller.h"
 #include "statefulset_controller.h"
+#include "storage_protection_controller.h"
 
 namespace orch {
 
@@ -43,6 +44,8 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"statefulset", NewStatefulSetController},
       {"servicelb", NewServiceLbController},
       {"localpath", NewLocalPathProvisioner},
+      {"pvc-protection", NewPvcProtectionController},
+      {"pv-protection", NewPvProtectionController},
       {"podgc", NewPodGcController},
   };
   return kControllers;

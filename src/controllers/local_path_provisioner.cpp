@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "orch/labels.h"
 #include "orch/log.h"
@@ -428,6 +429,24 @@ class LocalPathProvisioner : public Component {
     return Bind(v, claim);
   }
 
+  // The volume's folder, where k3s's provisioner runs a helper pod on the node: orch removes it
+  // itself when the folder is on this machine (the server's own node, or nodes sharing its
+  // disk). Only folders the provisioner makes (<data-dir>/storage/pvc-...) are touched.
+  Status RemoveFolder(const json& volume) {
+    std::string path = StringField(volume, {"spec", "hostPath", "path"});
+    if (path.empty()) path = StringField(volume, {"spec", "local", "path"});
+    const std::string prefix = data_dir_ + "/storage/pvc-";
+    if (path.rfind(prefix, 0) != 0 || path.find("/..") != std::string::npos ||
+        path.find('/', prefix.size()) != std::string::npos) {
+      return Status::Ok();
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec) return Internal(fmt::format("remove {}: {}", path, ec.message()));
+    log::Info(kComponent, "removed the folder {} of {}", path, ctrl::NameOf(volume));
+    return Status::Ok();
+  }
+
   Status PatchStatus(const ResourceRef& ref, const json& object, json status) {
     json patch = {{"status", std::move(status)}};
     auto patched = client_.Patch(ref, ctrl::NamespaceOf(object), ctrl::NameOf(object),
@@ -520,6 +539,18 @@ class LocalPathProvisioner : public Component {
         StringField(*volume, {"metadata", "annotations", ctrl::kProvisionedByAnnotation}) ==
         ctrl::kLocalPathProvisionerName;
     if (policy == "Delete" && provisioned) {
+      // Released first, as upstream's volume controller does: the pv-protection finalizer holds
+      // a Bound volume.
+      if (!IsStatusPhase(*volume, "Released")) {
+        if (Status s = PatchStatus(resources::kPersistentVolumes, *volume, {{"phase", "Released"}});
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (Status s = RemoveFolder(*volume); !s.ok()) {
+        Event(*volume, "PersistentVolume", "Warning", "VolumeFailedDelete", s.message());
+        return s;
+      }
       DeleteOptions options;
       options.precondition_uid = ctrl::UidOf(*volume);
       auto deleted = client_.Delete(resources::kPersistentVolumes, "", name, options);

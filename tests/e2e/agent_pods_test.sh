@@ -258,13 +258,21 @@ k apply -f "$E2E_TMP/writer.yaml" >/dev/null
 wait_jp 60 pod/writer '{.status.phase}' Running
 wait_for 20 "the recreated pod's output" log_contains writer app "runs=2"
 expect_eq "$(wc -l <"$volume_dir/runs")" 2 "both runs in the volume"
+expect_eq "$(jp pvc/data '{.metadata.finalizers}')" '["kubernetes.io/pvc-protection"]' \
+  "pvc-protection finalizer"
+expect_eq "$(jp "pv/$pv" '{.metadata.finalizers}')" '["kubernetes.io/pv-protection"]' \
+  "pv-protection finalizer"
+# A claim in use is not removed until its pod is gone.
+k delete pvc data --wait=false >/dev/null
+sleep 2
+expect_eq "$(jp pvc/data '{.status.phase}')" Bound "the used claim while deleted"
+[[ -n "$(jp pvc/data '{.metadata.deletionTimestamp}')" ]] || fail "the claim is not being deleted"
 k delete pod writer --grace-period=1 >/dev/null
-k delete pvc data >/dev/null
+pvc_gone() { ! k get pvc data >/dev/null 2>&1; }
+wait_for 30 "the claim to go once its pod is gone" pvc_gone
 pv_gone() { ! k get pv "$1" >/dev/null 2>&1; }
 wait_for 30 "the volume to go with its claim (reclaim Delete)" pv_gone "$pv"
-# Removing the folder is the node's part, which orch does not do yet: the data stays.
-[[ -f "$volume_dir/runs" ]] || fail "the volume folder went away"
-rm -rf "$DATA/storage"
+[[ ! -e "$volume_dir" ]] || fail "the volume folder stayed: $(ls -la "$volume_dir")"
 
 echo "--- cleanup through the API leaves nothing behind"
 agent_finish
