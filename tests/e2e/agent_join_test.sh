@@ -59,7 +59,7 @@ node_data="$E2E_TMP/node1"
 start_bg agent1 "$ORCH" agent --join "$url" --token "$token" --data-dir "$node_data" \
   --node-name e2e-join-node --node-ip 127.0.0.1
 agent1_pid=$BG_PID
-wait_for 60 "the agent to join" log_has "$E2E_TMP/agent1.log" "joined $url as node e2e-join-node"
+wait_for 60 "the agent to join" log_has "$E2E_TMP/agent1.log" "as node e2e-join-node; certificate in"
 for f in client-node.crt client-node.key server-ca.crt; do
   expect_eq "$(stat -c %a "$node_data/agent/$f")" 600 "mode of $f"
 done
@@ -103,7 +103,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$node_data/
 start_bg agent1c "$ORCH" agent --join "$url" --token "$token" --data-dir "$node_data" \
   --node-name e2e-join-node --node-ip 127.0.0.1
 agent1c_pid=$BG_PID
-wait_for 60 "the agent to join again" log_has "$E2E_TMP/agent1c.log" "joined $url as node e2e-join-node"
+wait_for 60 "the agent to join again" log_has "$E2E_TMP/agent1c.log" "as node e2e-join-node; certificate in"
 expect_contains "$(cat "$E2E_TMP/agent1c.log")" "the stored key does not belong to the stored certificate" \
   "why the agent joined again"
 stop_bg "$agent1c_pid" TERM 60
@@ -113,7 +113,7 @@ stop_bg "$agent1c_pid" TERM 60
 start_bg agent2 "$ORCH" agent --join "$url" --token "$token" --data-dir "$E2E_TMP/node1-again" \
   --node-name e2e-join-node --node-ip 127.0.0.1
 agent2_pid=$BG_PID
-wait_for 60 "the re-join" log_has "$E2E_TMP/agent2.log" "joined $url as node e2e-join-node"
+wait_for 60 "the re-join" log_has "$E2E_TMP/agent2.log" "as node e2e-join-node; certificate in"
 stop_bg "$agent2_pid" TERM 60
 
 # (f) With the server down the agent waits for it, one log line per attempt, until stopped.

@@ -57,7 +57,7 @@ expect_contains "$out" "node \"$NODE\" is not connected" "exec while the agent i
 out=$(k logs joined 2>&1 || true)
 expect_contains "$out" "node \"$NODE\" is not connected" "logs while the agent is down"
 start_agent agent2
-wait_for 60 "the agent to link again" log_has "$E2E_TMP/agent2.log" "connected to https://$NODE_IP:6443"
+wait_for 60 "the agent to link again" log_has "$E2E_TMP/agent2.log" "connected to https://127.0.0.1:"
 expect_eq "$(k exec joined -- echo again)" again "exec after the agent restarted"
 expect_eq "$(k logs joined)" hello-from-joined "logs after the agent restarted"
 
