@@ -267,6 +267,12 @@ void AddNodeFlags(CLI::App* command, AgentConfig& agent) {
                  "Do not run the service proxy (ClusterIP/NodePort rules) on this node")
       ->group("Node");
   command
+      ->add_option("--flannel-backend", agent.flannel_backend,
+                   "How pods reach other nodes' pods: host-gw, vxlan or none (the same on every "
+                   "node)")
+      ->type_name("BACKEND")
+      ->group("Node");
+  command
       ->add_option("--kubelet-arg", agent.kubelet_args,
                    "Kubelet setting KEY=VALUE (repeatable): container-log-max-size, "
                    "container-log-max-files, image-gc-high-threshold, image-gc-low-threshold, "
@@ -627,6 +633,7 @@ void EmitNode(YAML::Emitter& out, const AgentConfig& node) {
   out << YAML::Key << "container-runtime-endpoint" << YAML::Value
       << node.container_runtime_endpoint;
   out << YAML::Key << "disable-kube-proxy" << YAML::Value << node.disable_kube_proxy;
+  out << YAML::Key << "flannel-backend" << YAML::Value << node.flannel_backend;
   EmitList(out, "kubelet-arg", node.kubelet_args);
 }
 

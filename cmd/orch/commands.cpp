@@ -106,11 +106,13 @@ int RunCleanup() {
     PrintError(s);
     return 1;
   }
-  if (Status s = CleanupPodRoutes(*NewSystemRouteTable()); !s.ok()) {
+  if (Status s = CleanupPodRoutes(*NewSystemRouteTable(), NewSystemOverlay().get()); !s.ok()) {
     PrintError(s);
     return 1;
   }
-  fmt::print("removed the service proxy's and the node network's iptables rules and pod routes\n");
+  fmt::print(
+      "removed the service proxy's and the node network's iptables rules, pod routes and VXLAN "
+      "device\n");
   return 0;
 }
 

@@ -35,6 +35,9 @@ struct AgentConfig {
   std::string cluster_dns = "10.43.0.10";  // from the server for the embedded agent
   std::string cluster_domain = "cluster.local";
   bool disable_kube_proxy = false;  // --disable-kube-proxy: no service proxy on this node
+  // --flannel-backend: how pods reach other nodes' pods: "host-gw" (routes via node IPs),
+  // "vxlan" (flannel.1 overlay) or "none" (no routes). Every node must use the same one.
+  std::string flannel_backend = "host-gw";
   // --kubelet-arg KEY=VALUE as k3s takes them (src/agent/kubelet_args.h lists what is honoured).
   std::vector<std::string> kubelet_args;
   bool debug = false;

@@ -94,6 +94,7 @@ class NodeAgent final : public Component {
     dns_.reset();
     node_network_.reset();
     routes_.reset();
+    overlay_.reset();
     netfilter_.reset();
     informers_.reset();
     events_.reset();
@@ -144,8 +145,15 @@ class NodeAgent final : public Component {
     events_ = EventRecorder::Create(client_, "kubelet", config_.node_name);
     informers_ = InformerFactory::Create(client_);
 
+    // Pods get the node interface's MTU, less the overlay's headers with vxlan.
+    int pod_mtu = 0;
+    if (auto mtu = PodMtu(config_.flannel_backend, config_.node_ip); mtu.ok()) {
+      pod_mtu = *mtu;
+    } else {
+      log::Warn(kLog, "pods get the default MTU: {}", mtu.status().message());
+    }
     network_ = std::make_unique<agent::PodNetwork>(paths_, config_.node_name, options_.cni_bridge,
-                                                   [this] { OnNetworkReady(); });
+                                                   [this] { OnNetworkReady(); }, pod_mtu);
     network_->Watch(
         informers_->For(resources::kNodes, "", "", "metadata.name=" + config_.node_name));
     if (!config_.disable_kube_proxy) {
@@ -239,6 +247,7 @@ class NodeAgent final : public Component {
   Status StartNodeNetwork() {
     if (!netfilter_) netfilter_ = NewSystemNetfilter();
     routes_ = NewSystemRouteTable();
+    overlay_ = NewSystemOverlay();
     bool dns = false;
     if (!config_.cluster_dns.empty()) {
       ClusterDnsOptions dns_options;
@@ -259,13 +268,21 @@ class NodeAgent final : public Component {
     NodeNetworkOptions options;
     options.node_name = config_.node_name;
     options.node_ip = config_.node_ip;
+    options.backend = config_.flannel_backend;
+    options.annotate = [this](const std::map<std::string, std::string>& annotations) {
+      nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
+      return client_.Patch(resources::kNodes, "", config_.node_name, PatchType::kMerge,
+                           patch.dump())
+          .status();
+    };
     options.local_pod_cidr = [this] { return network_->pod_cidr(); };
     if (dns) {
       options.cluster_dns = config_.cluster_dns;
       options.dns_address = config_.node_ip;
       options.dns_port = dns_->port();
     }
-    node_network_ = NewNodeNetwork(std::move(options), *informers_, *netfilter_, *routes_);
+    node_network_ =
+        NewNodeNetwork(std::move(options), *informers_, *netfilter_, *routes_, overlay_.get());
     return node_network_->Start();
   }
 
@@ -309,6 +326,7 @@ class NodeAgent final : public Component {
   std::unique_ptr<Netfilter> netfilter_;
   std::unique_ptr<ServiceProxy> proxy_;  // null with --disable-kube-proxy
   std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<Overlay> overlay_;  // the vxlan backend's device (removed with other backends)
   std::unique_ptr<ClusterDns> dns_;  // null when the DNS port could not be bound
   std::unique_ptr<NodeNetwork> node_network_;
   std::unique_ptr<agent::NodeStatusReporter> reporter_;

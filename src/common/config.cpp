@@ -47,6 +47,11 @@ Status ValidateNode(const AgentConfig& config) {
     if (Status s = Prefixed("node-taint", ParseTaint(taint).status()); !s.ok()) return s;
   }
   if (config.data_dir.empty()) return InvalidArgument("--data-dir: must not be empty");
+  if (config.flannel_backend != "host-gw" && config.flannel_backend != "vxlan" &&
+      config.flannel_backend != "none") {
+    return InvalidArgument(fmt::format(
+        "--flannel-backend: '{}' is not one of host-gw, vxlan, none", config.flannel_backend));
+  }
   return Status::Ok();
 }
 

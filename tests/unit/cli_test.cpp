@@ -448,3 +448,13 @@ TEST_CASE("--disable-kube-proxy turns the node's service proxy off; --cleanup ne
   CHECK(MustParse({"server", "--cleanup"}).cleanup);
   CHECK_FALSE(ErrorOf({"agent"}).empty());
 }
+
+TEST_CASE("--flannel-backend picks the pod network between nodes: host-gw, vxlan or none") {
+  CHECK(MustParse({"server"}).server.agent.flannel_backend == "host-gw");
+  CHECK(MustParse({"server", "--flannel-backend", "vxlan"}).server.agent.flannel_backend ==
+        "vxlan");
+  CHECK(MustParse({"agent", "-s", "https://m:6443", "-t", "t", "--flannel-backend", "none"})
+            .agent.flannel_backend == "none");
+  CHECK_THAT(ErrorOf({"server", "--flannel-backend", "wireguard"}),
+             Contains("--flannel-backend: 'wireguard' is not one of host-gw, vxlan, none"));
+}
