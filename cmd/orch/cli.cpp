@@ -403,6 +403,26 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
       ->envname("ORCH_TOKEN_FILE");
   AddDatastoreFlags(server_cmd, server.datastore_endpoint, server.datastore_cafile,
                     server.datastore_certfile, server.datastore_keyfile);
+  server_cmd
+      ->add_option("-s,--server", server.server_url,
+                   "Join the cluster of this server (https://HOST:6443; needs --token)")
+      ->type_name("URL")
+      ->envname("ORCH_URL")
+      ->group("Datastore");
+  server_cmd
+      ->add_flag("--cluster-init", server.cluster_init,
+                 "Run an embedded etcd member (DATA-DIR/server/db/etcd) as the datastore")
+      ->group("Datastore");
+  server_cmd
+      ->add_option("--etcd-client-port", server.etcd_client_port,
+                   "Client port of the embedded etcd (default: 2379)")
+      ->type_name("PORT")
+      ->group("Datastore");
+  server_cmd
+      ->add_option("--etcd-peer-port", server.etcd_peer_port,
+                   "Peer port of the embedded etcd (default: 2380)")
+      ->type_name("PORT")
+      ->group("Datastore");
   server_cmd->add_option("--cluster-cidr", server.cluster_cidr, "Network for pod IPs")
       ->type_name("CIDR")
       ->group("Networking");
@@ -659,6 +679,8 @@ std::string FormatConfig(const ServerConfig& c) {
   out << YAML::Key << "datastore-cafile" << YAML::Value << c.datastore_cafile;
   out << YAML::Key << "datastore-certfile" << YAML::Value << c.datastore_certfile;
   out << YAML::Key << "datastore-keyfile" << YAML::Value << c.datastore_keyfile;
+  out << YAML::Key << "server" << YAML::Value << c.server_url;
+  out << YAML::Key << "cluster-init" << YAML::Value << c.cluster_init;
   out << YAML::Key << "cluster-cidr" << YAML::Value << c.cluster_cidr;
   out << YAML::Key << "service-cidr" << YAML::Value << c.service_cidr;
   out << YAML::Key << "cluster-dns" << YAML::Value << c.cluster_dns;

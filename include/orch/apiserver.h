@@ -2,6 +2,7 @@
 // datastore, watch cache, discovery and OpenAPI. The server role starts it after the datastore.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,19 @@
 #include "orch/store.h"
 
 namespace orch {
+
+// GET /v1-orch/server/... from a server joining this one (`orch server --server URL --token T`),
+// answered by the server role (src/server), which checks the bearer token itself.
+struct ServerJoinRequest {
+  std::string method;
+  std::string path;
+  std::string bearer_token;  // from "Authorization: Bearer ..."; empty when absent
+};
+struct ServerJoinResponse {
+  int status = 200;
+  std::string body;  // JSON
+};
+using ServerJoinHandler = std::function<ServerJoinResponse(const ServerJoinRequest&)>;
 
 struct ApiServerOptions {
   std::string bind_address = "0.0.0.0";
@@ -38,6 +52,8 @@ struct ApiServerOptions {
   // client_ca_file with `ca_key_file`, its private key (PEM). Empty ca_key_file: no joins (404).
   std::string ca_key_file;
   std::vector<std::string> join_tokens;
+  // Serves /v1-orch/server/...; unset: those paths are not found.
+  ServerJoinHandler server_join;
   // Service-account tokens (src/apiserver/service_accounts.h): the RSA key that signs them (PEM,
   // created when missing; k3s's <data-dir>/server/tls/service.key), the issuer, and the
   // audiences tokens must carry (default: the issuer). Empty key file: no TokenRequest, no

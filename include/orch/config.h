@@ -58,6 +58,12 @@ struct ServerConfig {
   std::string datastore_cafile;           // TLS files for https:// etcd endpoints
   std::string datastore_certfile;
   std::string datastore_keyfile;
+  // HA (src/server/bootstrap.h): --server https://FIRST:6443 joins the cluster of that server
+  // (with --token); --cluster-init runs an embedded etcd member; its client and peer ports.
+  std::string server_url;
+  bool cluster_init = false;
+  int etcd_client_port = 2379;
+  int etcd_peer_port = 2380;
   std::string cluster_cidr = "10.42.0.0/16";
   std::string service_cidr = "10.43.0.0/16";
   std::string cluster_dns = "10.43.0.10";  // default: the 10th address of service_cidr

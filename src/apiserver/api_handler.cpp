@@ -222,6 +222,13 @@ void ApiHandler::Serve(Request request, std::shared_ptr<ResponseWriter> writer) 
   if (path == link::kConnectPath && options_.node_links != nullptr) {
     return options_.node_links->ServeConnect(request, writer);
   }
+  // Joining servers too; the server role checks their token.
+  if (path.rfind("/v1-orch/server/", 0) == 0 && options_.server_join) {
+    std::string bearer = request.headers.Get("authorization");
+    bearer = bearer.rfind("Bearer ", 0) == 0 ? bearer.substr(7) : "";
+    ServerJoinResponse answer = options_.server_join({request.method, path, bearer});
+    return writer->Send({answer.status, "application/json", {}, answer.body});
+  }
   // Joining nodes authenticate with the join token itself, checked by the signer.
   if (path.rfind(kNodeJoinPrefix, 0) == 0 && options_.node_signer != nullptr) {
     return writer->Send(options_.node_signer->Serve(request, user.has_value()));

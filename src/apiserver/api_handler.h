@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "node_join.h"
 #include "node_links.h"
+#include "orch/apiserver.h"
 #include "pod_streams.h"
 #include "resources.h"
 #include "rest.h"
@@ -37,6 +38,8 @@ struct ApiHandlerOptions {
   // attach, port-forward); null: not served.
   NodeLinks* node_links = nullptr;
   PodStreams* pod_streams = nullptr;
+  // Answers servers joining this one (GET /v1-orch/server/...); unset: not served.
+  ServerJoinHandler server_join;
   // Issues serviceaccounts/NAME/token and serves the issuer's OIDC discovery; null: neither.
   ServiceAccountTokens* service_account_tokens = nullptr;
 };

@@ -94,6 +94,7 @@ class ApiServerImpl : public ApiServer {
     handler_options.ca_bundle_pem = options.ca_bundle_pem;
     handler_options.schemas = schemas_.get();
     handler_options.node_signer = node_signer_.get();
+    handler_options.server_join = options.server_join;
     node_links_ = api::NodeLinks::Create();
     pod_streams_ = std::make_unique<api::PodStreams>(*rest_, *node_links_);
     handler_options.node_links = node_links_.get();

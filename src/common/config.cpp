@@ -125,6 +125,20 @@ Status ValidateServerConfig(const ServerConfig& config) {
   for (const std::string& component : config.disable) {
     if (Status s = NormalizeComponentName(component).status(); !s.ok()) return s;
   }
+  if (config.cluster_init && !config.datastore_endpoint.empty()) {
+    return InvalidArgument(
+        "--cluster-init runs its own etcd: it cannot go with --datastore-endpoint");
+  }
+  if (!config.server_url.empty() && config.token.empty()) {
+    return InvalidArgument("--server needs the cluster's --token (or --token-file)");
+  }
+  if (!config.server_url.empty() && !config.server_url.starts_with("https://")) {
+    return InvalidArgument("--server: '" + config.server_url + "' is not an https:// URL");
+  }
+  for (auto [flag, port] : {std::pair{"etcd-client-port", config.etcd_client_port},
+                            std::pair{"etcd-peer-port", config.etcd_peer_port}}) {
+    if (Status s = Prefixed(flag, ValidatePort(port)); !s.ok()) return s;
+  }
   return ValidateNode(config.agent);
 }
 

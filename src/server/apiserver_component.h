@@ -27,6 +27,11 @@ class ApiServerComponent : public Component {
   const ClusterCredentials& credentials() const { return credentials_; }
 
  private:
+  // GET /v1-orch/server/bootstrap for a joining server holding the token: the sealed bootstrap
+  // data and, with an embedded etcd, the members' client URLs.
+  ServerJoinResponse ServeServerJoin(const ServerJoinRequest& request, const std::string& token,
+                                     const std::string& secret);
+
   const ServerConfig& config_;
   DatastoreComponent& datastore_;
   std::unique_ptr<ApiServer> server_;

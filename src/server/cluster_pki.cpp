@@ -2,9 +2,10 @@
 // under <data-dir>/server with mode 0600/0700; only the kubeconfig goes elsewhere.
 #include "cluster_pki.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
-#include <fmt/format.h>
 
 #include "orch/base64.h"
 #include "orch/files.h"
@@ -128,13 +129,16 @@ Result<ClusterCredentials> EnsureClusterCredentials(const ServerConfig& config,
     auto& list = LooksLikeIp(san) ? serving.ip_addresses : serving.dns_names;
     if (std::find(list.begin(), list.end(), san) == list.end()) list.push_back(san);
   }
-  std::string fingerprint;
+  // The CA is part of what a certificate was issued for: servers of an HA cluster may take a
+  // new CA from the datastore, and their certificates must then follow it.
+  const std::string ca_line = "CA:" + pki::Sha256Hex(ca->cert_pem) + "\n";
+  std::string fingerprint = ca_line;
   for (const auto& s : serving.ip_addresses) fingerprint += "IP:" + s + "\n";
   for (const auto& s : serving.dns_names) fingerprint += "DNS:" + s + "\n";
   out.serving_cert_file = tls + "/serving-kube-apiserver.crt";
   out.serving_key_file = tls + "/serving-kube-apiserver.key";
-  if (Status s = EnsureCertificate(*ca, serving, out.serving_cert_file, out.serving_key_file,
-                                   fingerprint);
+  if (Status s =
+          EnsureCertificate(*ca, serving, out.serving_cert_file, out.serving_key_file, fingerprint);
       !s.ok()) {
     return s;
   }
@@ -146,7 +150,8 @@ Result<ClusterCredentials> EnsureClusterCredentials(const ServerConfig& config,
   admin.client = true;
   const std::string admin_cert = tls + "/client-admin.crt";
   const std::string admin_key = tls + "/client-admin.key";
-  if (Status s = EnsureCertificate(*ca, admin, admin_cert, admin_key, "system:admin\n"); !s.ok()) {
+  if (Status s = EnsureCertificate(*ca, admin, admin_cert, admin_key, ca_line + "system:admin\n");
+      !s.ok()) {
     return s;
   }
 

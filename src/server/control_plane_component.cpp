@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "orch/ingress.h"
 #include "orch/log.h"
 #include "orch/pki.h"
 #include "orch/scheduler.h"
@@ -35,6 +36,12 @@ Status ControlPlaneComponent::Start() {
   LeaderElectionOptions options;
   options.lease_name = "orch-control-plane";
   options.identity = Identity(config_);
+  // A dead leader's successor takes over at most lease_duration + one retry period after the
+  // Lease's last change was seen, so within 15 s of the death (issue 7); the leader gives up
+  // after renew_deadline, which leaves 3 s before anyone else may take the Lease.
+  options.lease_duration = std::chrono::seconds(10);
+  options.renew_deadline = std::chrono::seconds(7);
+  options.retry_period = std::chrono::seconds(2);
   elector_ = LeaderElector::Start(
       *election_client_, options, [this] { Lead(); }, [this] { Follow(); });
   log::Info(kComponent, "waiting to lead as {}", options.identity);
@@ -70,6 +77,8 @@ void ControlPlaneComponent::Lead() {
     for (auto& controller : NewControllers(*term->context, disabled)) {
       term->components.Add(std::move(controller));
     }
+    // The IngressClass and Ingress status (ingress/); disabled it only removes the class.
+    term->components.Add(NewIngressController(*term->context, !IsDisabled(config_, "ingress")));
   }
   term->informers->Start();
   if (Status s = term->components.StartAll(); !s.ok()) {

@@ -21,6 +21,12 @@ class DatastoreComponent : public Component {
   // The open store, valid between a successful Start and Stop. Thread-safe (see Store).
   Store& store() { return *store_; }
 
+  // Whether other servers may share this datastore (etcd): then they share the cluster's CAs
+  // and keys through it (bootstrap.h).
+  bool Shared() const {
+    return !options_.endpoint.empty() && !options_.endpoint.starts_with("sqlite://");
+  }
+
   // Where the data lives, for logs: "sqlite /var/lib/orch/server/db" or the endpoint.
   std::string Describe() const;
 

@@ -7,8 +7,10 @@
 #include <thread>
 
 #include "apiserver_component.h"
+#include "apiserver_endpoints.h"
 #include "control_plane_component.h"
 #include "datastore_component.h"
+#include "embedded_etcd.h"
 #include "orch/agent.h"
 #include "orch/api_load_balancer.h"
 #include "orch/component.h"
@@ -26,6 +28,7 @@ namespace {
 constexpr std::string_view kComponent = "server";
 
 StoreOptions StoreOptionsFor(const ServerConfig& config) {
+  if (UsesEmbeddedEtcd(config)) return EmbeddedEtcdStoreOptions(config);
   StoreOptions options;
   options.endpoint = config.datastore_endpoint;
   options.data_dir = config.data_dir;
@@ -105,8 +108,10 @@ int RunServer(const ServerConfig& config) {
   // In start order, each needing the ones before it; the embedded agent last, unless
   // --disable-agent.
   ComponentList components;
+  if (UsesEmbeddedEtcd(config)) components.Add(std::make_unique<EmbeddedEtcdComponent>(config));
   auto* datastore = components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
   auto* api = components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
+  components.Add(std::make_unique<KubernetesEndpointsComponent>(config, *datastore, *api));
   components.Add(std::make_unique<ControlPlaneComponent>(config, *api));
   if (!config.disable_agent) components.Add(std::make_unique<EmbeddedAgentComponent>(config, *api));
 

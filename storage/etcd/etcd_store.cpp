@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "etcd_rpc.grpc.pb.h"
+#include "orch/etcd_cluster.h"
 #include "orch/log.h"
 
 namespace orch {
@@ -126,6 +127,7 @@ class Members {
     std::unique_ptr<pb::KV::Stub> kv;
     std::unique_ptr<pb::Watch::Stub> watch;
     std::unique_ptr<pb::Lease::Stub> lease;
+    std::unique_ptr<pb::Cluster::Stub> cluster;
   };
 
   Members(std::vector<Member> members, std::chrono::milliseconds rpc_timeout)
@@ -216,6 +218,7 @@ Result<std::shared_ptr<Members>> ConnectMembers(const StoreOptions& options,
     m.kv = pb::KV::NewStub(m.channel);
     m.watch = pb::Watch::NewStub(m.channel);
     m.lease = pb::Lease::NewStub(m.channel);
+    m.cluster = pb::Cluster::NewStub(m.channel);
     members.push_back(std::move(m));
   }
   return std::make_shared<Members>(std::move(members), tuning.rpc_timeout);
@@ -773,6 +776,56 @@ Result<std::vector<EtcdEndpoint>> ParseEtcdEndpoints(const std::string& endpoint
   }
   if (out.empty()) return InvalidArgument("datastore endpoint lists no etcd member");
   return out;
+}
+
+namespace {
+
+std::vector<EtcdMember> ToMembers(const google::protobuf::RepeatedPtrField<pb::Member>& in) {
+  std::vector<EtcdMember> out;
+  for (const pb::Member& m : in) {
+    EtcdMember member;
+    member.id = m.id();
+    member.name = m.name();
+    member.peer_urls.assign(m.peerurls().begin(), m.peerurls().end());
+    member.client_urls.assign(m.clienturls().begin(), m.clienturls().end());
+    out.push_back(std::move(member));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<EtcdMember>> ListEtcdMembers(const StoreOptions& options) {
+  auto members = ConnectMembers(options, EtcdTuning{});
+  if (!members.ok()) return members.status();
+  pb::MemberListRequest req;
+  pb::MemberListResponse resp;
+  grpc::Status s = (*members)->Call([&](Members::Member& m, grpc::ClientContext* ctx) {
+    return m.cluster->MemberList(ctx, req, &resp);
+  });
+  if (!s.ok()) return FromGrpc(s, "member list");
+  return ToMembers(resp.members());
+}
+
+Result<std::vector<EtcdMember>> AddEtcdMember(const StoreOptions& options,
+                                              const std::string& peer_url) {
+  auto listed = ListEtcdMembers(options);
+  if (!listed.ok()) return listed.status();
+  for (const EtcdMember& m : *listed) {
+    if (std::find(m.peer_urls.begin(), m.peer_urls.end(), peer_url) != m.peer_urls.end()) {
+      return listed;
+    }
+  }
+  auto members = ConnectMembers(options, EtcdTuning{});
+  if (!members.ok()) return members.status();
+  pb::MemberAddRequest req;
+  req.add_peerurls(peer_url);
+  pb::MemberAddResponse resp;
+  grpc::Status s = (*members)->Call([&](Members::Member& m, grpc::ClientContext* ctx) {
+    return m.cluster->MemberAdd(ctx, req, &resp);
+  });
+  if (!s.ok()) return FromGrpc(s, "member add " + peer_url);
+  return ToMembers(resp.members());
 }
 
 Result<std::unique_ptr<Store>> OpenEtcdStore(const StoreOptions& options,
