@@ -87,6 +87,7 @@ class NodeAgent final : public Component {
     pod_cgroups_.reset();
     images_.reset();
     volumes_.reset();
+    tokens_.reset();
     objects_.reset();
     reporter_.reset();
     network_.reset();
@@ -191,7 +192,8 @@ class NodeAgent final : public Component {
           std::lock_guard lock(pods_mu_);
           if (pods_) pods_->EnqueueUsers(kind, ns, name);
         });
-    volumes_ = std::make_unique<agent::VolumeManager>(paths_, *objects_);
+    tokens_ = std::make_unique<agent::TokenManager>(client_);
+    volumes_ = std::make_unique<agent::VolumeManager>(paths_, *objects_, true, tokens_.get());
     images_ = std::make_unique<agent::ImagePuller>(*runtime_, *events_, *objects_);
 
     const agent::MachineInfo& machine = reporter_->machine_info();
@@ -331,6 +333,7 @@ class NodeAgent final : public Component {
   std::unique_ptr<NodeNetwork> node_network_;
   std::unique_ptr<agent::NodeStatusReporter> reporter_;
   std::unique_ptr<agent::InformerObjectSource> objects_;
+  std::unique_ptr<agent::TokenManager> tokens_;  // before volumes_: they use it
   std::unique_ptr<agent::VolumeManager> volumes_;
   std::unique_ptr<agent::ImagePuller> images_;
   std::unique_ptr<agent::PodWorkerContext> worker_context_;

@@ -394,13 +394,24 @@ Result<VolumePayload> VolumeManager::ProjectedPayload(const json& pod, const std
       if (!part.ok()) return part.status();
       merge(std::move(*part));
     } else if (const json& token = At(source, {"serviceAccountToken"}); token.is_object()) {
-      // No token issuer in orch yet: the rest of the volume is still provided.
-      if (warnings != nullptr) {
-        warnings->push_back(fmt::format(
-            "projected volume \"{}\": serviceAccountToken source (path \"{}\") skipped: this "
-            "cluster issues no service account tokens yet",
-            name, Str(token, {"path"})));
+      std::string path = Str(token, {"path"});
+      if (tokens_ == nullptr) {
+        // Without a token source the rest of the volume is still provided.
+        if (warnings != nullptr) {
+          warnings->push_back(fmt::format(
+              "projected volume \"{}\": serviceAccountToken source (path \"{}\") skipped: no "
+              "token source on this node",
+              name, path));
+        }
+        continue;
       }
+      if (!ValidVolumePath(path)) {
+        return InvalidArgument(fmt::format("serviceAccountToken path {:?} is invalid", path));
+      }
+      auto issued =
+          tokens_->Token(pod, Str(token, {"audience"}), Int(token, {"expirationSeconds"}, 3600));
+      if (!issued.ok()) return issued.status();
+      out[path] = VolumeFile{std::move(*issued), ModeOf(default_mode, kDefaultFileMode)};
     } else {
       std::string kind = "unknown";
       for (const auto& [key, value] : source.items()) kind = key;
@@ -630,6 +641,7 @@ Result<std::vector<cri::Mount>> VolumeManager::MountsFor(const json& container,
 }
 
 Status VolumeManager::TearDown(const std::string& uid) {
+  if (tokens_ != nullptr) tokens_->Forget(uid);
   std::string dir = paths_.PodDir(uid);
   std::error_code ec;
   if (uid.empty() || !fs::exists(dir, ec)) return Status::Ok();

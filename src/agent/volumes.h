@@ -1,6 +1,7 @@
 // A pod's volumes on the node: emptyDir (on disk, or tmpfs with medium Memory), hostPath (with
 // its type checks), configMap and secret (files written atomically, refreshed when the source
-// changes), downwardAPI and projected (configMap, secret, downwardAPI sources), and the CRI
+// changes), downwardAPI and projected (configMap, secret, downwardAPI and serviceAccountToken
+// sources; tokens come from TokenRequests bound to the pod and are renewed), and the CRI
 // mounts of a container's volumeMounts, and persistentVolumeClaim (the bound PersistentVolume's
 // hostPath or local folder, bind-mounted).
 #pragma once
@@ -15,6 +16,7 @@
 #include "object_source.h"
 #include "orch/runtime.h"
 #include "orch/status.h"
+#include "token_manager.h"
 
 namespace orch::agent {
 
@@ -65,13 +67,16 @@ class VolumeManager {
  public:
   // `use_tmpfs`: mount tmpfs for memory-backed emptyDirs and secret volumes (needs root; tests
   // without root turn it off and get plain folders).
-  VolumeManager(const AgentPaths& paths, ObjectSource& objects, bool use_tmpfs = true)
-      : paths_(paths), objects_(objects), use_tmpfs_(use_tmpfs) {}
+  // `tokens` serves serviceAccountToken sources; null: such sources are skipped (warned).
+  VolumeManager(const AgentPaths& paths, ObjectSource& objects, bool use_tmpfs = true,
+                TokenSource* tokens = nullptr)
+      : paths_(paths), objects_(objects), use_tmpfs_(use_tmpfs), tokens_(tokens) {}
 
   // Sets up every volume of the pod, refreshing configMap, secret, downwardAPI and projected
   // contents. The error names the volume: `MountVolume.SetUp failed for volume "v" : configmap
   // "c" not found`. `env` fills downwardAPI fields the pod object lacks; what was skipped
-  // (serviceAccountToken sources without a token issuer) goes to `warnings` when given.
+  // (serviceAccountToken sources without a token source) goes to `warnings` when given. Tokens
+  // are renewed by the call that finds them due (pod workers resync every minute).
   Result<VolumeMap> SetUp(const json& pod, const EnvContext& env = {},
                           std::vector<std::string>* warnings = nullptr);
 
@@ -97,6 +102,7 @@ class VolumeManager {
   const AgentPaths paths_;
   ObjectSource& objects_;
   const bool use_tmpfs_;
+  TokenSource* const tokens_;
 };
 
 // Mount points at or under `prefix`, from /proc/self/mountinfo, deepest first.

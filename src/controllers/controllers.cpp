@@ -16,6 +16,7 @@
 #include "node_lifecycle_controller.h"
 #include "podgc_controller.h"
 #include "replicaset_controller.h"
+#include "service_account_credentials.h"
 #include "serviceaccount_controller.h"
 #include "servicelb_controller.h"
 #include "statefulset_controller.h"
@@ -41,6 +42,8 @@ const std::vector<ControllerEntry>& AllControllers() {
       {"endpointslicemirroring", NewEndpointSliceMirroringController},
       {"disruption", NewDisruptionController},
       {"serviceaccount", NewServiceAccountController},
+      {"serviceaccount-token", NewServiceAccountTokensController},
+      {"root-ca-cert-publisher", NewRootCaPublisher},
       {"statefulset", NewStatefulSetController},
       {"servicelb", NewServiceLbController},
       {"localpath", NewLocalPathProvisioner},
