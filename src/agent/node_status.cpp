@@ -11,7 +11,6 @@ namespace orch::agent {
 namespace {
 
 constexpr std::string_view kLog = "agent";
-constexpr auto kHeartbeat = std::chrono::seconds(10);
 // An unchanged status is still written this often, so its heartbeat times stay meaningful.
 constexpr auto kStatusReport = std::chrono::minutes(5);
 
@@ -192,14 +191,14 @@ void NodeStatusReporter::Loop() {
       poked_ = false;
       if (std::chrono::steady_clock::now() >= next_beat) {
         beat = true;
-        next_beat = std::chrono::steady_clock::now() + kHeartbeat;
+        next_beat = std::chrono::steady_clock::now() + heartbeat_;
       }
     }
     if (beat) {
       Status s = lease_.Renew(node_uid_);
       auto now = std::chrono::steady_clock::now();
       if (s.ok()) {
-        if (now - last_renewed > 2 * kHeartbeat) rewrite = true;
+        if (now - last_renewed > 2 * heartbeat_) rewrite = true;
         last_renewed = now;
       }
       std::string error = s.ok() ? "" : s.message();

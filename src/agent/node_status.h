@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -20,14 +21,17 @@ namespace orch::agent {
 
 class NodeStatusReporter {
  public:
+  // `heartbeat` is how often the Lease is renewed (10 s; tests pass less).
   NodeStatusReporter(ApiClient& client, cri::Runtime& runtime, Machine& machine, NodeIdentity id,
-                     std::string data_dir, std::function<bool()> network_ready)
+                     std::string data_dir, std::function<bool()> network_ready,
+                     std::chrono::milliseconds heartbeat = std::chrono::seconds(10))
       : client_(client),
         runtime_(runtime),
         machine_(machine),
         id_(std::move(id)),
         data_dir_(std::move(data_dir)),
         network_ready_(std::move(network_ready)),
+        heartbeat_(heartbeat),
         lease_(client, id_.name) {}
   ~NodeStatusReporter() { Stop(); }
   NodeStatusReporter(const NodeStatusReporter&) = delete;
@@ -58,6 +62,7 @@ class NodeStatusReporter {
   const NodeIdentity id_;
   const std::string data_dir_;
   std::function<bool()> network_ready_;
+  const std::chrono::milliseconds heartbeat_;
   NodeLease lease_;
   MachineInfo info_;             // read at Register
   FilesystemStats nodefs_;       // read at Register

@@ -1,13 +1,16 @@
 // Test doubles for the node agent's unit tests: an ObjectSource over maps of ConfigMaps,
-// Secrets and Services.
+// Secrets and Services; a Machine with fixed facts; an ApiClient that can be cut off.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "machine.h"
 #include "object_source.h"
+#include "orch/api_client.h"
 
 namespace orch::testing {
 
@@ -75,6 +78,89 @@ class FakeObjectSource : public agent::ObjectSource {
   std::map<std::string, std::vector<ObjectPtr>> services_;
   std::map<std::string, ObjectPtr> claims_;
   std::map<std::string, ObjectPtr> volumes_;
+};
+
+// A machine with fixed, plausible facts: 4 cores, 8 GiB, a 100 GiB filesystem.
+class FakeMachine : public agent::Machine {
+ public:
+  agent::MachineInfo Info() override {
+    agent::MachineInfo info;
+    info.cpu_cores = 4;
+    info.memory_bytes = 8LL << 30;
+    info.kernel_version = "6.1.0";
+    info.os_image = "Debian GNU/Linux 12 (bookworm)";
+    info.architecture = "amd64";
+    info.machine_id = info.system_uuid = info.boot_id = "fake";
+    return info;
+  }
+  Result<agent::MemoryStats> Memory() override {
+    return agent::MemoryStats{8ULL << 30, 6ULL << 30};
+  }
+  Result<agent::FilesystemStats> Filesystem(const std::string&) override {
+    return agent::FilesystemStats{100ULL << 30, 50ULL << 30, 1000000, 900000};
+  }
+  Result<agent::PidStats> Pids() override { return agent::PidStats{4194304, 300}; }
+};
+
+// Forwards to another ApiClient, or answers every call kUnavailable while cut off: an API server
+// the node cannot reach. Watches already open are not cut.
+class CutOffApiClient : public ApiClient {
+ public:
+  explicit CutOffApiClient(ApiClient& inner) : inner_(inner) {}
+  void SetReachable(bool reachable) { reachable_ = reachable; }
+
+  Result<nlohmann::json> Get(const ResourceRef& ref, const std::string& ns,
+                             const std::string& name) override {
+    if (!reachable_) return Down();
+    return inner_.Get(ref, ns, name);
+  }
+  Result<ObjectList> List(const ResourceRef& ref, const std::string& ns,
+                          const ListOptions& options) override {
+    if (!reachable_) return Down();
+    return inner_.List(ref, ns, options);
+  }
+  Result<nlohmann::json> Create(const ResourceRef& ref, const std::string& ns,
+                                const nlohmann::json& object,
+                                const WriteOptions& options) override {
+    if (!reachable_) return Down();
+    return inner_.Create(ref, ns, object, options);
+  }
+  Result<nlohmann::json> Update(const ResourceRef& ref, const std::string& ns,
+                                const nlohmann::json& object, const std::string& subresource,
+                                const WriteOptions& options) override {
+    if (!reachable_) return Down();
+    return inner_.Update(ref, ns, object, subresource, options);
+  }
+  Result<nlohmann::json> Patch(const ResourceRef& ref, const std::string& ns,
+                               const std::string& name, PatchType type, const std::string& patch,
+                               const std::string& subresource,
+                               const WriteOptions& options) override {
+    if (!reachable_) return Down();
+    return inner_.Patch(ref, ns, name, type, patch, subresource, options);
+  }
+  Result<nlohmann::json> Delete(const ResourceRef& ref, const std::string& ns,
+                                const std::string& name, const DeleteOptions& options) override {
+    if (!reachable_) return Down();
+    return inner_.Delete(ref, ns, name, options);
+  }
+  Result<nlohmann::json> Post(const ResourceRef& ref, const std::string& ns,
+                              const std::string& name, const std::string& subresource,
+                              const nlohmann::json& body) override {
+    if (!reachable_) return Down();
+    return inner_.Post(ref, ns, name, subresource, body);
+  }
+  Result<std::unique_ptr<Watch>> StartWatch(const ResourceRef& ref, const std::string& ns,
+                                            const WatchOptions& options,
+                                            WatchHandler handler) override {
+    if (!reachable_) return Down();
+    return inner_.StartWatch(ref, ns, options, std::move(handler));
+  }
+
+ private:
+  static Status Down() { return Status(StatusCode::kUnavailable, "connection refused"); }
+
+  ApiClient& inner_;
+  std::atomic<bool> reachable_{true};
 };
 
 }  // namespace orch::testing
