@@ -4,7 +4,8 @@
 # a ConfigMap update reaching the files), DNS and hosts files, the pod network and a hostPort,
 # init containers in order, a failing restartPolicy Never pod, a termination message, a pod the
 # scheduler places, a host-network pod; --node-label and --node-taint on the Node; a
-# PersistentVolumeClaim of the default local-path class whose data outlives its pod.
+# PersistentVolumeClaim of the default local-path class whose data outlives its pod; a DaemonSet's
+# pod on the node and a StatefulSet member whose local-path claim outlives a pod delete.
 #
 #   tests/e2e/agent_pods_test.sh BUILD_DIR
 set -euo pipefail
@@ -273,6 +274,71 @@ wait_for 30 "the claim to go once its pod is gone" pvc_gone
 pv_gone() { ! k get pv "$1" >/dev/null 2>&1; }
 wait_for 30 "the volume to go with its claim (reclaim Delete)" pv_gone "$pv"
 [[ ! -e "$volume_dir" ]] || fail "the volume folder stayed: $(ls -la "$volume_dir")"
+
+echo "--- a DaemonSet runs its pod here; a StatefulSet's claim is Bound and outlives its pod"
+cat <<'YAML' | k apply -f - >/dev/null
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: daemon}
+spec:
+  selector: {matchLabels: {app: daemon}}
+  template:
+    metadata: {labels: {app: daemon}}
+    spec:
+      containers:
+      - {name: app, image: orch.test/busybox:1, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {clusterIP: None, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: orch.test/busybox:1
+        command: [sh, -c, "echo run >> /data/runs; echo runs=$(wc -l < /data/runs); sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      storageClassName: local-path
+      resources: {requests: {storage: 32Mi}}
+YAML
+wait_jp 90 ds/daemon '{.status.numberReady}' 1
+ds_pod=$(k get pods -l app=daemon -o 'jsonpath={.items[0].metadata.name}')
+expect_eq "$(jp "pod/$ds_pod" '{.spec.nodeName}')" "$NODE" "the daemon pod's node"
+expect_eq "$(jp "pod/$ds_pod" '{.status.phase}')" Running "the daemon pod runs"
+expect_eq "$(jp ds/daemon '{.status.desiredNumberScheduled}/{.status.updatedNumberScheduled}')" 1/1 "daemon status"
+wait_jp 90 pod/web-0 '{.status.phase}' Running
+wait_jp 30 pvc/data-web-0 '{.status.phase}' Bound
+expect_eq "$(jp pod/web-0 '{.spec.volumes[?(@.name=="data")].persistentVolumeClaim.claimName}')" data-web-0 "the member's claim"
+expect_eq "$(jp "pv/$(jp pvc/data-web-0 '{.spec.volumeName}')" '{.status.phase}')" Bound "the claim's volume"
+wait_for 30 "the member's output" log_contains web-0 app "runs=1"
+web0_uid=$(jp pod/web-0 '{.metadata.uid}')
+k delete pod web-0 --grace-period=1 >/dev/null
+web0_replaced() { local uid; uid=$(jp pod/web-0 '{.metadata.uid}'); [[ -n "$uid" && "$uid" != "$web0_uid" ]]; }
+wait_for 60 "web-0 recreated" web0_replaced
+wait_jp 90 pod/web-0 '{.status.phase}' Running
+expect_eq "$(jp pod/web-0 '{.spec.volumes[?(@.name=="data")].persistentVolumeClaim.claimName}')" data-web-0 "the same claim"
+wait_for 30 "the recreated member sees the first run's data" log_contains web-0 app "runs=2"
+k delete statefulset web --wait=false >/dev/null
+k delete daemonset daemon --wait=false >/dev/null
+k delete service web >/dev/null
+sts_pods_gone() { [[ -z "$(k get pods -l 'app in (web,daemon)' -o name 2>/dev/null)" ]]; }
+wait_for 60 "the set's and the daemon's pods to go" sts_pods_gone
+k delete pvc data-web-0 >/dev/null
+rm -rf "$DATA/storage"
 
 echo "--- cleanup through the API leaves nothing behind"
 agent_finish
