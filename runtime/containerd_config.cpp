@@ -195,6 +195,10 @@ std::string ContainerdConfigToml(const ContainerdOptions& options, const Contain
       << "    default_runtime_name = \"runc\"\n"
       << "    " << cri << ".containerd.runtimes.runc]\n"
       << "      runtime_type = \"io.containerd.runc.v2\"\n"
+      // runc's state per node, not the shared /run/containerd/runc: nodes sharing a machine
+      // (one network namespace each) keep apart.
+      << "      " << cri << ".containerd.runtimes.runc.options]\n"
+      << "        Root = " << Quote(layout.state + "/runc") << "\n"
       << "  " << cri << ".cni]\n"
       << "    bin_dir = " << Quote(options.cni_bin_dir) << "\n"
       << "    conf_dir = " << Quote(layout.cni_conf_dir) << "\n"
