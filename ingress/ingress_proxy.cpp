@@ -18,6 +18,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,6 +52,9 @@ constexpr size_t kIdlePerEndpoint = 32;    // idle pod connections kept per thre
 constexpr std::chrono::seconds kIdleUpstreamTtl(30);
 constexpr std::chrono::seconds kBindRetry(10);
 constexpr std::chrono::milliseconds kSyncRetry(200);
+// Bodies are streamed, so their size is not limited. Not boost::none: Boost 1.74's parser
+// compares a Content-Length with the empty optional and reports body_limit.
+constexpr uint64_t kNoBodyLimit = std::numeric_limits<uint64_t>::max();
 
 auto WithError(error_code& ec) {
   return asio::redirect_error(use_awaitable, ec);
@@ -444,7 +448,7 @@ class IngressProxyImpl final : public IngressProxy {
     for (;;) {
       http::request_parser<http::buffer_body> req;
       req.header_limit(kHeaderLimit);
-      req.body_limit(boost::none);
+      req.body_limit(kNoBodyLimit);
       error_code ec;
       Lowest(c->stream).expires_after(options_.request_header_timeout);
       co_await http::async_read_header(c->stream, c->buffer, req, WithError(ec));
@@ -638,7 +642,7 @@ class IngressProxyImpl final : public IngressProxy {
       while (!ec) {
         res.emplace();
         res->header_limit(kHeaderLimit);
-        res->body_limit(boost::none);
+        res->body_limit(kNoBodyLimit);
         if (is_head) res->skip(true);
         Lowest(*up).expires_after(options_.response_header_timeout);
         co_await http::async_read_header(*up, up_buffer, *res, WithError(ec));

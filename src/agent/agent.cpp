@@ -21,6 +21,7 @@
 #include "orch/events.h"
 #include "orch/files.h"
 #include "orch/informer.h"
+#include "orch/ingress.h"
 #include "orch/log.h"
 #include "orch/node_network.h"
 #include "orch/runtime.h"
@@ -75,6 +76,7 @@ class NodeAgent final : public Component {
     if (pods_) pods_->Stop();
     if (reporter_) reporter_->Stop();
     if (proxy_) proxy_->Stop();
+    if (ingress_) ingress_->Stop();
     if (dns_) dns_->Stop();
     if (node_network_) node_network_->Stop();
     if (informers_) informers_->Stop();
@@ -92,6 +94,7 @@ class NodeAgent final : public Component {
     reporter_.reset();
     network_.reset();
     proxy_.reset();
+    ingress_.reset();
     dns_.reset();
     node_network_.reset();
     routes_.reset();
@@ -171,6 +174,12 @@ class NodeAgent final : public Component {
     }
 
     if (Status s = StartNodeNetwork(); !s.ok()) return s;
+    // Ingress on ports 80 and 443 (ingress/); it listens only while orch's IngressClass exists.
+    ingress_ = NewIngressProxy({}, *informers_);
+    if (Status s = ingress_->Start(); !s.ok()) {
+      log::Warn(kLog, "no ingress proxy on this node: {}", s.message());
+      ingress_.reset();
+    }
 
     agent::NodeIdentity id;
     id.name = config_.node_name;
@@ -327,6 +336,7 @@ class NodeAgent final : public Component {
   std::unique_ptr<agent::PodNetwork> network_;
   std::unique_ptr<Netfilter> netfilter_;
   std::unique_ptr<ServiceProxy> proxy_;  // null with --disable-kube-proxy
+  std::unique_ptr<IngressProxy> ingress_;
   std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<Overlay> overlay_;  // the vxlan backend's device (removed with other backends)
   std::unique_ptr<ClusterDns> dns_;  // null when the DNS port could not be bound

@@ -16,7 +16,7 @@ source "$here/lib.sh"
 source "$here/agent_lib.sh"
 
 agent_e2e_init "${1:?usage: $0 BUILD_DIR}" ing 10.213.0.0/16
-agent_start_server server
+agent_start_server server ${INGRESS_E2E_DEBUG:+--debug}
 
 wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
 
@@ -48,7 +48,12 @@ spec:
           for d in /www /www/api /www/api/v2 /www/exact /www/cgi-bin; do
             mkdir -p $d && echo "a $(hostname)" > $d/index.html
           done
-          printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\nenv\necho BODY=$(wc -c)\n' > /www/cgi-bin/env
+          cat > /www/cgi-bin/env <<'EOF'
+          #!/bin/sh
+          printf 'Content-Type: text/plain\r\n\r\n'
+          env
+          echo BODY=$(wc -c)
+          EOF
           chmod +x /www/cgi-bin/env
           exec httpd -f -p 8080 -h /www
         ports: [{name: http, containerPort: 8080}]
@@ -136,7 +141,13 @@ req() {
     "http://$NODE_IP$path" >"$E2E_TMP/code" 2>/dev/null || true
   echo "$(cat "$E2E_TMP/code") $(cat "$E2E_TMP/body" 2>/dev/null)"
 }
-answers() { [[ "$(req "$1" "$2")" == "$3"* ]]; }
+answers() {
+  local got
+  got=$(req "$1" "$2")
+  [[ "$got" == "$3"* ]] && return 0
+  echo "  $1$2: got '${got:0:80}'" >>"$E2E_TMP/answers.log"
+  return 1
+}
 
 wait_for 60 "a.example.com served through port 80" answers a.example.com / "200 a web-a-"
 expect_contains "$(req a.example.com /index.html)" "200 a web-a-" "a.example.com/index.html"
