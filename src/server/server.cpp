@@ -111,7 +111,10 @@ int RunServer(const ServerConfig& config) {
   if (UsesEmbeddedEtcd(config)) components.Add(std::make_unique<EmbeddedEtcdComponent>(config));
   auto* datastore = components.Add(std::make_unique<DatastoreComponent>(StoreOptionsFor(config)));
   auto* api = components.Add(std::make_unique<ApiServerComponent>(config, *datastore));
-  components.Add(std::make_unique<KubernetesEndpointsComponent>(config, *datastore, *api));
+  // One server on its own datastore: the API server's bootstrap already wrote its address.
+  if (datastore->Shared()) {
+    components.Add(std::make_unique<KubernetesEndpointsComponent>(config, *datastore, *api));
+  }
   components.Add(std::make_unique<ControlPlaneComponent>(config, *api));
   if (!config.disable_agent) components.Add(std::make_unique<EmbeddedAgentComponent>(config, *api));
 
