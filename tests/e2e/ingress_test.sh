@@ -7,7 +7,8 @@
 # default backend, 503 while the backend's pod is not ready, an Ingress update taking effect,
 # status.loadBalancer in `kubectl get ingress`, and `--disable traefik` closing the ports.
 #
-#   tests/e2e/ingress_test.sh BUILD_DIR
+#   tests/e2e/ingress_test.sh BUILD_DIR   (INGRESS_E2E_DEBUG=1: the server logs at debug level,
+#   e.g. why the proxy answered 502; ORCH_E2E_LOGS=DIR keeps the logs of a failed run)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
