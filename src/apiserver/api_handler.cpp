@@ -816,7 +816,9 @@ void ApiHandler::ServeTokenRequest(Request& request, const std::string& ns,
   }
   json body = json::object();
   if (!request.body.empty()) {
-    auto parsed = ParseRequestBody(request, "authentication.k8s.io", "v1", "TokenRequest");
+    bool protobuf = request.headers.Get("content-type").find("protobuf") != std::string::npos;
+    auto parsed = protobuf ? DecodeTokenRequestProtobuf(request.body)
+                           : ParseRequestBody(request, "authentication.k8s.io", "v1", "TokenRequest");
     if (!parsed.ok()) return writer->Send(parsed.error().ToResponse());
     body = std::move(*parsed);
   }

@@ -75,7 +75,92 @@ bool ShouldAutomount(const json& pod, const json& sa) {
   return true;
 }
 
+// Protobuf wire reading for TokenRequest bodies (kubectl sends them so; the built-in schemas do
+// not cover the authentication group). Field numbers from authentication/v1's generated.proto.
+struct Wire {
+  std::string_view data;
+  bool Varint(uint64_t* out) {
+    *out = 0;
+    for (int shift = 0; shift < 64 && !data.empty(); shift += 7) {
+      auto b = static_cast<uint8_t>(data.front());
+      data.remove_prefix(1);
+      *out |= uint64_t{b & 0x7fu} << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  // Calls `field(number, bytes)` for length-delimited fields, `number, varint` for varints.
+  bool Each(const std::function<void(uint64_t, std::string_view)>& bytes,
+            const std::function<void(uint64_t, uint64_t)>& varint) {
+    while (!data.empty()) {
+      uint64_t key = 0, v = 0;
+      if (!Varint(&key)) return false;
+      switch (key & 7) {
+        case 0:
+          if (!Varint(&v)) return false;
+          varint(key >> 3, v);
+          break;
+        case 2:
+          if (!Varint(&v) || v > data.size()) return false;
+          bytes(key >> 3, data.substr(0, v));
+          data.remove_prefix(v);
+          break;
+        case 1:
+          if (data.size() < 8) return false;
+          data.remove_prefix(8);
+          break;
+        case 5:
+          if (data.size() < 4) return false;
+          data.remove_prefix(4);
+          break;
+        default:
+          return false;
+      }
+    }
+    return true;
+  }
+};
+
 }  // namespace
+
+ApiResult<json> DecodeTokenRequestProtobuf(std::string_view body) {
+  constexpr std::string_view kMagic{"k8s\0", 4};
+  if (body.substr(0, 4) != kMagic) return ApiError::BadRequest("invalid protobuf body");
+  std::string_view raw;
+  Wire envelope{body.substr(4)};
+  bool ok = envelope.Each(
+      [&](uint64_t n, std::string_view b) {
+        if (n == 2) raw = b;
+      },
+      [](uint64_t, uint64_t) {});
+  json spec = json::object();
+  Wire message{raw};
+  ok = ok && message.Each(
+                 [&](uint64_t n, std::string_view b) {
+                   if (n != 2) return;
+                   Wire sw{b};
+                   sw.Each(
+                       [&](uint64_t f, std::string_view v) {
+                         if (f == 1) spec["audiences"].push_back(std::string(v));
+                         if (f != 3) return;
+                         json ref = json::object();
+                         Wire rw{v};
+                         const char* names[] = {"", "kind", "apiVersion", "name", "uid"};
+                         rw.Each(
+                             [&](uint64_t g, std::string_view x) {
+                               if (g >= 1 && g <= 4) ref[names[g]] = std::string(x);
+                             },
+                             [](uint64_t, uint64_t) {});
+                         spec["boundObjectRef"] = ref;
+                       },
+                       [&](uint64_t f, uint64_t v) {
+                         if (f == 4) spec["expirationSeconds"] = static_cast<int64_t>(v);
+                       });
+                 },
+                 [](uint64_t, uint64_t) {});
+  if (!ok) return ApiError::BadRequest("invalid protobuf body for a TokenRequest");
+  return json{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
+}
 
 ServiceAccountTokens::ServiceAccountTokens(Rest& rest, std::shared_ptr<const ResourceSet> resources,
                                            satoken::SigningKey key,

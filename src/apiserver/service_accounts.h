@@ -90,6 +90,10 @@ class ServiceAccountAdmission : public AdmissionPlugin {
   const ResourceType& service_accounts_;
 };
 
+// A TokenRequest sent as Kubernetes protobuf (kubectl does): spec's audiences,
+// expirationSeconds and boundObjectRef as JSON.
+ApiResult<json> DecodeTokenRequestProtobuf(std::string_view body);
+
 // What the admission plugin adds, exposed for tests: mutates `pod` given its account `sa`.
 void AddServiceAccountVolume(json& pod, const json& service_account);
 
