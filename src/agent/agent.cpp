@@ -235,8 +235,9 @@ class NodeAgent final : public Component {
     pods_->Start();
     housekeeping_ = std::make_unique<agent::Housekeeping>(
         *runtime_, *kubelet, [this](const std::string& message) {
-          events_->Record({{"apiVersion", "v1"}, {"kind", "Node"}, {"name", config_.node_name}},
-                          "Warning", "FreeDiskSpaceFailed", message);
+          events_->Record(
+              {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", config_.node_name}}}},
+              "Warning", "FreeDiskSpaceFailed", message);
         });
     housekeeping_->Start();
     if (!options_.link_url.empty()) {
