@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "orch/log.h"
 #include "replicaset_controller.h"
@@ -385,6 +386,10 @@ class JobController : public Component {
     }
     const bool needs_sync = expectations_.Satisfied(key);
     const TimePoint now = options_.now();
+    std::vector<std::tuple<std::string, std::string, std::string>> announcements;
+    auto announce = [&](std::string type, std::string reason, std::string message) {
+      announcements.emplace_back(std::move(type), std::move(reason), std::move(message));
+    };
 
     // The job's pods: those it controls, plus orphans its selector matches (adopted).
     std::vector<ObjectPtr> pods;
@@ -538,12 +543,14 @@ class JobController : public Component {
 
       // The finished condition waits until every finished pod is counted (upstream does the
       // same), so that a job that is Complete or Failed has its final counts.
+      // Condition events wait for the status write: a sync from a stale cache, whose write then
+      // conflicts, must not announce the same change twice.
       if (!fail_reason.empty()) {
         if (needs_sync) manage_error = DeletePods(job, key, active);
         active.clear();
         if (uncounted == 0) {
           SetCondition(status, "Failed", "True", fail_reason, fail_message, now);
-          Event(job, "Warning", fail_reason.c_str(), fail_message);
+          announce("Warning", fail_reason, fail_message);
         } else if (!has_target) {
           SetCondition(status, "FailureTarget", "True", fail_reason, fail_message, now);
         }
@@ -554,7 +561,7 @@ class JobController : public Component {
           SetCondition(status, "Complete", "True", "CompletionsReached",
                        "Reached expected number of succeeded pods", now);
           status["completionTime"] = FormatTime(now);
-          Event(job, "Normal", "Completed", "Job completed");
+          announce("Normal", "Completed", "Job completed");
         }
       } else if (suspended) {
         if (needs_sync && !active.empty()) manage_error = DeletePods(job, key, active);
@@ -562,13 +569,13 @@ class JobController : public Component {
         const json* c = FindCondition(status, "Suspended");
         if (c == nullptr || StringField(*c, {"status"}) != "True") {
           SetCondition(status, "Suspended", "True", "JobSuspended", "Job suspended", now);
-          Event(job, "Normal", "Suspended", "Job suspended");
+          announce("Normal", "Suspended", "Job suspended");
         }
       } else {
         const json* c = FindCondition(status, "Suspended");
         if (c != nullptr && StringField(*c, {"status"}) == "True") {
           SetCondition(status, "Suspended", "False", "JobResumed", "Job resumed", now);
-          Event(job, "Normal", "Resumed", "Job resumed");
+          announce("Normal", "Resumed", "Job resumed");
           status["startTime"] = FormatTime(now);  // the active deadline starts over
         }
         if (!status.contains("startTime")) {
@@ -609,6 +616,9 @@ class JobController : public Component {
     bool written = false;
     if (Status s = UpdateStatus(job, old_status, status, &written); !s.ok()) return s;
     if (!written) return manage_error;  // a newer job is on its way: nothing recorded to release
+    for (const auto& [type, reason, message] : announcements) {
+      Event(job, type.c_str(), reason.c_str(), message);
+    }
     // The finished pods are recorded in the status now: their finalizers may go. A finished
     // job releases every pod it still holds.
     if (tracking && IsFinished(job)) to_release = pods;
