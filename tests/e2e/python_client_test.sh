@@ -45,10 +45,24 @@ while True:
         break
 check(names == [f"cm{i}" for i in range(5)], f"paged list: {names}")
 
+# Every namespace gets the cluster CA as ConfigMap kube-root-ca.crt, as upstream's publisher does.
+deadline = time.time() + 20
+while True:
+    try:
+        root_ca = core.read_namespaced_config_map("kube-root-ca.crt", "py")
+        break
+    except ApiException as e:
+        if e.status != 404 or time.time() > deadline:
+            raise
+        time.sleep(0.1)
+check("BEGIN CERTIFICATE" in (root_ca.data or {}).get("ca.crt", ""), "kube-root-ca.crt holds the CA")
+
 # List, then watch from the list's resourceVersion while another thread changes things.
 listed = core.list_namespaced_config_map("py")
 rv = listed.metadata.resource_version
-check(len(listed.items) == 5, "list returns the five config maps")
+check(sorted(cm.metadata.name for cm in listed.items) ==
+      [f"cm{i}" for i in range(5)] + ["kube-root-ca.crt"],
+      "list returns the five config maps and kube-root-ca.crt")
 
 def mutate():
     time.sleep(0.5)
