@@ -1,6 +1,6 @@
 # Precompiled headers: nearly every file includes nlohmann/json and fmt, whose parsing is most of
 # a small file's compile time. One target compiles them once; every C++ target reuses its PCH.
-# Off by default when ccache is in use: ccache already saves the rebuilds, and the two mix badly.
+# Opt-in (-DORCH_PRECOMPILED_HEADERS=ON): see the option in the top-level CMakeLists.txt.
 
 function(orch_reuse_precompiled_headers dir)
   get_property(targets DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)

@@ -57,7 +57,7 @@ PathRoute MakePath(const json& path) {
   std::string type = String(path, {"pathType"});
   // ImplementationSpecific is ours to define: a Prefix match, as Traefik's PathPrefix.
   route.type = type == "Exact" ? PathType::kExact : PathType::kPrefix;
-  if (route.path.empty()) route.path = "/";
+  if (route.path.empty()) route.path.assign(1, '/');
   if (route.type == PathType::kPrefix) {
     while (!route.path.empty() && route.path.back() == '/') route.path.pop_back();
   }

@@ -46,8 +46,11 @@ TEST_CASE(
   orch::testing::FakeRuntime runtime;
   orch::testing::FakeMachine machine;
   const auto heartbeat = std::chrono::milliseconds(100);
+  orch::agent::NodeIdentity identity;
+  identity.name = "n1";
+  identity.ip = "10.0.0.5";
   orch::agent::NodeStatusReporter reporter(
-      link, runtime, machine, {"n1", "10.0.0.5"}, "/tmp", [] { return true; }, heartbeat);
+      link, runtime, machine, identity, "/tmp", [] { return true; }, heartbeat);
   REQUIRE(reporter.Register(std::chrono::seconds(5)).ok());
   CHECK(ReadyOf(api, "n1") == "True");
   reporter.Start();

@@ -1,5 +1,7 @@
 // The in-process API client against a real API server on a temporary SQLite store: every verb,
 // error mapping, and watches (order, resume, stop from inside a callback).
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <filesystem>
@@ -136,7 +138,7 @@ TEST_CASE("in-process client: verbs and errors") {
   CHECK((*patched)["data"]["k"] == "applied");
 
   for (int i = 0; i < 5; ++i)
-    REQUIRE(client->Create(cms, "default", ConfigMap("p" + std::to_string(i), "v")).ok());
+    REQUIRE(client->Create(cms, "default", ConfigMap(fmt::format("p{}", i), "v")).ok());
   // Pages of 3 with a selector: a, b and p0..p4 are 7 objects in 3 pages.
   ListOptions page;
   page.limit = 3;
