@@ -21,23 +21,6 @@ constexpr char kClassKey[] = "@class";
 constexpr char kExcludeLbLabel[] = "node.kubernetes.io/exclude-from-external-load-balancers";
 constexpr std::chrono::seconds kSyncWait(5);
 
-const json& At(const json& object, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* at = &object;
-  for (const char* key : path) {
-    if (!at->is_object()) return kNull;
-    auto it = at->find(key);
-    if (it == at->end()) return kNull;
-    at = &*it;
-  }
-  return *at;
-}
-
-std::string Str(const json& object, std::initializer_list<const char*> path) {
-  const json& v = At(object, path);
-  return v.is_string() ? v.get<std::string>() : "";
-}
-
 json OrchIngressClass() {
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "IngressClass"},
@@ -49,10 +32,10 @@ json OrchIngressClass() {
 }
 
 bool NodeReady(const json& node) {
-  const json& conditions = At(node, {"status", "conditions"});
+  const json& conditions = ingress::Field(node, {"status", "conditions"});
   if (!conditions.is_array()) return false;
   for (const json& c : conditions) {
-    if (Str(c, {"type"}) == "Ready") return Str(c, {"status"}) == "True";
+    if (ingress::String(c, {"type"}) == "Ready") return ingress::String(c, {"status"}) == "True";
   }
   return false;
 }
@@ -62,16 +45,17 @@ bool NodeReady(const json& node) {
 std::vector<std::string> ServingAddresses(const std::vector<ObjectPtr>& nodes) {
   std::vector<IpAddress> ips;
   for (const ObjectPtr& node : nodes) {
-    if (!NodeReady(*node) || !At(*node, {"metadata", "deletionTimestamp"}).is_null()) continue;
-    const json& labels = At(*node, {"metadata", "labels"});
+    if (!NodeReady(*node) || !ingress::Field(*node, {"metadata", "deletionTimestamp"}).is_null())
+      continue;
+    const json& labels = ingress::Field(*node, {"metadata", "labels"});
     if (labels.is_object() && labels.contains(kExcludeLbLabel)) continue;
-    const json& addresses = At(*node, {"status", "addresses"});
+    const json& addresses = ingress::Field(*node, {"status", "addresses"});
     if (!addresses.is_array()) continue;
     for (const char* type : {"ExternalIP", "InternalIP"}) {
       bool found = false;
       for (const json& a : addresses) {
-        if (Str(a, {"type"}) != type) continue;
-        auto ip = IpAddress::Parse(Str(a, {"address"}));
+        if (ingress::String(a, {"type"}) != type) continue;
+        auto ip = IpAddress::Parse(ingress::String(a, {"address"}));
         if (!ip.ok()) continue;
         ips.push_back(*ip);
         found = true;
@@ -87,11 +71,11 @@ std::vector<std::string> ServingAddresses(const std::vector<ObjectPtr>& nodes) {
 }
 
 std::string NodeFingerprint(const json& node) {
-  const json& labels = At(node, {"metadata", "labels"});
+  const json& labels = ingress::Field(node, {"metadata", "labels"});
   return fmt::format("{}|{}|{}|{}", NodeReady(node),
-                     !At(node, {"metadata", "deletionTimestamp"}).is_null(),
+                     !ingress::Field(node, {"metadata", "deletionTimestamp"}).is_null(),
                      labels.is_object() && labels.contains(kExcludeLbLabel),
-                     At(node, {"status", "addresses"}).dump());
+                     ingress::Field(node, {"status", "addresses"}).dump());
 }
 
 class IngressController final : public Component {
@@ -147,7 +131,7 @@ class IngressController final : public Component {
     if (!ing || !ingress::ServedByOrch(*ing, classes_.List())) return Status::Ok();
     json want = json::array();
     for (const std::string& ip : ServingAddresses(nodes_.List())) want.push_back({{"ip", ip}});
-    const json& have = At(*ing, {"status", "loadBalancer", "ingress"});
+    const json& have = ingress::Field(*ing, {"status", "loadBalancer", "ingress"});
     if ((have.is_null() && want.empty()) || have == want) return Status::Ok();
     json next = *ing;
     next["status"]["loadBalancer"] = want.empty() ? json::object() : json{{"ingress", want}};
@@ -172,7 +156,7 @@ class IngressController final : public Component {
   // `--disable ingress`: the class goes, and with it every node's listener.
   Status RemoveClass() {
     ObjectPtr existing = classes_.Get("", kIngressClassName);
-    if (!existing || Str(*existing, {"spec", "controller"}) != kIngressControllerName) {
+    if (!existing || ingress::String(*existing, {"spec", "controller"}) != kIngressControllerName) {
       return Status::Ok();
     }
     auto deleted = client_.Delete(resources::kIngressClasses, "", kIngressClassName);

@@ -12,8 +12,6 @@
 #include "orch/ingress.h"
 
 namespace orch::ingress {
-namespace {
-
 const json& Field(const json& object, std::initializer_list<const char*> path) {
   static const json kNull;
   const json* at = &object;
@@ -30,6 +28,8 @@ std::string String(const json& object, std::initializer_list<const char*> path) 
   const json& value = Field(object, path);
   return value.is_string() ? value.get<std::string>() : "";
 }
+
+namespace {
 
 std::string Annotation(const json& object, const char* key) {
   const json& annotations = Field(object, {"metadata", "annotations"});

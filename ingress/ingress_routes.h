@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,6 +18,10 @@
 namespace orch::ingress {
 
 using json = nlohmann::json;
+
+// The value at `path` in `object` (null when absent), and as a string ("" when not a string).
+const json& Field(const json& object, std::initializer_list<const char*> path);
+std::string String(const json& object, std::initializer_list<const char*> path);
 
 inline constexpr char kDefaultClassAnnotation[] = "ingressclass.kubernetes.io/is-default-class";
 inline constexpr char kLegacyClassAnnotation[] = "kubernetes.io/ingress.class";
