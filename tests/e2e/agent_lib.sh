@@ -195,6 +195,35 @@ agent_finish() {
   [[ -z "$mounts" ]] || fail "mounts left under the data dir: $mounts"
 }
 
+# pod_netns IP: prints the name of the pod network namespace (/run/netns/cni-*) holding IP.
+# nsenter rather than `ip -n`, which also remounts /sys in a private mount namespace.
+pod_netns() {
+  local ns
+  for ns in /run/netns/cni-*; do
+    [[ -e "$ns" ]] || continue
+    if nsenter --net="$ns" ip -o -4 addr show 2>/dev/null | grep -q "inet ${1//./\\.}/"; then
+      echo "${ns##*/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# find_pod_netns IP: sets POD_NS to the pod network namespace holding IP, waiting up to 30 s;
+# fails listing every pod namespace's addresses.
+find_pod_netns() {
+  local deadline=$((SECONDS + 30)) ns
+  until POD_NS=$(pod_netns "$1"); do
+    if ((SECONDS >= deadline)); then
+      for ns in /run/netns/cni-*; do
+        echo "$ns: $(nsenter --net="$ns" ip -o -4 addr show 2>&1 | awk '{print $4}' | tr '\n' ' ')"
+      done >&2
+      fail "no network namespace holds pod IP $1"
+    fi
+    sleep 0.2
+  done
+}
+
 agent_no_pods() { [[ -z "$(k get pods -A -o name 2>/dev/null)" ]]; }
 
 agent_no_containers() {

@@ -122,12 +122,9 @@ done
 expect_eq "${#seen[@]}" 2 "pods answering through the ClusterIP (30 requests)"
 
 echo "--- the ClusterIP answers from inside a pod, also when the pod reaches itself"
-pod_ns=""
 first_ip=${pod_ips%% *}
-for ns in /run/netns/cni-*; do
-  if ip -n "${ns##*/}" -o addr show 2>/dev/null | grep -q "inet $first_ip/"; then pod_ns=${ns##*/}; fi
-done
-[[ -n "$pod_ns" ]] || fail "no network namespace holds pod IP $first_ip"
+find_pod_netns "$first_ip"
+pod_ns=$POD_NS
 declare -A from_pod=()
 for _ in $(seq 30); do
   page=$(get "http://$cip/" "$pod_ns") || fail "ClusterIP request from a pod failed: $page"
@@ -180,11 +177,8 @@ expect_contains "$lb_row" " $NODE_IP " "kubectl get svc EXTERNAL-IP"
 wait_for 30 "the load balancer on $NODE_IP:8081" served_by_a_pod "http://$NODE_IP:8081/"
 wait_for 30 "the load balancer on 127.0.0.1:8081" served_by_a_pod "http://127.0.0.1:8081/"
 lb_pod_ip=$(k get pods -l app=web -o 'jsonpath={.items[0].status.podIP}')
-lb_pod_ns=""
-for ns in /run/netns/cni-*; do
-  if ip -n "${ns##*/}" -o addr show 2>/dev/null | grep -q "inet $lb_pod_ip/"; then lb_pod_ns=${ns##*/}; fi
-done
-[[ -n "$lb_pod_ns" ]] || fail "no network namespace holds pod IP $lb_pod_ip"
+find_pod_netns "$lb_pod_ip"
+lb_pod_ns=$POD_NS
 wait_for 30 "the load balancer from a pod" served_by_a_pod "http://$NODE_IP:8081/" "$lb_pod_ns"
 lb_events() { k get events --field-selector involvedObject.name=web-lb -o 'jsonpath={.items[*].reason}'; }
 ensured() { [[ "$(lb_events)" == *EnsuredLoadBalancer* ]]; }
