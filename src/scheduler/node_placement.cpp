@@ -6,22 +6,15 @@
 #include <algorithm>
 #include <charconv>
 
+#include "orch/json_path.h"
+
 namespace orch::placement {
 namespace {
 
 using nlohmann::json;
 
-const json& Field(const json& object, const char* name) {
-  static const json kNull;
-  if (!object.is_object()) return kNull;
-  auto it = object.find(name);
-  return it == object.end() ? kNull : *it;
-}
-
-std::string String(const json& object, const char* name) {
-  const json& value = Field(object, name);
-  return value.is_string() ? value.get<std::string>() : std::string();
-}
+using json_path::Field;
+using json_path::String;
 
 std::vector<std::string> Strings(const json& list) {
   std::vector<std::string> out;
