@@ -1,5 +1,5 @@
-// A throwaway single-member etcd (/usr/bin/etcd) on free loopback ports with its own temporary
-// data dir, for the etcd store's e2e test and store_bench. It dies with the process that made it.
+// A throwaway single-member etcd (/usr/bin/etcd) on free loopback ports and a temporary data
+// dir, for the etcd store's e2e test and the benchmarks; it dies with the process that made it.
 #pragma once
 
 #include <arpa/inet.h>
@@ -67,6 +67,8 @@ class EtcdProcess {
     return fmt::format("{}://127.0.0.1:{}", tls_ ? "https" : "http", client_port_);
   }
   int client_port() const { return client_port_; }
+  // The etcd process, for benchmarks that read its memory and CPU time; -1 while stopped.
+  pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
 
   // Stops etcd and keeps its data for Restart: SIGTERM, then SIGKILL if it is not gone within

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "etcd_process.h"
+#include "load_average.h"
 #include "orch/log.h"
 #include "orch/store.h"
 
@@ -395,7 +396,9 @@ std::string Cell(const std::optional<Results>& r,
 std::string Ratio(const std::optional<Results>& a, const std::optional<Results>& b,
                   const std::function<double(const Results&)>& f) {
   if (!a || !b || !a->error.empty() || !b->error.empty() || f(*b) == 0) return "";
-  return fmt::format("{:.1f}x", f(*a) / f(*b));
+  // Two significant digits below 1: "0.0x" would hide how much faster the first store is.
+  double ratio = f(*a) / f(*b);
+  return ratio < 1 ? fmt::format("{:.2f}x", ratio) : fmt::format("{:.1f}x", ratio);
 }
 
 void PrintTable(const Flags& flags, const std::optional<Results>& sqlite,
@@ -415,8 +418,13 @@ void PrintTable(const Flags& flags, const std::optional<Results>& sqlite,
       if (x.errors > 0) s += fmt::format(" ({} errors)", x.errors);
       return s;
     };
-    std::printf("| write latency p50 / p99 ms, %d writer%s | %s | %s | |\n", w, w == 1 ? "" : "s",
-                Cell(sqlite, lat).c_str(), Cell(etcd, lat).c_str());
+    auto p50 = [w](const Results& r) { return r.writes.at(w).p50_ms; };
+    auto p99 = [w](const Results& r) { return r.writes.at(w).p99_ms; };
+    std::string ratios = Ratio(sqlite, etcd, p50);
+    if (!ratios.empty()) ratios = fmt::format("{} / {}", ratios, Ratio(sqlite, etcd, p99));
+    std::printf("| write latency p50 / p99 ms, %d writer%s | %s | %s | %s |\n", w,
+                w == 1 ? "" : "s", Cell(sqlite, lat).c_str(), Cell(etcd, lat).c_str(),
+                ratios.c_str());
   }
   auto full = [](const Results& r) { return r.list_full_ms; };
   auto paged = [](const Results& r) { return r.list_paged_ms; };
@@ -583,12 +591,14 @@ int main(int argc, char** argv) {
       etcd_subject.results.error = started.status().ToString();
     }
   }
+  const std::string load_before = orch::testing::LoadAverage();
   auto fsync_before = ProbeFsync(dir, 200);
   RunPhases(subjects, flags);
   sqlite_subject.store.reset();
   etcd_subject.store.reset();
   etcd_process.reset();
   auto fsync_after = ProbeFsync(dir, 200);
+  const std::string load_after = orch::testing::LoadAverage();
   if (flags.sqlite && sqlite_subject.results.error.empty() && flags.disk_updates > 0) {
     std::fprintf(stderr, "SQLite: disk use after %lld updates of %lld keys...\n",
                  static_cast<long long>(flags.disk_updates),
@@ -607,6 +617,8 @@ int main(int argc, char** argv) {
       "p50 %.2f / %.2f ms, p99 %.2f / %.2f ms.\n",
       flags.dir.c_str(), fsync_before.first, fsync_after.first, fsync_before.second,
       fsync_after.second);
+  std::printf("Load average (1, 5, 15 min) before / after the store runs: %s / %s.\n",
+              load_before.c_str(), load_after.c_str());
   PrintGoals(flags, sqlite, etcd);
   bool failed = (sqlite && !sqlite->error.empty()) || (etcd && !etcd->error.empty());
   return failed ? 1 : 0;
