@@ -25,7 +25,7 @@ def ready(p):
     return False
 
 
-def round_(api, ns, node, image, prefix, count):
+def round_(api, ns, node, image, prefix, count, times=None):
     sent = {}
     done = {}
     lock = threading.Lock()
@@ -62,6 +62,12 @@ def round_(api, ns, node, image, prefix, count):
         c.join()
     if not all_ready.wait(300):
         raise SystemExit(f"only {len(done)} of {count} pods became Ready")
+    if times is not None:
+        # Wall-clock times, to line up with the agent's log.
+        offset = time.time() - time.monotonic()
+        for n in sorted(done, key=lambda n: sent[n]):
+            times.write(f"{n} {sent[n] + offset:.3f} {done[n] + offset:.3f} "
+                        f"{(done[n] - sent[n]) * 1000:.0f}\n")
     return sorted(done[n] - sent[n] for n in done)
 
 
@@ -83,20 +89,22 @@ def main():
     ap.add_argument("--image", default="orch.test/busybox:1")
     ap.add_argument("--singles", type=int, default=10, help="1-pod rounds")
     ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--times", default="", help="file for each pod's create and Ready times")
     ap.add_argument("--rss-hook", default="", help="command printing RSS, run with the batch up")
     args = ap.parse_args()
     config.load_kube_config(args.kubeconfig)
     api = client.CoreV1Api()
     ns = "default"
+    times = open(args.times, "w") if args.times else None
 
     singles = []
     for r in range(args.singles):
-        singles += round_(api, ns, args.node, args.image, f"single{r}-", 1)
+        singles += round_(api, ns, args.node, args.image, f"single{r}-", 1, times)
         delete_all(api, ns)
     singles.sort()
     print(f"1 pod  ({args.singles} rounds): p50 {pct(singles, 50)*1000:.0f} ms, "
           f"p99 {pct(singles, 99)*1000:.0f} ms, max {singles[-1]*1000:.0f} ms", flush=True)
-    batch = round_(api, ns, args.node, args.image, "batch-", args.batch)
+    batch = round_(api, ns, args.node, args.image, "batch-", args.batch, times)
     print(f"{args.batch} pods at once: p50 {pct(batch, 50)*1000:.0f} ms, "
           f"p99 {pct(batch, 99)*1000:.0f} ms, all Ready after {batch[-1]*1000:.0f} ms", flush=True)
     if args.rss_hook:

@@ -5,7 +5,10 @@
 # rounds) and 50 pods at once, and the RSS of the agent and of its containerd at rest and with
 # the 50 pods running. Needs root, containerd, python3-kubernetes.
 #
-#   tests/bench/pod_bench.sh BUILD_DIR [--singles N] [--batch N]
+#   tests/bench/pod_bench.sh BUILD_DIR [--singles N] [--batch N] [--times FILE]
+#
+# POD_BENCH_SMAPS=DIR keeps the agent's /proc/PID/smaps at each RSS point, POD_BENCH_LOGS=DIR
+# the server's and the agent's logs; --times FILE writes each pod's create and Ready times.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
@@ -29,17 +32,35 @@ agent_pid=$BG_PID
 wait_jp 120 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+mib() { echo "$1 / 1024" | bc -l; }
 containerd_pid() { pgrep -P "$agent_pid" -x containerd | head -1; }
+# RSS, then what it is made of: anonymous memory (heap, stacks), file pages (the binary and its
+# libraries, shared with any other process running them), the proportional share (Pss) and the
+# thread count. POD_BENCH_SMAPS=DIR keeps a copy of the agent's smaps at each point.
 report_rss() {
-  local cpid
+  local cpid status pss
   cpid=$(containerd_pid)
-  printf '%s: agent RSS %.1f MiB, containerd RSS %.1f MiB\n' "$1" \
-    "$(echo "$(rss_kib "$agent_pid") / 1024" | bc -l)" "$(echo "$(rss_kib "$cpid") / 1024" | bc -l)"
+  status=$(cat "/proc/$agent_pid/status")
+  pss=$(awk '/^Pss:/ {print $2}' "/proc/$agent_pid/smaps_rollup")
+  printf '%s: agent RSS %.1f MiB (anon %.1f, file %.1f, Pss %.1f MiB, %d threads), containerd RSS %.1f MiB\n' \
+    "$1" "$(mib "$(rss_kib "$agent_pid")")" \
+    "$(mib "$(awk '/^RssAnon:/ {print $2}' <<<"$status")")" \
+    "$(mib "$(awk '/^RssFile:/ {print $2}' <<<"$status")")" "$(mib "$pss")" \
+    "$(awk '/^Threads:/ {print $2}' <<<"$status")" "$(mib "$(rss_kib "$cpid")")"
+  if [[ -n "${POD_BENCH_SMAPS:-}" ]]; then
+    mkdir -p "$POD_BENCH_SMAPS"
+    cp "/proc/$agent_pid/smaps" "$POD_BENCH_SMAPS/agent-${1// /-}.smaps"
+  fi
 }
 sleep 10  # settle: informers synced, first heartbeats done
 report_rss "at rest"
-export -f rss_kib containerd_pid report_rss
+export -f rss_kib mib containerd_pid report_rss
 export DATA agent_pid
 in_ns /usr/bin/python3 "$here/pod_bench.py" --kubeconfig "$KCFG" --node "$NODE" "$@" \
   --rss-hook "report_rss 'with the pods running'"
 report_rss "after deleting them"
+# POD_BENCH_LOGS=DIR keeps the server's and the agent's logs (the temp dir goes at exit).
+if [[ -n "${POD_BENCH_LOGS:-}" ]]; then
+  mkdir -p "$POD_BENCH_LOGS"
+  cp "$E2E_TMP"/*.log "$POD_BENCH_LOGS"/
+fi
