@@ -1,0 +1,176 @@
+// A throwaway `orch server --disable-agent` for the benchmarks (api_bench, scheduler_bench): own
+// temporary data dir, a free loopback port, admin kubeconfig read back as HTTPS client options.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../e2e/kubeconfig_credentials.h"
+#include "orch/api_client.h"
+#include "orch/status.h"
+
+namespace orch::testing {
+
+// A loopback TCP port the kernel just handed out and took back: free unless someone races for it
+// (fixed ports would clash with other benches and e2e tests running on the same machine).
+inline int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+struct OrchServerOptions {
+  std::string binary;                   // the orch executable
+  std::string name = "orch-bench";      // prefix of the temporary dir under /tmp
+  std::vector<std::string> extra_args;  // appended, e.g. {"--datastore-endpoint", URL}
+  std::string user_agent = "orch-bench";
+  std::chrono::seconds timeout = std::chrono::seconds(60);  // until the kubeconfig is complete
+};
+
+class OrchServerProcess {
+ public:
+  // Starts `orch server --disable-agent` with its data dir, kubeconfig and log (server.log) in a
+  // new temporary dir, and returns once the kubeconfig is complete. The API may not answer yet:
+  // callers wait for what they need (a namespace, a ServiceAccount). Unavailable, with the
+  // server's log, when it does not get that far. Like EtcdProcess, the server is killed when the
+  // thread that started it ends, so start it from a thread that lives as long as it should.
+  static Result<std::unique_ptr<OrchServerProcess>> Start(const OrchServerOptions& options) {
+    char tmpl[64];
+    std::snprintf(tmpl, sizeof(tmpl), "/tmp/%s.XXXXXX", options.name.c_str());
+    if (mkdtemp(tmpl) == nullptr) return Unavailable("mkdtemp failed");
+    auto server = std::unique_ptr<OrchServerProcess>(new OrchServerProcess(tmpl));
+    const int port = FreeLoopbackPort();
+    if (port <= 0) return Unavailable("no free loopback port");
+    const std::string data = (server->dir_ / "data").string();
+    const std::string kubeconfig = (server->dir_ / "kubeconfig").string();
+    const std::string log = server->LogPath();
+    std::vector<std::string> args = {options.binary,
+                                     "server",
+                                     "--disable-agent",
+                                     "--data-dir",
+                                     data,
+                                     "--https-listen-port",
+                                     std::to_string(port),
+                                     "--bind-address",
+                                     "127.0.0.1",
+                                     "--write-kubeconfig",
+                                     kubeconfig};
+    args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+    // Everything the child needs is made before fork: after it, only async-signal-safe calls.
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log_fd < 0) return Unavailable("cannot open " + log);
+    const pid_t parent = getpid();
+    const pid_t pid = fork();
+    if (pid < 0) {
+      close(log_fd);
+      return Unavailable("fork failed");
+    }
+    if (pid == 0) {
+      // No server outlives a bench that crashed or was interrupted.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(1);
+      dup2(log_fd, STDOUT_FILENO);
+      dup2(log_fd, STDERR_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(log_fd);
+    server->pid_ = pid;
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      // The server writes the kubeconfig once its certificates exist; a half-written file reads
+      // back with an empty server_url.
+      server->client_options_ = KubeconfigCredentials(kubeconfig);
+      if (!server->client_options_.server_url.empty()) {
+        server->client_options_.user_agent = options.user_agent;
+        return server;
+      }
+      if (waitpid(pid, nullptr, WNOHANG) == pid) {
+        server->pid_ = -1;
+        return Unavailable("orch server exited at start:\n" + server->Log());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return Unavailable("orch server did not write its kubeconfig:\n" + server->Log());
+  }
+
+  // SIGTERM (the server stops its components in order), SIGKILL after 10 s; removes the dir.
+  ~OrchServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (waitpid(pid_, nullptr, WNOHANG) != pid_) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          kill(pid_, SIGKILL);
+          waitpid(pid_, nullptr, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  OrchServerProcess(const OrchServerProcess&) = delete;
+  OrchServerProcess& operator=(const OrchServerProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  // The admin's credentials and the server's URL, with the user agent asked for.
+  const HttpsClientOptions& client_options() const { return client_options_; }
+
+  // A new HTTPS client (its own connections) as the admin.
+  Result<std::unique_ptr<ApiClient>> NewClient() const {
+    return NewHttpsApiClient(client_options_);
+  }
+
+  // What the server has printed so far, for error messages.
+  std::string Log() const {
+    std::ifstream in(LogPath());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  explicit OrchServerProcess(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  std::string LogPath() const { return (dir_ / "server.log").string(); }
+
+  std::filesystem::path dir_;
+  pid_t pid_ = -1;
+  HttpsClientOptions client_options_;
+};
+
+}  // namespace orch::testing
