@@ -16,7 +16,9 @@ namespace {
 class SystemNetfilter : public Netfilter {
  public:
   SystemNetfilter()
-      : restore_(net::FindTool("iptables-restore")), save_(net::FindTool("iptables-save")) {}
+      : restore_(net::FindTool("iptables-restore")),
+        save_(net::FindTool("iptables-save")),
+        iptables_(net::FindTool("iptables")) {}
 
   Status Restore(const std::string& rules) override {
     // -w: wait for the xtables lock another tool (a CNI plugin) may hold.
@@ -39,6 +41,16 @@ class SystemNetfilter : public Netfilter {
     return std::move(out->text);
   }
 
+  Result<std::string> SaveChain(const std::string& table, const std::string& chain) override {
+    auto out = net::RunTool({iptables_, "-w", "5", "-t", table, "-S", chain}, "");
+    if (!out.ok()) return out.status();
+    if (out->exit_code != 0) {
+      return Unavailable(fmt::format("iptables -t {} -S {} (exit {}): {}", table, chain,
+                                     out->exit_code, net::TrimmedOutput(out->text)));
+    }
+    return std::move(out->text);
+  }
+
   Status SetSysctl(const std::string& key, const std::string& value) override {
     std::string path = "/proc/sys/" + key;
     std::ofstream file(path);
@@ -51,6 +63,7 @@ class SystemNetfilter : public Netfilter {
  private:
   const std::string restore_;
   const std::string save_;
+  const std::string iptables_;
 };
 
 // orch's routes carry this protocol number (unassigned in iproute2's rt_protos).

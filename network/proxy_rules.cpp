@@ -144,6 +144,33 @@ std::vector<const Endpoint*> Usable(const std::vector<Endpoint>& all, bool local
   return ready.empty() ? draining : ready;
 }
 
+// The "-A CHAIN ..." lines of `text` by chain, each chain's in their order.
+std::map<std::string, std::string> RulesByChain(const std::string& text) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    if (line.rfind("-A ", 0) == 0) {
+      std::string_view chain = line.substr(3, line.find(' ', 3) - 3);
+      out[std::string(chain)].append(line).push_back('\n');
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+// FNV-1a: tells whether a chain's rules changed since the last restore.
+uint64_t ContentHash(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 class RuleWriter {
  public:
   explicit RuleWriter(const ProxyRulesInput& input) : input_(input) {}
@@ -163,24 +190,43 @@ class RuleWriter {
     std::ostringstream text;
     for (const char* table : {"filter", "nat"}) {
       const bool nat = std::string_view(table) == "nat";
-      std::set<std::string>& wanted = nat ? nat_chains_ : filter_chains_;
+      const std::set<std::string>& wanted = nat ? nat_chains_ : filter_chains_;
       const std::set<std::string>& existing =
           nat ? input_.existing_nat_chains : input_.existing_filter_chains;
-      text << "*" << table << "\n";
-      std::set<std::string> declared = wanted;
-      declared.insert(existing.begin(), existing.end());
-      for (const std::string& chain : declared) text << ":" << chain << " - [0:0]\n";
-      for (const Jump& jump : kJumps) {
-        if (jump.table != std::string_view(table)) continue;
-        if (!input_.insert_jumps) continue;
-        if (input_.existing_jumps.count(JumpKey(jump))) continue;
-        text << fmt::format("-I {} {}-m comment --comment \"{}\" -j {}\n", jump.chain, jump.matches,
-                            jump.comment, jump.target);
+      std::map<std::string, std::string> rules = RulesByChain(nat ? nat_.str() : filter_.str());
+      // Chains whose rules are what the last restore left there are not written again.
+      std::vector<const std::string*> write;
+      for (const std::string& chain : wanted) {
+        std::string key = fmt::format("{}/{}", table, chain);
+        uint64_t hash = ContentHash(rules[chain]);
+        auto written = input_.written_chains.find(key);
+        if (written == input_.written_chains.end() || written->second != hash) {
+          write.push_back(&chain);
+        }
+        out.chain_hashes.emplace(std::move(key), hash);
       }
-      text << (nat ? nat_.str() : filter_.str());
+      std::vector<const std::string*> stale;
       for (const std::string& chain : existing) {
-        if (!wanted.count(chain)) text << "-X " << chain << "\n";
+        if (!wanted.count(chain)) stale.push_back(&chain);
       }
+      std::vector<const Jump*> jumps;
+      for (const Jump& jump : kJumps) {
+        if (jump.table != std::string_view(table) || !input_.insert_jumps) continue;
+        if (input_.existing_jumps.count(JumpKey(jump))) continue;
+        jumps.push_back(&jump);
+      }
+      if (write.empty() && stale.empty() && jumps.empty()) continue;  // nothing to do here
+      out.chains_written += write.size();
+      text << "*" << table << "\n";
+      // Declaring a chain flushes it: the written ones are refilled, the stale ones deleted.
+      for (const std::string* chain : write) text << ":" << *chain << " - [0:0]\n";
+      for (const std::string* chain : stale) text << ":" << *chain << " - [0:0]\n";
+      for (const Jump* jump : jumps) {
+        text << fmt::format("-I {} {}-m comment --comment \"{}\" -j {}\n", jump->chain,
+                            jump->matches, jump->comment, jump->target);
+      }
+      for (const std::string* chain : write) text << rules[*chain];
+      for (const std::string* chain : stale) text << "-X " << *chain << "\n";
       text << "COMMIT\n";
     }
     out.text = text.str();
@@ -562,6 +608,28 @@ ExistingRules ParseSavedRules(const std::string& save_output, const std::string&
         out.jumps.insert(RuleWriter::JumpKey(jump));
       }
     }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> JumpSourceChains() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Jump& jump : kJumps) {
+    std::pair<std::string, std::string> source{jump.table, jump.chain};
+    if (std::find(out.begin(), out.end(), source) == out.end()) out.push_back(std::move(source));
+  }
+  return out;
+}
+
+Result<std::string> Netfilter::SaveChain(const std::string& table, const std::string& chain) {
+  auto saved = Save(table);
+  if (!saved.ok()) return saved.status();
+  std::string prefix = "-A " + chain + " ";
+  std::string out;
+  std::istringstream in(*saved);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) out += line + "\n";
   }
   return out;
 }

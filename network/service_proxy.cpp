@@ -1,5 +1,6 @@
 // The service proxy component (include/orch/service_proxy.h): informer changes wake one sync
-// thread, which writes the whole rule set at most once per min_sync_period, retrying failures.
+// thread, which at most once per min_sync_period rewrites the chains that changed, retrying
+// failures with a full write.
 #include "orch/service_proxy.h"
 
 #include <fmt/format.h>
@@ -14,7 +15,13 @@ constexpr std::string_view kLog = "proxy";
 // How often the jumps from the built-in chains are checked again (someone may flush them) when
 // the proxy syncs anyway; a sync is never started just for this.
 constexpr std::chrono::seconds kJumpCheckPeriod(60);
+// How often every chain is written again, changed or not (someone may have edited one); each
+// sync in between writes only the chains whose rules changed. A full write of 1 000 Services
+// with 10 endpoints each takes tens of seconds with iptables-nft.
+constexpr std::chrono::hours kFullWritePeriod(1);
 constexpr std::chrono::seconds kMaxRetryDelay(30);
+// A sync slower than this is logged at info level (every sync is at debug level).
+constexpr std::chrono::seconds kSlowSync(1);
 
 const ResourceRef kServicesRef{"", "v1", "services"};
 const ResourceRef kSlicesRef{"discovery.k8s.io", "v1", "endpointslices"};
@@ -93,7 +100,9 @@ class ServiceProxyImpl : public ServiceProxy {
     if (options_.local_pod_cidr) input.local_pod_cidr = options_.local_pod_cidr();
     input.existing_nat_chains = nat_chains_;
     input.existing_filter_chains = filter_chains_;
-    if (check_jumps_ || started - last_jump_check_ > kJumpCheckPeriod) {
+    // First sync, or after a failure: what is in the tables, read whole (slow with big tables).
+    const bool read_tables = read_tables_;
+    if (read_tables) {
       for (const char* table : {"nat", "filter"}) {
         auto saved = netfilter_.Save(table);
         if (!saved.ok()) return saved.status();
@@ -104,23 +113,42 @@ class ServiceProxyImpl : public ServiceProxy {
         input.existing_jumps.insert(existing.jumps.begin(), existing.jumps.end());
       }
       input.insert_jumps = true;
+    } else if (started - last_jump_check_ > kJumpCheckPeriod) {
+      // Now and then: only the built-in chains holding the jumps.
+      for (const auto& [table, chain] : JumpSourceChains()) {
+        auto saved = netfilter_.SaveChain(table, chain);
+        if (!saved.ok()) return saved.status();
+        ExistingRules existing = ParseSavedRules(*saved, table);
+        input.existing_jumps.insert(existing.jumps.begin(), existing.jumps.end());
+      }
+      input.insert_jumps = true;
     }
+    if (read_tables || started - last_full_write_ > kFullWritePeriod) {
+      written_chains_.clear();
+      last_full_write_ = started;
+    }
+    // Moved: if this sync fails, the next one writes every chain.
+    input.written_chains = std::move(written_chains_);
+    written_chains_.clear();
     ProxyRules rules = BuildProxyRules(input);
-    if (Status s = netfilter_.Restore(rules.text); !s.ok()) return s;
+    if (!rules.text.empty()) {
+      if (Status s = netfilter_.Restore(rules.text); !s.ok()) return s;
+    }
     if (input.insert_jumps) {
-      check_jumps_ = false;
+      read_tables_ = false;
       last_jump_check_ = started;
     }
     nat_chains_ = std::move(rules.nat_chains);
     filter_chains_ = std::move(rules.filter_chains);
+    written_chains_ = std::move(rules.chain_hashes);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
-    log::Debug(kLog, "synced {} service ports, {} endpoints in {} ms", rules.service_ports,
-               rules.endpoints, took.count());
-    if (!logged_first_) {
+    log::Debug(kLog, "synced {} service ports, {} endpoints in {} ms ({} chains written)",
+               rules.service_ports, rules.endpoints, took.count(), rules.chains_written);
+    if (!logged_first_ || took > kSlowSync) {
       logged_first_ = true;
-      log::Info(kLog, "rules written: {} service ports, {} endpoints ({} ms)", rules.service_ports,
-                rules.endpoints, took.count());
+      log::Info(kLog, "rules written: {} service ports, {} endpoints ({} ms, {} chains written)",
+                rules.service_ports, rules.endpoints, took.count(), rules.chains_written);
     }
     return Status::Ok();
   }
@@ -135,9 +163,11 @@ class ServiceProxyImpl : public ServiceProxy {
   // Belongs to the sync thread.
   std::set<std::string> nat_chains_;
   std::set<std::string> filter_chains_;
-  bool check_jumps_ = true;
+  std::map<std::string, uint64_t> written_chains_;  // ProxyRules::chain_hashes of the last restore
+  bool read_tables_ = true;
   bool logged_first_ = false;
   std::chrono::steady_clock::time_point last_jump_check_{};
+  std::chrono::steady_clock::time_point last_full_write_{};
 
   // Last: its thread uses the members above and is stopped before they go.
   SyncLoop loop_{
@@ -147,7 +177,7 @@ class ServiceProxyImpl : public ServiceProxy {
        .retry_max = kMaxRetryDelay,
        .ready = [this](std::chrono::milliseconds wait) { return informers_.WaitForSync(wait); }},
       [this] { return Sync(); },
-      [this] { check_jumps_ = true; }};  // someone may have removed our chains
+      [this] { read_tables_ = true; }};  // someone may have removed our chains
 };
 
 }  // namespace

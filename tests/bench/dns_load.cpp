@@ -81,8 +81,10 @@ int Run(const char* server, int port, const std::string& name, double seconds, i
     g = static_cast<uint16_t>((g + 1) & 0xf);
     uint16_t id = static_cast<uint16_t>((g << 12) | i);
     std::vector<uint8_t> q = Query(id, name);
+    // The clock before send: the server may answer before send returns to us.
+    auto now = Clock::now();
     if (send(fd, q.data(), q.size(), 0) < 0) return false;  // buffer full: retried later
-    table[static_cast<size_t>(i)] = {true, Clock::now()};
+    table[static_cast<size_t>(i)] = {true, now};
     ++sent;
     return true;
   };

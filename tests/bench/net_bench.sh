@@ -158,10 +158,20 @@ sync_lines | sed 's/.*proxy: synced //' | tr -d '(' |
   awk '{printf " %s/%s/%s/%s", $1, $4, $7, $9} END {print ""}' | fold -s -w 100
 nat_rules=$(in_ns iptables-save -t nat | grep -c '^-A' || true)
 echo "nat rules in the table: $nat_rules"
+# synced_endpoints N: the last sync programmed N endpoints.
+synced_endpoints() {
+  local line
+  line=$(last_sync)
+  line=${line#*ports, }
+  [[ "${line%% endpoints*}" == "$1" ]]
+}
+eps_now=$(last_sync)
+eps_now=${eps_now#*ports, }
+eps_now=${eps_now%% endpoints*}
 for i in 1 2 3; do
-  n=$(sync_lines | wc -l)
   in_ns /usr/bin/python3 "$here/net_bench.py" --kubeconfig "$KCFG" touch --service "bench-$i"
-  wait_for 120 "the sync after a one-Service change" eval '(($(sync_lines | wc -l) > n))'
+  eps_now=$((eps_now + 1))
+  wait_for 120 "the sync after a one-Service change" synced_endpoints "$eps_now"
   echo "one Service's Endpoints changed, $i: $(last_sync)"
 done
 echo "--- Endpoints change -> ClusterIP, $changes changes each way, with the $services Services present"

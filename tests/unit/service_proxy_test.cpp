@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -90,6 +91,43 @@ ProxyRulesInput Input(std::vector<json> services, std::vector<json> slices) {
   input.local_pod_cidr = "10.42.0.0/24";
   return input;
 }
+
+// What iptables-restore --noflush makes of the tables: declaring a chain creates or flushes it,
+// -A appends, -I inserts first, -X deletes; chains not named are left alone.
+class TableModel {
+ public:
+  using Chains = std::map<std::string, std::vector<std::string>>;
+
+  void Apply(const std::string& text) {
+    std::string table;
+    for (const std::string& line : Lines(text)) {
+      if (line.empty()) continue;
+      if (line[0] == '*') {
+        table = line.substr(1);
+      } else if (line[0] == ':') {
+        tables_[table][line.substr(1, line.find(' ') - 1)].clear();
+      } else if (line.rfind("-A ", 0) == 0 || line.rfind("-I ", 0) == 0) {
+        std::string chain = line.substr(3, line.find(' ', 3) - 3);
+        auto& rules = tables_[table][chain];
+        std::string rule = line.substr(3 + chain.size() + 1);
+        rules.insert(line[1] == 'A' ? rules.end() : rules.begin(), rule);
+      } else if (line.rfind("-X ", 0) == 0) {
+        tables_[table].erase(line.substr(3));
+      }
+    }
+  }
+  const Chains& Table(const std::string& table) { return tables_[table]; }
+  size_t Count(const std::string& table, const std::string& part) {
+    size_t n = 0;
+    for (const auto& [chain, rules] : tables_[table]) {
+      for (const std::string& rule : rules) n += rule.find(part) != std::string::npos;
+    }
+    return n;
+  }
+
+ private:
+  std::map<std::string, Chains> tables_;
+};
 
 }  // namespace
 
@@ -350,6 +388,71 @@ TEST_CASE("stale chains are flushed and deleted; missing jumps are inserted") {
   CHECK(Grep(orch::BuildProxyRules(input).text, {"-I "}).empty());
 }
 
+TEST_CASE("only the chains whose rules changed are written again") {
+  auto with_db = [](std::vector<json> web_endpoints) {
+    json db = Service("db");
+    db["spec"]["clusterIP"] = "10.43.0.30";
+    return Input({Service("web"), db}, {Slice("web", std::move(web_endpoints)),
+                                        Slice("db", {Endpoint("10.42.0.9", "node1")})});
+  };
+  ProxyRulesInput input = with_db({Endpoint("10.42.0.5", "node1")});
+  auto first = orch::BuildProxyRules(input);
+  TableModel kernel;
+  kernel.Apply(first.text);
+  CHECK(first.chains_written == first.nat_chains.size() + first.filter_chains.size());
+
+  // The same input again: nothing to write.
+  input.existing_nat_chains = first.nat_chains;
+  input.existing_filter_chains = first.filter_chains;
+  input.written_chains = first.chain_hashes;
+  auto same = orch::BuildProxyRules(input);
+  CHECK(same.text.empty());
+  CHECK(same.chains_written == 0);
+  CHECK(same.chain_hashes == first.chain_hashes);
+
+  // web gains an endpoint: its service chain and the new endpoint's chain, nothing of db's and
+  // not ORCH-SERVICES (web had endpoints already).
+  ProxyRulesInput second =
+      with_db({Endpoint("10.42.0.5", "node1"), Endpoint("10.42.0.6", "node1")});
+  second.existing_nat_chains = first.nat_chains;
+  second.existing_filter_chains = first.filter_chains;
+  second.written_chains = first.chain_hashes;
+  auto change = orch::BuildProxyRules(second);
+  INFO(change.text);
+  CHECK(change.chains_written == 2);
+  CHECK(Grep(change.text, {"db"}).empty());
+  CHECK(Grep(change.text, {"-A ORCH-SERVICES"}).empty());
+  CHECK(Grep(change.text, {"-j DNAT --to-destination 10.42.0.6:8080"}).size() == 1);
+  CHECK(Grep(change.text, {"-j DNAT --to-destination 10.42.0.5:8080"}).empty());
+  kernel.Apply(change.text);
+  // The tables end up as a full write of the new state leaves them.
+  TableModel fresh;
+  fresh.Apply(orch::BuildProxyRules(
+                  with_db({Endpoint("10.42.0.5", "node1"), Endpoint("10.42.0.6", "node1")}))
+                  .text);
+  CHECK(kernel.Table("nat") == fresh.Table("nat"));
+  CHECK(kernel.Table("filter") == fresh.Table("filter"));
+
+  // web loses every endpoint: its chains go, ORCH-SERVICES in both tables is rewritten (the
+  // REJECT rule), db's chains stay untouched.
+  ProxyRulesInput third = with_db({});
+  third.existing_nat_chains = change.nat_chains;
+  third.existing_filter_chains = change.filter_chains;
+  third.written_chains = change.chain_hashes;
+  auto gone = orch::BuildProxyRules(third);
+  INFO(gone.text);
+  CHECK(Grep(gone.text, {"-X ORCH-SVC-"}).size() == 1);
+  CHECK(Grep(gone.text, {"-X ORCH-SEP-"}).size() == 2);
+  CHECK(Grep(gone.text, {":ORCH-SERVICES - [0:0]"}).size() == 2);
+  CHECK(Grep(gone.text, {"-j DNAT"}).empty());
+  kernel.Apply(gone.text);
+  TableModel fresh3;
+  fresh3.Apply(orch::BuildProxyRules(with_db({})).text);
+  CHECK(kernel.Table("nat") == fresh3.Table("nat"));
+  CHECK(kernel.Table("filter") == fresh3.Table("filter"));
+  CHECK(kernel.Count("nat", "--to-destination 10.42.0.9:8080") == 1);
+}
+
 TEST_CASE("saved rules are parsed and cleaned up") {
   const std::string nat = R"(# Generated by iptables-save
 *nat
@@ -391,7 +494,13 @@ class RecordingNetfilter : public orch::Netfilter {
   orch::Status Restore(const std::string& rules) override {
     std::lock_guard lock(mu_);
     restores_.push_back(rules);
+    kernel_.Apply(rules);
     return orch::Status::Ok();
+  }
+  // How many rules of the modelled table contain `part`.
+  size_t Count(const std::string& table, const std::string& part) {
+    std::lock_guard lock(mu_);
+    return kernel_.Count(table, part);
   }
   orch::Result<std::string> Save(const std::string& table) override {
     std::lock_guard lock(mu_);
@@ -416,6 +525,7 @@ class RecordingNetfilter : public orch::Netfilter {
   std::mutex mu_;
   std::vector<std::string> restores_;
   std::map<std::string, std::string> sysctls_;
+  TableModel kernel_;
   int saves_ = 0;
 };
 
@@ -459,10 +569,8 @@ TEST_CASE("the proxy component syncs on changes, coalesced, with jumps on the fi
                              fmt::format("web-{}", i)))
                 .ok());
   }
-  bool all_endpoints = WaitUntil([&] {
-    auto all = netfilter.Restores();
-    return Grep(all.back(), {"-j DNAT"}).size() == 20;
-  });
+  // Later syncs write only what changed: the tables, not the last restore, hold everything.
+  bool all_endpoints = WaitUntil([&] { return netfilter.Count("nat", "-j DNAT") == 20; });
   INFO("last restore of " << netfilter.Restores().size() << ":\n" << netfilter.Restores().back());
   REQUIRE(all_endpoints);
   CHECK(netfilter.Restores().size() < 20);
@@ -471,8 +579,9 @@ TEST_CASE("the proxy component syncs on changes, coalesced, with jumps on the fi
 
   // Deleting the Service removes its chains.
   REQUIRE(api.Delete({"", "v1", "services"}, "default", "web").ok());
-  REQUIRE(WaitUntil([&] { return Grep(netfilter.Restores().back(), {"-j DNAT"}).empty(); }));
+  REQUIRE(WaitUntil([&] { return netfilter.Count("nat", "-j DNAT") == 0; }));
   CHECK(Grep(netfilter.Restores().back(), {"-X ORCH-SVC-"}).size() == 1);
+  CHECK(Grep(netfilter.Restores().back(), {"-X ORCH-SEP-"}).size() == 20);
   proxy->Stop();
   informers->Stop();
 }
