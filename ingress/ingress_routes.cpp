@@ -12,23 +12,6 @@
 #include "orch/ingress.h"
 
 namespace orch::ingress {
-const json& Field(const json& object, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* at = &object;
-  for (const char* key : path) {
-    if (!at->is_object()) return kNull;
-    auto it = at->find(key);
-    if (it == at->end()) return kNull;
-    at = &*it;
-  }
-  return *at;
-}
-
-std::string String(const json& object, std::initializer_list<const char*> path) {
-  const json& value = Field(object, path);
-  return value.is_string() ? value.get<std::string>() : "";
-}
-
 namespace {
 
 std::string Annotation(const json& object, const char* key) {

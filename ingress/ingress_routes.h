@@ -14,14 +14,15 @@
 #include <vector>
 
 #include "orch/informer.h"
+#include "orch/json_path.h"
 
 namespace orch::ingress {
 
 using json = nlohmann::json;
 
 // The value at `path` in `object` (null when absent), and as a string ("" when not a string).
-const json& Field(const json& object, std::initializer_list<const char*> path);
-std::string String(const json& object, std::initializer_list<const char*> path);
+using json_path::Field;
+using json_path::String;
 
 inline constexpr char kDefaultClassAnnotation[] = "ingressclass.kubernetes.io/is-default-class";
 inline constexpr char kLegacyClassAnnotation[] = "kubernetes.io/ingress.class";
