@@ -264,12 +264,13 @@ void AddNodeFlags(CLI::App* command, AgentConfig& agent) {
       ->group("Node");
   command
       ->add_flag("--disable-kube-proxy", agent.disable_kube_proxy,
-                 "Do not run the service proxy (ClusterIP/NodePort rules) on this node")
+                 "Do not run the service proxy (ClusterIP/NodePort rules) on the nodes "
+                 "(agents take the server's)")
       ->group("Node");
   command
       ->add_option("--flannel-backend", agent.flannel_backend,
-                   "How pods reach other nodes' pods: host-gw, vxlan or none (the same on every "
-                   "node)")
+                   "How pods reach other nodes' pods: host-gw, vxlan or none (agents take the "
+                   "server's)")
       ->type_name("BACKEND")
       ->group("Node");
   command
@@ -602,6 +603,9 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
     server.agent.data_dir = server.data_dir;
     server.agent.cluster_dns = server.cluster_dns;
     server.agent.cluster_domain = server.cluster_domain;
+    server.agent.cluster_cidr = server.cluster_cidr;
+    server.agent.service_cidr = server.service_cidr;
+    server.agent.disable_dns = IsDisabled(server, "dns");
     server.agent.debug = server.debug;
     if (Status s = ValidateServerConfig(server); !s.ok()) return s;
     return inv;
@@ -610,6 +614,9 @@ Result<Invocation> ParseCommandLine(const std::vector<std::string>& args,
     inv.command = Command::kAgent;
     if (inv.cleanup) return inv;  // needs no server or token
     if (Status s = ApplyTokenFile(agent_token_file, agent.token); !s.ok()) return s;
+    // Cluster-wide values come from the server; one the user gave must agree with it.
+    agent.flannel_backend_given = agent_cmd->get_option("--flannel-backend")->count() > 0;
+    agent.disable_kube_proxy_given = agent_cmd->get_option("--disable-kube-proxy")->count() > 0;
     if (Status s = ValidateAgentConfig(agent); !s.ok()) return s;
     return inv;
   }

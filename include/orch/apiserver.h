@@ -52,6 +52,9 @@ struct ApiServerOptions {
   // client_ca_file with `ca_key_file`, its private key (PEM). Empty ca_key_file: no joins (404).
   std::string ca_key_file;
   std::vector<std::string> join_tokens;
+  // The cluster-wide settings (orch/cluster_settings.h, JSON) served to the same callers at
+  // GET /v1-orch/config; empty: 404.
+  std::string cluster_settings_json;
   // Serves /v1-orch/server/...; unset: those paths are not found.
   ServerJoinHandler server_join;
   // Service-account tokens (src/apiserver/service_accounts.h): the RSA key that signs them (PEM,

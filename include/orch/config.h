@@ -32,12 +32,23 @@ struct AgentConfig {
   std::vector<std::string> node_labels;    // --node-label k=v, validated
   std::vector<std::string> node_taints;    // --node-taint k=v:Effect, validated
   std::string container_runtime_endpoint;  // --container-runtime-endpoint; empty = own containerd
-  std::string cluster_dns = "10.43.0.10";  // from the server for the embedded agent
+  // Cluster-wide settings: the server's. The embedded agent gets them from the server's flags,
+  // a joined agent from the server at start (orch/cluster_settings.h).
+  std::string cluster_dns = "10.43.0.10";
   std::string cluster_domain = "cluster.local";
-  bool disable_kube_proxy = false;  // --disable-kube-proxy: no service proxy on this node
+  std::string cluster_cidr = "10.42.0.0/16";
+  std::string service_cidr = "10.43.0.0/16";
+  // The server's --disable dns: pods keep cluster_dns as their nameserver (as k3s's kubelet), but
+  // the node serves no DNS there, so a DNS Service of the user's own can take that address.
+  bool disable_dns = false;
+  bool disable_kube_proxy = false;  // --disable-kube-proxy: no service proxy on the nodes
   // --flannel-backend: how pods reach other nodes' pods: "host-gw" (routes via node IPs),
-  // "vxlan" (flannel.1 overlay) or "none" (no routes). Every node must use the same one.
+  // "vxlan" (flannel.1 overlay) or "none" (no routes). The same on every node.
   std::string flannel_backend = "host-gw";
+  // Whether the user gave an agent --flannel-backend / --disable-kube-proxy (flag, variable or
+  // config file): a joined agent refuses to start when such a value differs from the server's.
+  bool flannel_backend_given = false;
+  bool disable_kube_proxy_given = false;
   // --kubelet-arg KEY=VALUE as k3s takes them (src/agent/kubelet_args.h lists what is honoured).
   std::vector<std::string> kubelet_args;
   bool debug = false;

@@ -1,11 +1,13 @@
 // Joining a cluster: how `orch agent --join URL --token T` obtains and keeps its node
-// credentials (the cluster CA, pinned by the token, and a client certificate signed by it).
+// credentials (the cluster CA, pinned by the token, and a client certificate signed by it), and
+// learns the server's cluster-wide settings.
 #pragma once
 
 #include <chrono>
 #include <stop_token>
 #include <string>
 
+#include "orch/cluster_settings.h"
 #include "orch/config.h"
 #include "orch/status.h"
 
@@ -46,5 +48,14 @@ struct JoinOptions {
 // back-off, logging every attempt. Blocks the calling thread.
 Result<NodeCredentials> JoinCluster(const AgentConfig& config, std::stop_token stop,
                                     const JoinOptions& options = {});
+
+// The cluster-wide settings of the server at config.server_url: GET /v1-orch/config with
+// config.token as bearer token, over TLS verified against `ca_pem` (the joined CA). Called at
+// every start, so a server restarted with other flags is followed at the agent's next start.
+// Failure: kNotFound when the server hands out none (an orch server older than the agent);
+// kInvalidArgument when it refuses the token or its answer is unusable; kCancelled on `stop`.
+// While the server cannot be reached it retries with back-off, as JoinCluster does.
+Result<ClusterSettings> FetchClusterSettings(const AgentConfig& config, const std::string& ca_pem,
+                                             std::stop_token stop, const JoinOptions& options = {});
 
 }  // namespace orch

@@ -261,7 +261,8 @@ class NodeAgent final : public Component {
     routes_ = NewSystemRouteTable();
     overlay_ = NewSystemOverlay();
     bool dns = false;
-    if (!config_.cluster_dns.empty()) {
+    // With the server's --disable dns the address is left to a DNS of the user's own.
+    if (!config_.cluster_dns.empty() && !config_.disable_dns) {
       ClusterDnsOptions dns_options;
       dns_options.listen_address = config_.node_ip;
       dns_options.cluster_domain = config_.cluster_domain;

@@ -1,5 +1,5 @@
-// Joining a cluster (orch/join.h, join.h): the token and CA checks, the two HTTPS calls of the
-// join (GET /cacerts, POST /v1-orch/client-node.crt) and the credentials stored under the data dir.
+// Joining a cluster (orch/join.h, join.h): the token and CA checks, the HTTPS calls of the join
+// (GET /cacerts, POST /v1-orch/client-node.crt, GET /v1-orch/config) and the stored credentials.
 #include "join.h"
 
 #include <openssl/err.h>
@@ -41,6 +41,7 @@ using json = nlohmann::json;
 constexpr std::string_view kComponent = "agent";
 constexpr const char* kCaPath = "/cacerts";
 constexpr const char* kNodeCertificatePath = "/v1-orch/client-node.crt";
+constexpr const char* kSettingsPath = "/v1-orch/config";
 constexpr uint64_t kMaxAnswerBytes = 1u << 20;
 
 bool IsHex(std::string_view s) {
@@ -301,6 +302,25 @@ Result<pki::Credential> RequestCertificate(const Endpoint& endpoint, const JoinT
   return pki::Credential{reply["certificate"].get<std::string>(), csr->key_pem};
 }
 
+// One GET of the server's settings; kUnavailable (retry) while it cannot answer.
+Result<ClusterSettings> RequestSettings(const Endpoint& endpoint, const JoinToken& token,
+                                        const std::string& ca, const JoinOptions& options,
+                                        std::stop_token stop) {
+  auto answer = Send({endpoint, bhttp::verb::get, kSettingsPath, "", token.text, ca},
+                     options.request_timeout, stop);
+  if (!answer.ok()) return answer.status();
+  if (answer->code == 404) {
+    return NotFound(
+        fmt::format("{}{} is not served (an older orch server?)", endpoint.url, kSettingsPath));
+  }
+  if (answer->code == 429 || answer->code >= 500) {
+    return Unavailable(
+        fmt::format("{}{} answered HTTP {}", endpoint.url, kSettingsPath, answer->code));
+  }
+  if (answer->code != 200) return JoinRefusal(answer->code, answer->body);
+  return ParseClusterSettings(answer->body);
+}
+
 }  // namespace
 
 Result<JoinToken> ParseJoinToken(const std::string& text) {
@@ -479,6 +499,27 @@ Result<NodeCredentials> JoinCluster(const AgentConfig& config, std::stop_token s
     auto delay = agent::JoinBackoff(attempt, options.initial_backoff, options.max_backoff);
     log::Info(agent::kComponent, "waiting for the server {} (attempt {}; retry in {} ms): {}",
               endpoint->url, attempt, delay.count(), failure.message());
+    if (Status s = agent::WaitBeforeRetry(delay, stop); !s.ok()) return s;
+  }
+}
+
+}  // namespace orch
+
+namespace orch {
+
+Result<ClusterSettings> FetchClusterSettings(const AgentConfig& config, const std::string& ca_pem,
+                                             std::stop_token stop, const JoinOptions& options) {
+  auto token = agent::ParseJoinToken(config.token);
+  if (!token.ok()) return token.status();
+  auto endpoint = agent::ParseEndpoint(config.server_url);
+  if (!endpoint.ok()) return endpoint.status();
+  for (int attempt = 1;; ++attempt) {
+    auto settings = agent::RequestSettings(*endpoint, *token, ca_pem, options, stop);
+    if (settings.ok() || settings.status().code() != StatusCode::kUnavailable) return settings;
+    auto delay = agent::JoinBackoff(attempt, options.initial_backoff, options.max_backoff);
+    log::Info(agent::kComponent,
+              "waiting for the server {} to give its settings (attempt {}; retry in {} ms): {}",
+              endpoint->url, attempt, delay.count(), settings.status().message());
     if (Status s = agent::WaitBeforeRetry(delay, stop); !s.ok()) return s;
   }
 }

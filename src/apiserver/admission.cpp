@@ -79,4 +79,63 @@ std::optional<ApiError> DefaultTolerationSeconds::Admit(AdmissionRequest& reques
   return std::nullopt;
 }
 
+namespace {
+
+// The string at metadata.annotations[key] of `obj`, or nullopt.
+std::optional<std::string> Annotation(const json& obj, const char* key) {
+  auto metadata = obj.find("metadata");
+  if (metadata == obj.end() || !metadata->is_object()) return std::nullopt;
+  auto annotations = metadata->find("annotations");
+  if (annotations == metadata->end() || !annotations->is_object()) return std::nullopt;
+  auto value = annotations->find(key);
+  if (value == annotations->end() || !value->is_string()) return std::nullopt;
+  return value->get<std::string>();
+}
+
+}  // namespace
+
+std::optional<ApiError> DefaultIngressClass::Admit(AdmissionRequest& request) {
+  const ResourceType& type = *request.type;
+  if (type.group != "networking.k8s.io" || type.kind != "Ingress" || !request.subresource.empty() ||
+      request.operation != AdmissionRequest::Operation::kCreate || request.object == nullptr ||
+      !request.object->is_object()) {
+    return std::nullopt;
+  }
+  json& ingress = *request.object;
+  // A class chosen either way, even "", is the user's.
+  auto spec = ingress.find("spec");
+  if (spec != ingress.end() && spec->is_object() && spec->contains("ingressClassName") &&
+      !(*spec)["ingressClassName"].is_null()) {
+    return std::nullopt;
+  }
+  if (Annotation(ingress, "kubernetes.io/ingress.class")) return std::nullopt;
+  RangeOptions options;
+  options.prefix = classes_.StorePrefix();
+  auto listed = store_.List(options);
+  if (!listed.ok()) return ApiError::FromStatus(listed.status());
+  std::string chosen_name, chosen_created;
+  for (const KeyValue& kv : listed->kvs) {
+    json ingress_class = json::parse(kv.value, nullptr, false);
+    if (!ingress_class.is_object() ||
+        Annotation(ingress_class, "ingressclass.kubernetes.io/is-default-class") != "true") {
+      continue;
+    }
+    std::string name = Name(ingress_class);
+    std::string created = MetaString(ingress_class, "creationTimestamp");
+    // RFC 3339 times of one format compare as text.
+    if (chosen_name.empty() || created > chosen_created ||
+        (created == chosen_created && name < chosen_name)) {
+      chosen_name = name;
+      chosen_created = created;
+    }
+  }
+  if (chosen_name.empty()) return std::nullopt;
+  if (spec == ingress.end() || !spec->is_object()) {
+    ingress["spec"] = json::object();
+    spec = ingress.find("spec");
+  }
+  (*spec)["ingressClassName"] = chosen_name;
+  return std::nullopt;
+}
+
 }  // namespace orch::api

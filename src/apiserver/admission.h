@@ -1,5 +1,6 @@
 // Admission plugins: namespace lifecycle (writes need a live namespace; the system namespaces
-// cannot be deleted) and DefaultTolerationSeconds (new pods tolerate unreachable nodes 300 s).
+// cannot be deleted), DefaultTolerationSeconds (new pods tolerate unreachable nodes 300 s) and
+// DefaultIngressClass (new Ingresses without a class get the default one).
 #pragma once
 
 #include "rest.h"
@@ -23,6 +24,22 @@ class NamespaceLifecycle : public AdmissionPlugin {
 class DefaultTolerationSeconds : public AdmissionPlugin {
  public:
   std::optional<ApiError> Admit(AdmissionRequest& request) override;
+};
+
+// Upstream's DefaultIngressClass: a new Ingress (create only) with neither
+// spec.ingressClassName nor the old kubernetes.io/ingress.class annotation gets the name of the
+// IngressClass annotated ingressclass.kubernetes.io/is-default-class: "true"; when several are,
+// the newest (by creationTimestamp, then the first by name), as upstream since 1.28. No default
+// class: the Ingress is left alone.
+class DefaultIngressClass : public AdmissionPlugin {
+ public:
+  DefaultIngressClass(Store& store, const ResourceType& classes)
+      : store_(store), classes_(classes) {}
+  std::optional<ApiError> Admit(AdmissionRequest& request) override;
+
+ private:
+  Store& store_;
+  const ResourceType& classes_;
 };
 
 }  // namespace orch::api

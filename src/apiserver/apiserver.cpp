@@ -61,6 +61,11 @@ class ApiServerImpl : public ApiServer {
     if (service_account_admission_) plugins.push_back(service_account_admission_.get());
     plugins.insert(plugins.end(), {service_allocator_.get(), priority_.get(),
                                    &default_toleration_seconds_});
+    if (const api::ResourceType* classes =
+            resources->Find("networking.k8s.io", "v1", "ingressclasses")) {
+      default_ingress_class_ = std::make_unique<api::DefaultIngressClass>(*store_, *classes);
+      plugins.push_back(default_ingress_class_.get());
+    }
     rest_ = std::make_unique<api::Rest>(*store_, secrets_.get(), std::move(plugins));
     if (sa_key) {
       api::ServiceAccountTokenOptions token_options;
@@ -167,7 +172,7 @@ class ApiServerImpl : public ApiServer {
     }
     return std::make_unique<api::NodeCertificateSigner>(
         std::move(ca), options.ca_bundle_pem.empty() ? *cert : options.ca_bundle_pem,
-        options.join_tokens);
+        options.join_tokens, options.cluster_settings_json);
   }
 
   // What every cluster has: its namespaces, and the `kubernetes` Service on the first service
@@ -307,6 +312,7 @@ class ApiServerImpl : public ApiServer {
   std::unique_ptr<api::ServiceAccountAdmission> service_account_admission_;
   std::unique_ptr<api::ServiceAccountTokens> service_account_tokens_;
   api::DefaultTolerationSeconds default_toleration_seconds_;
+  std::unique_ptr<api::DefaultIngressClass> default_ingress_class_;
   std::unique_ptr<api::Rest> rest_;
   std::unique_ptr<api::WatchCache> cache_;
   std::unique_ptr<api::CrdController> crds_;

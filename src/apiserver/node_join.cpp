@@ -30,7 +30,38 @@ bool NodeCertificateSigner::HasJoinToken(const Request& request) const {
   return match;
 }
 
+Response NodeCertificateSigner::Refusal(const Request& request, bool authenticated,
+                                        const std::string& forbidden) const {
+  if (authenticated) {
+    return ApiError::Forbidden(forbidden).ToResponse();
+  }
+  if (request.headers.Get("authorization").empty()) {
+    return ApiError::Unauthorized("a node join needs the cluster's join token as bearer token")
+        .ToResponse();
+  }
+  return ApiError::Unauthorized("the bearer token is not the cluster's join token").ToResponse();
+}
+
+Response NodeCertificateSigner::ServeSettings(const Request& request, bool authenticated) const {
+  if (settings_json_.empty()) {
+    return ApiError{404, "NotFound", "the server could not find the requested resource", json()}
+        .ToResponse();
+  }
+  if (request.method != "GET") {
+    return ApiError::MethodNotAllowed(request.method + " is not supported on " + request.path)
+        .ToResponse();
+  }
+  if (!HasJoinToken(request)) {
+    return Refusal(request, authenticated,
+                   "the cluster's settings are only given to holders of the join token");
+  }
+  Response response;
+  response.body = settings_json_;
+  return response;
+}
+
 Response NodeCertificateSigner::Serve(const Request& request, bool authenticated) const {
+  if (request.path == kNodeConfigPath) return ServeSettings(request, authenticated);
   if (request.path != kNodeCertificatePath) {
     return ApiError{404, "NotFound", "the server could not find the requested resource", json()}
         .ToResponse();
@@ -40,15 +71,8 @@ Response NodeCertificateSigner::Serve(const Request& request, bool authenticated
         .ToResponse();
   }
   if (!HasJoinToken(request)) {
-    if (authenticated) {
-      return ApiError::Forbidden("node certificates are only issued to holders of the join token")
-          .ToResponse();
-    }
-    if (request.headers.Get("authorization").empty()) {
-      return ApiError::Unauthorized("a node join needs the cluster's join token as bearer token")
-          .ToResponse();
-    }
-    return ApiError::Unauthorized("the bearer token is not the cluster's join token").ToResponse();
+    return Refusal(request, authenticated,
+                   "node certificates are only issued to holders of the join token");
   }
   json body = json::parse(request.body, nullptr, false);
   if (!body.is_object() || !body.contains("nodeName") || !body["nodeName"].is_string() ||

@@ -9,6 +9,7 @@
 #include "bootstrap.h"
 #include "cluster_pki.h"
 #include "embedded_etcd.h"
+#include "orch/cluster_settings.h"
 #include "orch/etcd_cluster.h"
 #include "orch/log.h"
 #include "orch/net.h"
@@ -74,6 +75,8 @@ Status ApiServerComponent::Start() {
   // Agents joining with the token get node certificates signed by the cluster CA.
   options.ca_key_file = creds->ca_key_file;
   options.join_tokens = {creds->token, creds->token_secret};
+  // ... and take the cluster-wide settings from this server's flags at every start.
+  options.cluster_settings_json = ClusterSettingsToJson(ClusterSettingsOf(config_));
   // Service-account tokens, signed with k3s's service.key; issuer and audiences as k3s sets them.
   options.service_account_key_file = service_key;
   options.service_account_issuer = "https://kubernetes.default.svc." + config_.cluster_domain;

@@ -13,6 +13,7 @@
 #include "embedded_etcd.h"
 #include "orch/agent.h"
 #include "orch/api_load_balancer.h"
+#include "orch/cluster_settings.h"
 #include "orch/component.h"
 #include "orch/files.h"
 #include "orch/join.h"
@@ -133,8 +134,9 @@ int RunServer(const ServerConfig& config) {
   return 0;
 }
 
-// `orch agent`: join the cluster (or reuse the node's stored credentials), then run the node
-// agent over HTTPS with the node's certificate until SIGTERM or SIGINT.
+// `orch agent`: join the cluster (or reuse the node's stored credentials), take the server's
+// cluster-wide settings, then run the node agent over HTTPS with the node's certificate until
+// SIGTERM or SIGINT.
 int RunAgent(const AgentConfig& config) {
   constexpr std::string_view kAgent = "agent";
   log::Info(kAgent, "orch {} ({}) node {}, server {}, data dir {}", kVersion, kGitCommit,
@@ -174,6 +176,27 @@ int RunAgent(const AgentConfig& config) {
     log::Error(kAgent, "cannot join {}: {}", config.server_url, credentials.status().message());
     return finish(1);
   }
+  // Cluster-wide settings are the server's, at every start (k3s's agents do the same).
+  auto settings = FetchClusterSettings(through_balancer, credentials->ca_pem, stop.get_token());
+  AgentConfig effective = config;
+  if (settings.ok()) {
+    std::vector<std::string> notes;
+    if (Status s = ApplyClusterSettings(*settings, effective, &notes); !s.ok()) {
+      log::Error(kAgent, "cannot start: {}", s.message());
+      return finish(1);
+    }
+    for (const std::string& note : notes) log::Info(kAgent, "using {}", note);
+  } else if (settings.status().code() == StatusCode::kCancelled) {
+    signal_waiter.join();
+    log::Info(kAgent, "got {} before starting; stopped", SignalName(signal_number));
+    return 0;
+  } else if (settings.status().code() == StatusCode::kNotFound) {
+    log::Warn(kAgent, "{}: this node uses its own flags for the cluster-wide settings",
+              settings.status().message());
+  } else {
+    log::Error(kAgent, "cannot start: the server's settings: {}", settings.status().message());
+    return finish(1);
+  }
   HttpsClientOptions client_options;
   client_options.server_url = (*balancer)->url();
   client_options.ca_pem = credentials->ca_pem;
@@ -197,7 +220,7 @@ int RunAgent(const AgentConfig& config) {
   agent_options.link_ca_pem = credentials->ca_pem;
   agent_options.link_cert_pem = credentials->cert_pem;
   agent_options.link_key_pem = credentials->key_pem;
-  components.Add(NewNodeAgent(config, **client, agent_options));
+  components.Add(NewNodeAgent(effective, **client, agent_options));
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kAgent, "cannot start: {}", s.message());
     (*balancer)->Stop();  // its watch uses the client

@@ -458,3 +458,26 @@ TEST_CASE("--flannel-backend picks the pod network between nodes: host-gw, vxlan
   CHECK_THAT(ErrorOf({"server", "--flannel-backend", "wireguard"}),
              Contains("--flannel-backend: 'wireguard' is not one of host-gw, vxlan, none"));
 }
+
+TEST_CASE(
+    "an agent knows which cluster-wide flags the user gave; the server's embedded agent "
+    "shares the server's settings") {
+  auto plain = MustParse({"agent", "-s", "https://m:6443", "-t", "t"}).agent;
+  CHECK_FALSE(plain.flannel_backend_given);
+  CHECK_FALSE(plain.disable_kube_proxy_given);
+  auto given = MustParse({"agent", "-s", "https://m:6443", "-t", "t", "--flannel-backend",
+                          "host-gw", "--disable-kube-proxy"})
+                   .agent;
+  CHECK(given.flannel_backend_given);
+  CHECK(given.disable_kube_proxy_given);
+
+  auto server = MustParse({"server", "--cluster-cidr", "10.52.0.0/16", "--service-cidr",
+                           "10.53.0.0/16", "--cluster-domain", "example.local", "--disable", "dns"})
+                    .server;
+  CHECK(server.agent.cluster_cidr == "10.52.0.0/16");
+  CHECK(server.agent.service_cidr == "10.53.0.0/16");
+  CHECK(server.agent.cluster_dns == "10.53.0.10");
+  CHECK(server.agent.cluster_domain == "example.local");
+  CHECK(server.agent.disable_dns);
+  CHECK_FALSE(MustParse({"server"}).server.agent.disable_dns);
+}

@@ -97,3 +97,31 @@ TEST_CASE("only POST on the one path") {
   CHECK(f.Post("", kToken, false, "GET").status == 405);
   CHECK(f.Post(f.Body("n"), kToken, false, "POST", "/v1-orch/other").status == 404);
 }
+
+TEST_CASE("the cluster's settings go to holders of the join token, by GET only") {
+  orch::pki::Credential ca = *orch::pki::CreateCA("test-ca");
+  const std::string settings = R"({"clusterDNS":"10.43.0.53"})";
+  NodeCertificateSigner signer{ca, ca.cert_pem, {kToken, "s3cret"}, settings};
+  auto get = [&](const std::string& token, bool authenticated = false,
+                 const std::string& method = "GET") {
+    Request request;
+    request.method = method;
+    request.path = orch::api::kNodeConfigPath;
+    request.target = request.path;
+    if (!token.empty()) request.headers.Add("Authorization", "Bearer " + token);
+    return signer.Serve(request, authenticated);
+  };
+  for (const std::string& token : {kToken, std::string("s3cret")}) {
+    Response ok = get(token);
+    CHECK(ok.status == 200);
+    CHECK(ok.body == settings);
+  }
+  CHECK(get("").status == 401);
+  CHECK(get("wrong").status == 401);
+  CHECK(get("", true).status == 403);
+  CHECK(get(kToken, false, "POST").status == 405);
+
+  // A signer without settings (a server that hands none out) does not know the path.
+  Fixture f;
+  CHECK(f.Post("", kToken, false, "GET", orch::api::kNodeConfigPath).status == 404);
+}
