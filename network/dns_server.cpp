@@ -349,6 +349,14 @@ class ClusterDnsImpl : public ClusterDns {
         break;
       }
       timer.cancel();
+      if (!reply.empty() && dns::InspectResponse(reply)->truncated) {
+        // The answer did not fit in the upstream's datagram: ask it again over TCP, as a stub
+        // resolver would (RFC 7766), so that clients and the cache get the whole answer. If TCP
+        // fails the truncated answer stands; the client may then retry over TCP itself.
+        Bytes whole =
+            co_await ForwardTcp({upstream.address(), upstream.port()}, message, upstream_id);
+        if (!whole.empty()) reply = std::move(whole);
+      }
       if (!reply.empty()) break;
     }
     --forwards_;
@@ -357,6 +365,44 @@ class ClusterDnsImpl : public ClusterDns {
     }
     dns::SetId(reply, query.id);
     cache_.Put(key, reply);
+    co_return reply;
+  }
+
+  // One query over TCP to `upstream` within upstream_timeout; empty when it fails or answers
+  // SERVFAIL, REFUSED or with another id.
+  asio::awaitable<Bytes> ForwardTcp(tcp::endpoint upstream, const Bytes& message, uint16_t id) {
+    auto socket = std::make_shared<tcp::socket>(io_);
+    asio::steady_timer timer(io_, options_.upstream_timeout);
+    timer.async_wait([socket](boost::system::error_code e) {
+      if (!e) socket->close(e);
+    });
+    boost::system::error_code ec;
+    co_await socket->async_connect(upstream, asio::redirect_error(use_awaitable, ec));
+    if (!ec) {
+      uint8_t length[2] = {static_cast<uint8_t>(message.size() >> 8),
+                           static_cast<uint8_t>(message.size())};
+      std::array<asio::const_buffer, 2> framed = {asio::buffer(length), asio::buffer(message)};
+      co_await asio::async_write(*socket, framed, asio::redirect_error(use_awaitable, ec));
+    }
+    uint8_t length_bytes[2] = {0, 0};
+    if (!ec) {
+      co_await asio::async_read(*socket, asio::buffer(length_bytes),
+                                asio::redirect_error(use_awaitable, ec));
+    }
+    Bytes reply;
+    if (!ec) {
+      reply.resize(static_cast<size_t>((length_bytes[0] << 8) | length_bytes[1]));
+      co_await asio::async_read(*socket, asio::buffer(reply),
+                                asio::redirect_error(use_awaitable, ec));
+    }
+    timer.cancel();
+    boost::system::error_code ignored;
+    socket->close(ignored);
+    if (ec) co_return Bytes();
+    auto info = dns::InspectResponse(reply);
+    if (!info || info->id != id || info->rcode == dns::kServFail || info->rcode == dns::kRefused) {
+      co_return Bytes();
+    }
     co_return reply;
   }
 

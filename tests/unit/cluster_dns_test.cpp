@@ -521,3 +521,136 @@ TEST_CASE("over UDP an answer longer than 512 bytes sets TC, so the client asks 
   server->Stop();
   informers->Stop();
 }
+
+namespace {
+
+// A resolver on 127.0.0.1 whose UDP answers are truncated (TC, no records) and whose TCP answers,
+// on the same port, hold 40 A records (more than 512 bytes), as a real server does for big
+// answers. Counts the queries of each kind.
+class TruncatingUpstream {
+ public:
+  TruncatingUpstream() {
+    udp_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    tcp_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(udp_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(udp_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    int one = 1;
+    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    REQUIRE(::bind(tcp_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::listen(tcp_, 8) == 0);
+    udp_thread_ = std::thread([this] { ServeUdp(); });
+    tcp_thread_ = std::thread([this] { ServeTcp(); });
+  }
+  ~TruncatingUpstream() {
+    ::shutdown(udp_, SHUT_RDWR);
+    ::close(udp_);
+    ::shutdown(tcp_, SHUT_RDWR);
+    ::close(tcp_);
+    udp_thread_.join();
+    tcp_thread_.join();
+  }
+  uint16_t port() const { return port_; }
+  int udp_queries() const { return udp_queries_; }
+  int tcp_queries() const { return tcp_queries_; }
+
+  static Bytes Whole(const dns::Query& q) {
+    dns::Answer answer;
+    answer.authoritative = false;
+    for (uint32_t i = 1; i <= 40; ++i) {
+      answer.answers.push_back({q.name, dns::kTypeA, 60, dns::ARdata(0xC6336400 + i)});
+    }
+    return dns::BuildResponse(q, answer, 65535);
+  }
+
+ private:
+  void ServeUdp() {
+    uint8_t buf[2048];
+    for (;;) {
+      sockaddr_in from{};
+      socklen_t len = sizeof(from);
+      ssize_t n = ::recvfrom(udp_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n <= 0) return;
+      auto q = dns::ParseQuery(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+      if (!q) continue;
+      ++udp_queries_;
+      Bytes reply = dns::BuildResponse(*q, {dns::kNoError, false, {}, {}, {}}, 512);
+      reply[2] |= 0x02;  // TC: "ask me over TCP"
+      ::sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+    }
+  }
+  void ServeTcp() {
+    for (;;) {
+      int fd = ::accept(tcp_, nullptr, nullptr);
+      if (fd < 0) return;
+      uint8_t length[2];
+      Bytes query;
+      if (::recv(fd, length, 2, MSG_WAITALL) == 2) {
+        query.resize(static_cast<size_t>((length[0] << 8) | length[1]));
+        if (::recv(fd, query.data(), query.size(), MSG_WAITALL) !=
+            static_cast<ssize_t>(query.size())) {
+          query.clear();
+        }
+      }
+      if (auto q = dns::ParseQuery(query)) {
+        ++tcp_queries_;
+        Bytes reply = Whole(*q);
+        Bytes framed{static_cast<uint8_t>(reply.size() >> 8), static_cast<uint8_t>(reply.size())};
+        framed.insert(framed.end(), reply.begin(), reply.end());
+        (void)!::write(fd, framed.data(), framed.size());
+      }
+      ::close(fd);
+    }
+  }
+  int udp_ = -1;
+  int tcp_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> udp_queries_{0};
+  std::atomic<int> tcp_queries_{0};
+  std::thread udp_thread_;
+  std::thread tcp_thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a truncated answer from the upstream is fetched again over TCP, whole, and cached") {
+  orch::testing::FakeApiClient api;
+  auto informers = orch::InformerFactory::Create(api);
+  TruncatingUpstream upstream;
+  orch::ClusterDnsOptions options;
+  options.listen_address = "127.0.0.1";
+  options.port = 0;
+  options.upstreams = {fmt::format("127.0.0.1:{}", upstream.port())};
+  auto server = orch::NewClusterDns(options, *informers);
+  REQUIRE(server->Start().ok());
+  informers->Start();
+
+  // A TCP client gets all 40 records, although the upstream truncated its UDP answer.
+  Decoded whole =
+      Decode(TcpExchange(server->port(), MakeQuery("big.example.org", dns::kTypeA, 21)));
+  CHECK(whole.id == 21);
+  CHECK(whole.rcode == dns::kNoError);
+  CHECK_FALSE(whole.truncated);
+  CHECK(whole.answers.size() == 40);
+  CHECK(upstream.udp_queries() == 1);
+  CHECK(upstream.tcp_queries() == 1);
+
+  // The whole answer was cached: a UDP client with a big buffer gets it without asking upstream;
+  // one with 512 bytes gets TC from us (and would come back over TCP).
+  Decoded edns =
+      Decode(UdpExchange(server->port(), MakeQuery("big.example.org", dns::kTypeA, 22, 4096)));
+  CHECK(edns.id == 22);
+  CHECK(edns.answers.size() == 40);
+  CHECK_FALSE(edns.truncated);
+  Decoded small =
+      Decode(UdpExchange(server->port(), MakeQuery("big.example.org", dns::kTypeA, 23)));
+  CHECK(small.truncated);
+  CHECK(upstream.udp_queries() == 1);
+  CHECK(upstream.tcp_queries() == 1);
+  server->Stop();
+  informers->Stop();
+}
