@@ -39,6 +39,7 @@ struct Flags {
   std::string etcd_binary = "/usr/bin/etcd";
   bool sqlite = true;
   bool etcd = true;
+  bool etcd_first = false;  // order of the two servers within each phase
   int clients = 50;
   std::chrono::seconds duration = 10s;  // the concurrent phase
   int rate = 200;                       // requests/s of the paced phase
@@ -547,6 +548,8 @@ int Main(int argc, char** argv) {
       }
       flags.sqlite = v != "etcd";
       flags.etcd = v != "sqlite";
+    } else if (a == "--etcd-first") {
+      flags.etcd_first = true;
     } else if (a == "--quick") {
       flags.duration = 3s;
       flags.paced = 3s;
@@ -555,10 +558,12 @@ int Main(int argc, char** argv) {
       flags.objects = 1000;
     } else if (a == "--help") {
       std::printf(
-          "usage: api_bench [--datastore sqlite|etcd|both] [--quick] [--orch PATH]\n"
+          "usage: api_bench [--datastore sqlite|etcd|both] [--etcd-first] [--quick] [--orch PATH]\n"
           "                 [--etcd-binary PATH]\n"
           "  --datastore  which orch servers to run (default both: each phase runs on the SQLite\n"
           "               one, then on the one on a single-member etcd started here)\n"
+          "  --etcd-first the etcd one first in each phase (a second run with it shows what\n"
+          "               the order costs the one that goes second)\n"
           "  --quick      3 s phases, 100 watches, 1 000 objects\n");
       return 0;
     } else {
@@ -601,7 +606,8 @@ int Main(int argc, char** argv) {
                   {"watches", WatchPhase},
                   {"memory", MemoryPhase}};
     for (const auto& [what, phase] : phases) {
-      for (Run& run : runs) {
+      for (size_t i = 0; i < runs.size(); ++i) {
+        Run& run = runs[flags.etcd_first ? runs.size() - 1 - i : i];
         std::fprintf(stderr, "api_bench: %s: %s...\n", run.server->name().c_str(), what);
         phase(*run.server, flags, run.results);
       }
@@ -612,10 +618,10 @@ int Main(int argc, char** argv) {
                   runs.front().results.rss_at_rest);
     } else {
       std::printf(
-          "## API server (api_bench): orch on SQLite and on etcd\n\nServer RSS at rest: SQLite "
-          "%.1f MiB; etcd %.1f MiB (etcd itself: %.1f MiB)\n",
-          runs[0].results.rss_at_rest, runs[1].results.rss_at_rest,
-          runs[1].results.etcd_rss_at_rest);
+          "## API server (api_bench): orch on SQLite and on etcd (%s first in each phase)\n\n"
+          "Server RSS at rest: SQLite %.1f MiB; etcd %.1f MiB (etcd itself: %.1f MiB)\n",
+          flags.etcd_first ? "etcd" : "SQLite", runs[0].results.rss_at_rest,
+          runs[1].results.rss_at_rest, runs[1].results.etcd_rss_at_rest);
     }
     PrintConcurrent(runs, flags);
     PrintPaced(runs, flags);

@@ -47,8 +47,12 @@ inline int FreeLoopbackPort() {
 }
 
 struct OrchServerOptions {
-  std::string binary;                   // the orch executable
-  std::string name = "orch-bench";      // prefix of the temporary dir under /tmp
+  std::string binary;               // the orch executable
+  std::string name = "orch-bench";  // prefix of the temporary dir under /tmp
+  // To restart a server on the same state: its dir (kept at the end; the log is appended to) and
+  // port. By default a new temporary dir, removed at the end, and a free port.
+  std::filesystem::path dir;
+  int port = 0;
   std::vector<std::string> extra_args;  // appended, e.g. {"--datastore-endpoint", URL}
   std::string user_agent = "orch-bench";
   std::chrono::seconds timeout = std::chrono::seconds(60);  // until the kubeconfig is complete
@@ -57,19 +61,29 @@ struct OrchServerOptions {
 class OrchServerProcess {
  public:
   // Starts `orch server --disable-agent` with its data dir, kubeconfig and log (server.log) in a
-  // new temporary dir, and returns once the kubeconfig is complete. The API may not answer yet:
-  // callers wait for what they need (a namespace, a ServiceAccount). Unavailable, with the
-  // server's log, when it does not get that far. Like EtcdProcess, the server is killed when the
-  // thread that started it ends, so start it from a thread that lives as long as it should.
+  // new temporary dir (or options.dir), and returns once the kubeconfig is complete. The API may
+  // not answer yet: callers wait for what they need (a namespace, a ServiceAccount). Unavailable,
+  // with the server's log, when it does not get that far. Like EtcdProcess, the server is killed
+  // when the thread that started it ends, so start it from a thread that lives as long as it
+  // should.
   static Result<std::unique_ptr<OrchServerProcess>> Start(const OrchServerOptions& options) {
-    char tmpl[64];
-    std::snprintf(tmpl, sizeof(tmpl), "/tmp/%s.XXXXXX", options.name.c_str());
-    if (mkdtemp(tmpl) == nullptr) return Unavailable("mkdtemp failed");
-    auto server = std::unique_ptr<OrchServerProcess>(new OrchServerProcess(tmpl));
-    const int port = FreeLoopbackPort();
+    std::unique_ptr<OrchServerProcess> server;
+    if (options.dir.empty()) {
+      char tmpl[64];
+      std::snprintf(tmpl, sizeof(tmpl), "/tmp/%s.XXXXXX", options.name.c_str());
+      if (mkdtemp(tmpl) == nullptr) return Unavailable("mkdtemp failed");
+      server.reset(new OrchServerProcess(tmpl, /*owns_dir=*/true));
+    } else {
+      server.reset(new OrchServerProcess(options.dir, /*owns_dir=*/false));
+    }
+    const int port = options.port > 0 ? options.port : FreeLoopbackPort();
     if (port <= 0) return Unavailable("no free loopback port");
+    server->port_ = port;
     const std::string data = (server->dir_ / "data").string();
     const std::string kubeconfig = (server->dir_ / "kubeconfig").string();
+    // A restart must wait for the new server's kubeconfig, not read the old one.
+    std::error_code ec;
+    std::filesystem::remove(kubeconfig, ec);
     const std::string log = server->LogPath();
     std::vector<std::string> args = {options.binary,
                                      "server",
@@ -87,7 +101,7 @@ class OrchServerProcess {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd < 0) return Unavailable("cannot open " + log);
     const pid_t parent = getpid();
     const pid_t pid = fork();
@@ -124,7 +138,8 @@ class OrchServerProcess {
     return Unavailable("orch server did not write its kubeconfig:\n" + server->Log());
   }
 
-  // SIGTERM (the server stops its components in order), SIGKILL after 10 s; removes the dir.
+  // SIGTERM (the server stops its components in order), SIGKILL after 10 s; removes the dir
+  // unless it was given in the options.
   ~OrchServerProcess() {
     if (pid_ > 0) {
       kill(pid_, SIGTERM);
@@ -138,8 +153,10 @@ class OrchServerProcess {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    if (owns_dir_) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
   }
 
   OrchServerProcess(const OrchServerProcess&) = delete;
@@ -147,6 +164,7 @@ class OrchServerProcess {
 
   pid_t pid() const { return pid_; }
   const std::filesystem::path& dir() const { return dir_; }
+  int port() const { return port_; }
   // The admin's credentials and the server's URL, with the user agent asked for.
   const HttpsClientOptions& client_options() const { return client_options_; }
 
@@ -164,11 +182,14 @@ class OrchServerProcess {
   }
 
  private:
-  explicit OrchServerProcess(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  OrchServerProcess(std::filesystem::path dir, bool owns_dir)
+      : dir_(std::move(dir)), owns_dir_(owns_dir) {}
 
   std::string LogPath() const { return (dir_ / "server.log").string(); }
 
   std::filesystem::path dir_;
+  bool owns_dir_ = true;
+  int port_ = 0;
   pid_t pid_ = -1;
   HttpsClientOptions client_options_;
 };
