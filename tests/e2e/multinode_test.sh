@@ -6,7 +6,9 @@
 # other nodes by IP (host-gw routes, or the VXLAN overlay with BACKEND vxlan), a ClusterIP Service
 # backed by pods on other nodes answers from every node and from a pod, its NodePort on every
 # node's IP from outside, cluster DNS from a pod on an agent node, servicelb's enablelb label
-# choosing the serving node, and routes following a node that leaves.
+# choosing the serving node, and routes following a node that leaves. The agents get no
+# cluster-wide flags: they take the server's backend, cluster DNS address and domain (non-default
+# here), and an agent with a conflicting --flannel-backend is refused.
 #
 #   tests/e2e/multinode_test.sh BUILD_DIR [host-gw|vxlan]
 set -euo pipefail
@@ -26,6 +28,9 @@ e2e_init "${1:?usage: $0 BUILD_DIR [host-gw|vxlan]}"
 # Addresses only ever seen inside the test's namespaces: nothing here meets the host's networks.
 SUBNET=172.31.250
 CLUSTER_CIDR=10.213.0.0/16
+# Not the defaults, so that agents visibly take the server's settings.
+CLUSTER_DNS=10.43.0.53
+CLUSTER_DOMAIN=example.local
 NODES=(s a1 a2)
 declare -A IP=([s]=$SUBNET.10 [a1]=$SUBNET.11 [a2]=$SUBNET.12)
 declare -A NS=() PID=()
@@ -134,7 +139,7 @@ for n in "${NODES[@]}"; do cp "$E2E_TMP/busybox.tar" "$(data_of "$n")/agent/imag
 echo "--- the server, then two agents join it"
 start_bg server nsenter --net="/run/netns/${NS[s]}" "$ORCH" server --data-dir "$(data_of s)" \
   -o "$KCFG" --node-name "$(node_name s)" --node-ip "${IP[s]}" --cluster-cidr "$CLUSTER_CIDR" \
-  --flannel-backend "$BACKEND"
+  --flannel-backend "$BACKEND" --cluster-dns "$CLUSTER_DNS" --cluster-domain "$CLUSTER_DOMAIN"
 PID[s]=$BG_PID
 server_running() {
   node_alive s || fail "the server exited: $(tail -20 "$E2E_TMP/server.log")"
@@ -142,10 +147,11 @@ server_running() {
 }
 wait_for 120 "the server to run" server_running
 token=$(head -n1 "$(data_of s)/server/token")
+# The agents get no cluster-wide flags: the backend, cluster DNS and domain are the server's.
 for n in a1 a2; do
   start_bg "agent-$n" nsenter --net="/run/netns/${NS[$n]}" "$ORCH" agent --join "$SERVER_URL" \
     --token "$token" --data-dir "$(data_of "$n")" --node-name "$(node_name "$n")" \
-    --node-ip "${IP[$n]}" --flannel-backend "$BACKEND"
+    --node-ip "${IP[$n]}"
   PID[$n]=$BG_PID
 done
 
@@ -164,6 +170,22 @@ for n in "${NODES[@]}"; do
 done
 [[ "${CIDR[s]}" != "${CIDR[a1]}" && "${CIDR[a1]}" != "${CIDR[a2]}" && "${CIDR[s]}" != "${CIDR[a2]}" ]] ||
   fail "pod CIDRs are not distinct: ${CIDR[*]}"
+
+echo "--- the agents took the server's settings; a conflicting agent flag is refused"
+for n in a1 a2; do
+  log_has "$E2E_TMP/agent-$n.log" "using cluster-dns $CLUSTER_DNS" ||
+    fail "agent $n did not take the server's cluster DNS"
+  log_has "$E2E_TMP/agent-$n.log" "using cluster-domain $CLUSTER_DOMAIN" ||
+    fail "agent $n did not take the server's cluster domain"
+done
+other_backend=$([[ "$BACKEND" == vxlan ]] && echo host-gw || echo vxlan)
+mkdir -p "$E2E_TMP/refused"
+run_capture in_switch timeout 60 "$ORCH" agent --join "$SERVER_URL" --token "$token" \
+  --data-dir "$E2E_TMP/refused" --node-name mn-refused --node-ip "$SUBNET.1" \
+  --flannel-backend "$other_backend"
+expect_eq "$RC" 1 "exit code of an agent with --flannel-backend $other_backend"
+expect_contains "$OUT$ERR" "the server runs flannel backend $BACKEND" "the refusal"
+[[ -z "$(jp node/mn-refused '{.metadata.name}')" ]] || fail "the refused agent registered a Node"
 
 echo "--- every node has state of its own (containerd socket, IPAM leases, CNI config)"
 for n in "${NODES[@]}"; do
@@ -307,12 +329,18 @@ for n in "${NODES[@]}"; do
   wait_for 30 "NodePort on ${IP[$n]}" answers switch_get "http://${IP[$n]}:30080/"
 done
 
-echo "--- cluster DNS from a pod on an agent node"
-dns=$(k exec p-a1 -- nslookup -type=a web.default.svc.cluster.local 2>&1) || fail "nslookup from p-a1: $dns"
-expect_contains "$dns" "$cip" "web.default.svc.cluster.local from p-a1"
-dns=$(k exec p-a2 -- nslookup -type=a kubernetes.default.svc.cluster.local 2>&1) || fail "nslookup from p-a2: $dns"
+echo "--- cluster DNS (the server's address and domain) from pods on agent nodes"
+expect_eq "$(jp svc/kube-dns '{.spec.clusterIP}' kube-system)" "$CLUSTER_DNS" "kube-dns ClusterIP"
+dns=$(k exec p-a1 -- nslookup -type=a "web.default.svc.$CLUSTER_DOMAIN" 2>&1) || fail "nslookup from p-a1: $dns"
+expect_contains "$dns" "$cip" "web.default.svc.$CLUSTER_DOMAIN from p-a1"
+dns=$(k exec p-a2 -- nslookup -type=a "kubernetes.default.svc.$CLUSTER_DOMAIN" 2>&1) || fail "nslookup from p-a2: $dns"
 expect_contains "$dns" "10.43.0.1" "kubernetes.default from p-a2"
-expect_contains "$(k exec p-a1 -- cat /etc/resolv.conf)" "nameserver 10.43.0.10" "p-a1's resolv.conf"
+for n in a1 a2; do
+  resolv=$(k exec "p-$n" -- cat /etc/resolv.conf)
+  expect_contains "$resolv" "nameserver $CLUSTER_DNS" "p-$n's resolv.conf nameserver"
+  expect_contains "$resolv" "search default.svc.$CLUSTER_DOMAIN svc.$CLUSTER_DOMAIN $CLUSTER_DOMAIN" \
+    "p-$n's resolv.conf search path"
+done
 
 echo "--- servicelb: only the node labelled enablelb serves a LoadBalancer Service"
 k label node "$(node_name a1)" svccontroller.k3s.cattle.io/enablelb=true >/dev/null
