@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # e2e_ingress: Ingresses served by the node's embedded proxy on ports 80 and 443, with busybox
 # httpd pods on orch server's embedded agent and the real kubectl: the default IngressClass
-# "orch", routing by host (exact and wildcard) and path (Prefix, Exact, longest wins), 404 when
-# nothing matches, another class ignored, X-Forwarded-* headers, a streamed POST body and
-# keep-alive, TLS by SNI from a Secret made by openssl and the default certificate otherwise, a
-# default backend, 503 while the backend's pod is not ready, an Ingress update taking effect,
-# status.loadBalancer in `kubectl get ingress`, and `--disable traefik` closing the ports.
+# "orch" (set on Ingresses created without a class), routing by host (exact and wildcard) and path
+# (Prefix, Exact, longest wins), 404 when nothing matches, another class ignored, X-Forwarded-*
+# headers, a streamed POST body and keep-alive, a WebSocket upgrade to a backend on a Service
+# without selector (both directions), TLS by SNI from a Secret made by openssl and the default
+# certificate otherwise, a default backend, 503 while the backend's pod is not ready, an Ingress
+# update taking effect, status.loadBalancer in `kubectl get ingress`, and `--disable traefik`
+# closing the ports.
 #
 #   tests/e2e/ingress_test.sh BUILD_DIR   (INGRESS_E2E_DEBUG=1: the server logs at debug level,
 #   e.g. why the proxy answered 502; ORCH_E2E_LOGS=DIR keeps the logs of a failed run)
@@ -27,46 +29,20 @@ expect_eq "$(jp ingressclass/orch '{.metadata.annotations.ingressclass\.kubernet
   true "default class annotation"
 
 echo "--- two web Deployments behind Services (port by number and by name)"
-# Each pod serves "<app> <hostname>" at every path used below, and a CGI that prints its
-# environment (the request's headers) and the size of the body it got.
-cat >"$E2E_TMP/web.yaml" <<'YAML'
+# web_app NAME TEXT REPLICAS [SETUP [PROBE]]: a Deployment of busybox httpd pods answering
+# "TEXT <hostname>" at /, /api, /api/v2 and /exact, after running the shell lines SETUP in the
+# pod; PROBE=ready adds a readiness probe on /ready.html.
+web_app() {
+  local name=$1 text=$2 replicas=$3 setup=${4:-} probe=${5:-}
+  cat <<YAML
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web-a}
+metadata: {name: $name}
 spec:
-  replicas: 2
-  selector: {matchLabels: {app: web-a}}
+  replicas: $replicas
+  selector: {matchLabels: {app: $name}}
   template:
-    metadata: {labels: {app: web-a}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: orch.test/busybox:1
-        command: [sh, -c]
-        args:
-        - |
-          for d in /www /www/api /www/api/v2 /www/exact /www/cgi-bin; do
-            mkdir -p $d && echo "a $(hostname)" > $d/index.html
-          done
-          cat > /www/cgi-bin/env <<'EOF'
-          #!/bin/sh
-          printf 'Content-Type: text/plain\r\n\r\n'
-          env
-          echo BODY=$(wc -c)
-          EOF
-          chmod +x /www/cgi-bin/env
-          exec httpd -f -p 8080 -h /www
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-b}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web-b}}
-  template:
-    metadata: {labels: {app: web-b}}
+    metadata: {labels: {app: $name}}
     spec:
       terminationGracePeriodSeconds: 1
       containers:
@@ -76,30 +52,54 @@ spec:
         args:
         - |
           for d in /www /www/api /www/api/v2 /www/exact; do
-            mkdir -p $d && echo "b $(hostname)" > $d/index.html
+            mkdir -p \$d && echo "$text \$(hostname)" > \$d/index.html
           done
-          echo ok > /www/ready.html
+$(sed 's/^/          /' <<<"$setup")
           exec httpd -f -p 8080 -h /www
         ports: [{name: http, containerPort: 8080}]
+YAML
+  if [[ "$probe" == ready ]]; then
+    cat <<'YAML'
         readinessProbe:
           httpGet: {path: /ready.html, port: http}
           periodSeconds: 1
           failureThreshold: 1
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-a}
-spec:
-  selector: {app: web-a}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-b}
-spec:
-  selector: {app: web-b}
-  ports: [{name: web, port: 8080, targetPort: http}]
 YAML
+  fi
+  echo ---
+}
+# web_service NAME PORT_NAME PORT: a Service in front of web_app NAME's pods.
+web_service() {
+  cat <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: $1}
+spec:
+  selector: {app: $1}
+  ports: [{name: $2, port: $3, targetPort: http}]
+---
+YAML
+}
+# web-a also has a CGI that prints its environment (the request's headers) and the size of the
+# body it got; web-b's readiness follows /ready.html.
+cgi_env=$(
+  cat <<'SH'
+mkdir -p /www/cgi-bin
+cat > /www/cgi-bin/env <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+env
+echo BODY=$(wc -c)
+EOF
+chmod +x /www/cgi-bin/env
+SH
+)
+{
+  web_app web-a a 2 "$cgi_env"
+  web_app web-b b 1 "echo ok > /www/ready.html" ready
+  web_service web-a http 80
+  web_service web-b web 8080
+} >"$E2E_TMP/web.yaml"
 k apply -f "$E2E_TMP/web.yaml" >/dev/null
 
 ready_count() {
@@ -133,6 +133,8 @@ spec:
       - {path: /, pathType: ImplementationSpecific, backend: {service: {name: web-b, port: {name: web}}}}
 YAML
 k apply -f "$E2E_TMP/routes.yaml" >/dev/null
+# DefaultIngressClass admission: created without a class, it got the default one.
+expect_eq "$(jp ingress/routes '{.spec.ingressClassName}')" orch "the class admission gave Ingress routes"
 
 # req HOST PATH [CURL ARGS...]: "<code> <body>" of a request to the node's port 80.
 req() {
@@ -182,6 +184,45 @@ expect_contains "$post" "BODY=3000000" "3 MB POST body through the proxy"
 run_capture in_ns curl -sv -m 10 -H "Host: a.example.com" "http://$NODE_IP/" "http://$NODE_IP/api/v2/"
 expect_contains "$ERR" "Re-using existing connection" "keep-alive between requests"
 
+echo "--- a WebSocket upgrade through the Ingress: bytes flow both ways"
+# The backend is a WebSocket echo (tests/e2e/ws_echo.py) on the node's address, behind a Service
+# without a selector whose Endpoints name it.
+start_bg ws-echo nsenter --net="/run/netns/$AGENT_NS" python3 "$here/ws_echo.py" serve "$NODE_IP" 8765
+cat >"$E2E_TMP/ws.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: ws}
+spec:
+  ports: [{port: 80, targetPort: 8765}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ws}
+subsets:
+- addresses: [{ip: $NODE_IP}]
+  ports: [{port: 8765}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ws}
+spec:
+  rules:
+  - host: ws.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: ws, port: {number: 80}}}}
+YAML
+k apply -f "$E2E_TMP/ws.yaml" >/dev/null
+ws_chat() {
+  in_ns python3 "$here/ws_echo.py" client "$NODE_IP" 80 ws.example.com "ping through the ingress" \
+    >"$E2E_TMP/ws.out" 2>&1
+}
+wait_for 30 "a WebSocket upgrade through ws.example.com" ws_chat
+expect_eq "$(cat "$E2E_TMP/ws.out")" "hello from the backend
+echo: ping through the ingress" "WebSocket frames backend->client and client->backend->client"
+k delete ingress ws >/dev/null
+k delete service ws >/dev/null
+
 echo "--- another IngressClass's Ingress is ignored"
 cat >"$E2E_TMP/other.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
@@ -203,6 +244,7 @@ YAML
 k apply -f "$E2E_TMP/other.yaml" >/dev/null
 sleep 2
 expect_eq "$(req other.example.com /)" "404 404 page not found" "Ingress of another class"
+expect_eq "$(jp ingress/other '{.spec.ingressClassName}')" other "a class the user chose is kept"
 
 echo "--- status.loadBalancer holds the node IP"
 wait_jp 60 ingress/routes '{.status.loadBalancer.ingress[0].ip}' "$NODE_IP"
