@@ -7,27 +7,15 @@
 #include <map>
 #include <tuple>
 
+#include "orch/json_path.h"
+
 namespace orch::dns {
 namespace {
 
 using nlohmann::json;
 
-const json& At(const json& j, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* at = &j;
-  for (const char* key : path) {
-    if (!at->is_object()) return kNull;
-    auto it = at->find(key);
-    if (it == at->end()) return kNull;
-    at = &*it;
-  }
-  return *at;
-}
-
-std::string Str(const json& j, std::initializer_list<const char*> path) {
-  const json& v = At(j, path);
-  return v.is_string() ? v.get<std::string>() : "";
-}
+using json_path::Field;
+using json_path::String;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -55,29 +43,29 @@ std::shared_ptr<const Zone> Zone::Build(const std::vector<ObjectPtr>& services,
   // Slices by "ns/service".
   std::map<std::string, std::vector<const json*>> slices_of;
   for (const ObjectPtr& s : slices) {
-    if (Str(*s, {"addressType"}) != "IPv4") continue;
-    std::string svc = Str(*s, {"metadata", "labels", "kubernetes.io/service-name"});
+    if (String(*s, {"addressType"}) != "IPv4") continue;
+    std::string svc = String(*s, {"metadata", "labels", "kubernetes.io/service-name"});
     if (svc.empty()) continue;
-    slices_of[Str(*s, {"metadata", "namespace"}) + "/" + svc].push_back(s.get());
+    slices_of[String(*s, {"metadata", "namespace"}) + "/" + svc].push_back(s.get());
   }
   for (const ObjectPtr& svc : services) {
-    std::string ns = Lower(Str(*svc, {"metadata", "namespace"}));
-    std::string name = Lower(Str(*svc, {"metadata", "name"}));
+    std::string ns = Lower(String(*svc, {"metadata", "namespace"}));
+    std::string name = Lower(String(*svc, {"metadata", "name"}));
     if (ns.empty() || name.empty()) continue;
     zone->namespaces_.insert(ns);
     const std::string base = name + "." + ns + ".svc." + zone->domain_;
     Node& node = zone->nodes_[base];
-    if (Str(*svc, {"spec", "type"}) == "ExternalName") {
-      node.cname = Lower(Str(*svc, {"spec", "externalName"}));
+    if (String(*svc, {"spec", "type"}) == "ExternalName") {
+      node.cname = Lower(String(*svc, {"spec", "externalName"}));
       while (!node.cname.empty() && node.cname.back() == '.') node.cname.pop_back();
       continue;
     }
-    std::string cluster_ip = Str(*svc, {"spec", "clusterIP"});
+    std::string cluster_ip = String(*svc, {"spec", "clusterIP"});
     if (auto ip = ParseIPv4(cluster_ip)) {
       node.a.push_back(*ip);
       zone->ptr_[*ip] = base;
-      for (const json& port : At(*svc, {"spec", "ports"})) {
-        std::string port_name = Lower(Str(port, {"name"}));
+      for (const json& port : Field(*svc, {"spec", "ports"})) {
+        std::string port_name = Lower(String(port, {"name"}));
         if (port_name.empty() || !port.value("port", json()).is_number_integer()) continue;
         std::string proto = Lower(port.value("protocol", std::string("TCP")));
         zone->nodes_["_" + port_name + "._" + proto + "." + base].srv.push_back(
@@ -87,20 +75,20 @@ std::shared_ptr<const Zone> Zone::Build(const std::vector<ObjectPtr>& services,
     }
     if (cluster_ip != "None") continue;  // not allocated yet, or IPv6 only
     // Headless: the ready endpoints' addresses, each also under its hostname (or dashed IP).
-    bool not_ready_too = At(*svc, {"spec", "publishNotReadyAddresses"}) == true;
+    bool not_ready_too = Field(*svc, {"spec", "publishNotReadyAddresses"}) == true;
     for (const json* slice : slices_of[ns + "/" + name]) {
-      for (const json& ep : At(*slice, {"endpoints"})) {
-        if (!not_ready_too && At(ep, {"conditions", "ready"}) == false) continue;
-        std::string hostname = Lower(Str(ep, {"hostname"}));
-        for (const json& address : At(ep, {"addresses"})) {
+      for (const json& ep : Field(*slice, {"endpoints"})) {
+        if (!not_ready_too && Field(ep, {"conditions", "ready"}) == false) continue;
+        std::string hostname = Lower(String(ep, {"hostname"}));
+        for (const json& address : Field(ep, {"addresses"})) {
           auto ip = address.is_string() ? ParseIPv4(address.get<std::string>()) : std::nullopt;
           if (!ip) continue;
           const std::string host = (hostname.empty() ? Dashed(*ip) : hostname) + "." + base;
           node.a.push_back(*ip);  // unordered_map keeps references valid as it grows
           zone->nodes_[host].a.push_back(*ip);
           zone->ptr_.try_emplace(*ip, host);
-          for (const json& port : At(*slice, {"ports"})) {
-            std::string port_name = Lower(Str(port, {"name"}));
+          for (const json& port : Field(*slice, {"ports"})) {
+            std::string port_name = Lower(String(port, {"name"}));
             if (port_name.empty() || !port.value("port", json()).is_number_integer()) continue;
             std::string proto = Lower(port.value("protocol", std::string("TCP")));
             zone->nodes_["_" + port_name + "._" + proto + "." + base].srv.push_back(
