@@ -36,7 +36,7 @@ while (($#)); do
   esac
   shift 2
 done
-dns_load="$(cd "$build" && pwd)/tests/bench/dns_load"
+dns_load="$(cd "$build" && pwd)/dns_load"
 [[ -x "$dns_load" ]] || { echo "build the dns_load target first ($dns_load)" >&2; exit 1; }
 command -v ab >/dev/null || { echo "ab (apache2-utils) is not installed" >&2; exit 1; }
 
