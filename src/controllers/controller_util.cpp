@@ -17,24 +17,6 @@ namespace orch::ctrl {
 // ---------------------------------------------------------------------------------------------
 // Reading objects.
 
-const json& Field(const json& object, std::initializer_list<std::string_view> path) {
-  static const json kNull;
-  const json* at = &object;
-  for (std::string_view step : path) {
-    if (!at->is_object()) return kNull;
-    auto it = at->find(step);
-    if (it == at->end()) return kNull;
-    at = &*it;
-  }
-  return *at;
-}
-
-std::string StringField(const json& object, std::initializer_list<std::string_view> path,
-                        std::string fallback) {
-  const json& value = Field(object, path);
-  return value.is_string() ? value.get<std::string>() : fallback;
-}
-
 int64_t IntField(const json& object, std::initializer_list<std::string_view> path,
                  int64_t fallback) {
   const json& value = Field(object, path);

@@ -18,6 +18,7 @@
 
 #include "orch/api_client.h"
 #include "orch/informer.h"
+#include "orch/json_path.h"
 #include "orch/labels.h"
 #include "orch/status.h"
 #include "orch/timestamps.h"
@@ -36,10 +37,12 @@ inline TimePoint SystemNow() {
 // ---------------------------------------------------------------------------------------------
 // Reading objects. All are null-safe: a missing or mistyped field reads as its default.
 
-// The value at `path`, or a null JSON when any step is missing.
-const json& Field(const json& object, std::initializer_list<std::string_view> path);
-std::string StringField(const json& object, std::initializer_list<std::string_view> path,
-                        std::string fallback = "");
+// The value at `path`, or a null JSON when any step is missing (include/orch/json_path.h).
+using json_path::Field;
+inline std::string StringField(const json& object, std::initializer_list<std::string_view> path,
+                               std::string_view fallback = {}) {
+  return json_path::String(object, path, fallback);
+}
 int64_t IntField(const json& object, std::initializer_list<std::string_view> path,
                  int64_t fallback = 0);
 bool BoolField(const json& object, std::initializer_list<std::string_view> path,
