@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "../e2e/kubeconfig_credentials.h"
 #include "orch/api_client.h"
 #include "orch/log.h"
 #include "orch/timestamps.h"
+#include "orch_server_process.h"
 
 namespace {
 
@@ -44,44 +44,23 @@ struct Flags {
 
 constexpr const char* kNs = "default";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
-// `orch server --disable-agent` in a temp dir on a free port; killed and removed at the end.
+// `orch server --disable-agent` in a temp dir on a free port (orch_server_process.h); stopped and
+// removed at the end.
 class Server {
  public:
   explicit Server(const Flags& flags) {
-    char tmpl[] = "/tmp/orch-sched-bench.XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) Die("mkdtemp");
-    dir_ = tmpl;
-    const std::string port = std::to_string(20000 + (getpid() + 7919) % 20000);
-    const std::string data = (dir_ / "data").string(), kc = (dir_ / "kubeconfig").string(),
-                      log = (dir_ / "server.log").string();
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(flags.orch.c_str(), flags.orch.c_str(), "server", "--disable-agent", "--data-dir",
-            data.c_str(), "--https-listen-port", port.c_str(), "--bind-address", "127.0.0.1",
-            "--write-kubeconfig", kc.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 600 && options_.server_url.empty(); ++i) {
-      options_ = orch::testing::KubeconfigCredentials(kc);
-      if (options_.server_url.empty()) std::this_thread::sleep_for(100ms);
-    }
-    if (options_.server_url.empty()) Die("the server did not write its kubeconfig");
-    options_.user_agent = "orch-scheduler-bench";
+    orch::testing::OrchServerOptions options;
+    options.binary = flags.orch;
+    options.name = "orch-sched-bench";
+    options.user_agent = "orch-scheduler-bench";
+    auto started = orch::testing::OrchServerProcess::Start(options);
+    if (!started.ok()) Die(started.status().ToString());
+    process_ = std::move(*started);
+    options_ = process_->client_options();
     auto client = NewClient();
     for (int i = 0; i < 600; ++i) {
       if (client->Get(resources::kServiceAccounts, kNs, "default").ok()) return;
@@ -89,15 +68,6 @@ class Server {
     }
     Die("the server did not answer (or made no default ServiceAccount)");
   }
-  ~Server() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::unique_ptr<orch::ApiClient> NewClient() const {
     auto client = orch::NewHttpsApiClient(options_);
     if (!client.ok()) Die(client.status().ToString());
@@ -106,13 +76,12 @@ class Server {
 
   [[noreturn]] void Die(const std::string& why) const {
     std::fprintf(stderr, "scheduler_bench: %s\n%s\n", why.c_str(),
-                 ReadFile(dir_ / "server.log").c_str());
+                 process_ ? process_->Log().c_str() : "");
     std::exit(1);
   }
 
  private:
-  fs::path dir_;
-  pid_t pid_ = -1;
+  std::unique_ptr<orch::testing::OrchServerProcess> process_;  // stops the server, removes its dir
   orch::HttpsClientOptions options_;
 };
 
