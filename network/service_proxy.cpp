@@ -131,6 +131,8 @@ class ServiceProxyImpl : public ServiceProxy {
     input.written_chains = std::move(written_chains_);
     written_chains_.clear();
     ProxyRules rules = BuildProxyRules(input);
+    auto built = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
     if (!rules.text.empty()) {
       if (Status s = netfilter_.Restore(rules.text); !s.ok()) return s;
     }
@@ -143,8 +145,11 @@ class ServiceProxyImpl : public ServiceProxy {
     written_chains_ = std::move(rules.chain_hashes);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - started);
-    log::Debug(kLog, "synced {} service ports, {} endpoints in {} ms ({} chains written)",
-               rules.service_ports, rules.endpoints, took.count(), rules.chains_written);
+    log::Debug(kLog,
+               "synced {} service ports, {} endpoints in {} ms ({} chains written, {} ms to read "
+               "the tables and build the rules)",
+               rules.service_ports, rules.endpoints, took.count(), rules.chains_written,
+               built.count());
     if (!logged_first_ || took > kSlowSync) {
       logged_first_ = true;
       log::Info(kLog, "rules written: {} service ports, {} endpoints ({} ms, {} chains written)",
