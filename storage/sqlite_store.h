@@ -21,9 +21,11 @@ inline constexpr size_t kSqliteMaxValueBytes = 16 * 1024 * 1024;
 // Knobs that users never need and tests do; the defaults are what `orch server` runs with.
 struct SqliteTuning {
   // The in-memory window of recent events that watchers are served from; a watcher behind it
-  // reads the log table instead (slower, never wrong).
-  size_t ring_max_events = 10000;
-  size_t ring_max_bytes = 64 * 1024 * 1024;
+  // reads the log table instead (slower, never wrong). The API server's watch cache is the one
+  // watcher in practice and stays near the head, so two group commits' worth is enough; a
+  // larger ring only pins memory (each event holds its value and its previous value).
+  size_t ring_max_events = 2048;
+  size_t ring_max_bytes = 16 * 1024 * 1024;
   // Compaction removes the history of this many revisions per transaction, between write
   // batches: the longest a write waits for it.
   int64_t compact_slice_revisions = 500;
