@@ -8,9 +8,8 @@
 #include <mutex>
 
 #include "orch/apiserver.h"
-#include "orch/files.h"
-#include "orch/pki.h"
 #include "orch/store.h"
+#include "test_api_server.h"
 
 namespace orch {
 namespace {
@@ -18,48 +17,8 @@ namespace {
 using nlohmann::json;
 
 // A server on a fresh data dir, torn down at scope exit.
-struct TestServer {
-  std::filesystem::path dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<ApiServer> server;
-
-  TestServer() {
-    dir = std::filesystem::temp_directory_path() / ("orch-inproc-" + pki::RandomHex(6));
-    std::filesystem::create_directories(dir);
-    auto ca = pki::CreateCA("test-ca");
-    REQUIRE(ca.ok());
-    pki::CertificateRequest req;
-    req.common_name = "apiserver";
-    req.ip_addresses = {"127.0.0.1"};
-    req.server = true;
-    auto serving = pki::IssueCertificate(*ca, req);
-    REQUIRE(serving.ok());
-    REQUIRE(WriteFileAtomic((dir / "ca.crt").string(), ca->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.crt").string(), serving->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.key").string(), serving->key_pem, 0600).ok());
-    StoreOptions so;
-    so.endpoint = "sqlite://" + (dir / "state.db").string();
-    auto opened = OpenStore(so);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-    ApiServerOptions options;
-    options.bind_address = "127.0.0.1";
-    options.port = 0;
-    options.advertise_address = "127.0.0.1";
-    options.cert_file = (dir / "tls.crt").string();
-    options.key_file = (dir / "tls.key").string();
-    options.client_ca_file = (dir / "ca.crt").string();
-    options.encryption_key_file = (dir / "cred" / "key").string();
-    auto started = ApiServer::Start(options, *store);
-    REQUIRE(started.ok());
-    server = std::move(*started);
-  }
-  ~TestServer() {
-    server->Stop();
-    server.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
-  }
+struct TestServer : testing::TestApiServer {
+  TestServer() : TestApiServer("orch-inproc-") {}
 };
 
 json ConfigMap(const std::string& name, const std::string& value) {

@@ -6,64 +6,25 @@
 #include <filesystem>
 
 #include "orch/apiserver.h"
-#include "orch/files.h"
-#include "orch/pki.h"
 #include "orch/sa_token.h"
 #include "orch/store.h"
+#include "test_api_server.h"
 
 namespace orch {
 namespace {
 
 using nlohmann::json;
 
-struct TestServer {
-  std::filesystem::path dir;
-  std::string ca_pem;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<ApiServer> server;
+// A server that signs and checks service-account tokens, with an admin client.
+struct TestServer : testing::TestApiServer {
   std::unique_ptr<ApiClient> admin;
 
-  TestServer() {
-    dir = std::filesystem::temp_directory_path() / ("orch-sa-" + pki::RandomHex(6));
-    std::filesystem::create_directories(dir);
-    auto ca = pki::CreateCA("test-ca");
-    REQUIRE(ca.ok());
-    ca_pem = ca->cert_pem;
-    pki::CertificateRequest req;
-    req.common_name = "apiserver";
-    req.ip_addresses = {"127.0.0.1"};
-    req.server = true;
-    auto serving = pki::IssueCertificate(*ca, req);
-    REQUIRE(serving.ok());
-    REQUIRE(WriteFileAtomic((dir / "ca.crt").string(), ca->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.crt").string(), serving->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.key").string(), serving->key_pem, 0600).ok());
-    StoreOptions so;
-    so.endpoint = "sqlite://" + (dir / "state.db").string();
-    auto opened = OpenStore(so);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-    ApiServerOptions options;
-    options.bind_address = "127.0.0.1";
-    options.port = 0;
-    options.advertise_address = "127.0.0.1";
-    options.cert_file = (dir / "tls.crt").string();
-    options.key_file = (dir / "tls.key").string();
-    options.client_ca_file = (dir / "ca.crt").string();
-    options.encryption_key_file = (dir / "cred" / "key").string();
-    options.service_account_key_file = (dir / "service.key").string();
-    options.api_audiences = {satoken::kDefaultIssuer, "k3s"};
-    auto started = ApiServer::Start(options, *store);
-    REQUIRE(started.ok());
-    server = std::move(*started);
+  TestServer()
+      : TestApiServer("orch-sa-", [](ApiServerOptions& options, const std::filesystem::path& dir) {
+          options.service_account_key_file = (dir / "service.key").string();
+          options.api_audiences = {satoken::kDefaultIssuer, "k3s"};
+        }) {
     admin = server->NewClient("admin", {"system:masters"}, "test");
-  }
-  ~TestServer() {
-    admin.reset();
-    server->Stop();
-    server.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
   }
 
   std::unique_ptr<ApiClient> WithToken(const std::string& token) {
