@@ -245,3 +245,23 @@ TEST_CASE("JoinCluster keeps waiting for an unreachable server until stopped") {
   CHECK(joined.status().code() == StatusCode::kCancelled);
   CHECK(!std::filesystem::exists(dir.path + "/agent/client-node.crt"));
 }
+
+TEST_CASE("FetchClusterSettings refuses a bad token at once and waits for an unreachable server") {
+  orch::AgentConfig config;
+  config.token = "a:b";
+  config.server_url = "https://127.0.0.1:1";
+  CHECK(orch::FetchClusterSettings(config, "", std::stop_token()).status().code() ==
+        StatusCode::kInvalidArgument);
+  config.token = "secret";  // connection refused: retried with back-off until stopped
+  orch::JoinOptions options;
+  options.initial_backoff = std::chrono::milliseconds(10);
+  options.max_backoff = std::chrono::milliseconds(50);
+  std::stop_source stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.request_stop();
+  });
+  auto settings = orch::FetchClusterSettings(config, "", stop.get_token(), options);
+  stopper.join();
+  CHECK(settings.status().code() == StatusCode::kCancelled);
+}
