@@ -28,7 +28,15 @@ struct NodeAgentOptions {
   std::string link_ca_pem;
   std::string link_cert_pem;
   std::string link_key_pem;
+  // The agent is the process's main job (`orch agent`): it gives free heap back to the kernel
+  // every few seconds and, once started, drops the start-up pages of code from its mappings
+  // (src/agent/process_memory.h). Off in `orch server`, whose memory is the server's to manage.
+  bool manage_process_memory = false;
 };
+
+// For `orch agent`, first thing in main's role code, before any thread starts: at most two
+// malloc arenas in the process (glibc's default, 8 per core, keeps free memory in each).
+void TuneAgentProcessMemory();
 
 // Start: starts (or connects to, with --container-runtime-endpoint) containerd, imports the pause
 // image and <data-dir>/agent/images, registers the Node, then runs pods; returns once the Node is

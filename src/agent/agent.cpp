@@ -238,7 +238,8 @@ class NodeAgent final : public Component {
           events_->Record(
               {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", config_.node_name}}}},
               "Warning", "FreeDiskSpaceFailed", message);
-        });
+        },
+        options_.manage_process_memory);
     housekeeping_->Start();
     if (!options_.link_url.empty()) {
       auto streams = agent::StreamServer::Start(

@@ -3,23 +3,32 @@
 #include "housekeeping.h"
 
 #include "orch/log.h"
+#include "process_memory.h"
 
 namespace orch::agent {
 namespace {
 
 constexpr std::string_view kLog = "agent";
+// Start-up is over (informers synced, first heartbeats and relists done) this long after Start.
+constexpr auto kReleaseStartupPagesAfter = std::chrono::seconds(5);
+// Free heap is looked at this often and given back from this much on: a burst of pod work
+// leaves megabytes free in the arenas, which malloc returns to the kernel only from their tops.
+constexpr auto kTrimPeriod = std::chrono::seconds(10);
+constexpr size_t kTrimMinFreeBytes = 512 * 1024;
 
 }  // namespace
 
 Housekeeping::Housekeeping(cri::Runtime& runtime, const KubeletSettings& settings,
-                           std::function<void(const std::string&)> on_gc_shortfall)
+                           std::function<void(const std::string&)> on_gc_shortfall,
+                           bool manage_process_memory)
     : settings_(settings),
       logs_(runtime,
             LogRotationOptions{settings.container_log_max_size, settings.container_log_max_files}),
       images_(runtime,
               ImageGcOptions{settings.image_gc_high_threshold, settings.image_gc_low_threshold,
                              settings.image_minimum_gc_age, cri::kPauseImage}),
-      on_gc_shortfall_(std::move(on_gc_shortfall)) {}
+      on_gc_shortfall_(std::move(on_gc_shortfall)),
+      manage_process_memory_(manage_process_memory) {}
 
 void Housekeeping::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -40,9 +49,13 @@ void Housekeeping::Run() {
   // Images are first looked at soon after start, so their ages count from then.
   auto next_gc =
       Clock::now() + std::min<Clock::duration>(settings_.image_gc_period, std::chrono::seconds(30));
+  auto next_trim = Clock::now() + kReleaseStartupPagesAfter;
+  bool released = false;
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    wake_.wait_until(lock, std::min(next_logs, next_gc), [this] { return stopping_; });
+    auto wake = std::min(next_logs, next_gc);
+    if (manage_process_memory_) wake = std::min(wake, next_trim);
+    wake_.wait_until(lock, wake, [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
     auto now = Clock::now();
@@ -59,6 +72,16 @@ void Housekeeping::Run() {
         if (on_gc_shortfall_) on_gc_shortfall_(result->shortfall);
       }
       next_gc = Clock::now() + settings_.image_gc_period;
+    }
+    if (manage_process_memory_ && now >= next_trim) {
+      if (!released) {
+        released = true;
+        size_t bytes = ReleaseReadOnlyImagePages();
+        log::Debug(kLog, "dropped {} KiB of start-up code and read-only data from the mappings",
+                   bytes / 1024);
+      }
+      TrimFreeHeap(kTrimMinFreeBytes);
+      next_trim = Clock::now() + kTrimPeriod;
     }
     lock.lock();
   }

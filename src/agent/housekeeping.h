@@ -1,5 +1,6 @@
 // The agent's periodic node housekeeping on one thread: container log rotation (every
-// container_log_check_period) and image garbage collection (every image_gc_period).
+// container_log_check_period), image garbage collection (every image_gc_period) and, when the
+// agent owns its process, the process's memory (process_memory.h).
 #pragma once
 
 #include <condition_variable>
@@ -17,9 +18,12 @@ namespace orch::agent {
 class Housekeeping {
  public:
   // `on_gc_shortfall` gets the kubelet's message when image collection could not free enough
-  // (the agent records it as the node's FreeDiskSpaceFailed event); may be empty.
+  // (the agent records it as the node's FreeDiskSpaceFailed event); may be empty. With
+  // `manage_process_memory`, free heap goes back to the kernel every few seconds and the
+  // start-up pages of code are dropped from the mappings once, soon after Start.
   Housekeeping(cri::Runtime& runtime, const KubeletSettings& settings,
-               std::function<void(const std::string&)> on_gc_shortfall);
+               std::function<void(const std::string&)> on_gc_shortfall,
+               bool manage_process_memory = false);
   ~Housekeeping() { Stop(); }
   Housekeeping(const Housekeeping&) = delete;
   Housekeeping& operator=(const Housekeeping&) = delete;
@@ -35,6 +39,7 @@ class Housekeeping {
   ContainerLogRotator logs_;
   ImageGarbageCollector images_;
   std::function<void(const std::string&)> on_gc_shortfall_;
+  const bool manage_process_memory_;
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_

@@ -139,6 +139,7 @@ int RunServer(const ServerConfig& config) {
 // SIGTERM or SIGINT.
 int RunAgent(const AgentConfig& config) {
   constexpr std::string_view kAgent = "agent";
+  TuneAgentProcessMemory();  // before the first thread
   log::Info(kAgent, "orch {} ({}) node {}, server {}, data dir {}", kVersion, kGitCommit,
             config.node_name, config.server_url, config.data_dir);
 
@@ -220,6 +221,7 @@ int RunAgent(const AgentConfig& config) {
   agent_options.link_ca_pem = credentials->ca_pem;
   agent_options.link_cert_pem = credentials->cert_pem;
   agent_options.link_key_pem = credentials->key_pem;
+  agent_options.manage_process_memory = true;
   components.Add(NewNodeAgent(effective, **client, agent_options));
   if (Status s = components.StartAll(); !s.ok()) {
     log::Error(kAgent, "cannot start: {}", s.message());
