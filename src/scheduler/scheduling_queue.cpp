@@ -29,7 +29,7 @@ void SchedulingQueue::Unlink(const std::string& key, Entry& entry) {
       active_.erase({-int64_t{entry.queued_priority}, entry.seq, key});
       break;
     case State::kBackoff:
-      backoff_.erase({entry.backoff_until, key});
+      BackoffSet(entry).erase({entry.backoff_until, key});
       break;
     case State::kUnschedulable:
       unschedulable_.erase(key);
@@ -51,7 +51,7 @@ void SchedulingQueue::PushBackoffOrActive(const std::string& key, Entry& entry,
                                           Clock::time_point now) {
   if (entry.attempts > 0 && entry.backoff_until > now) {
     entry.state = State::kBackoff;
-    backoff_.insert({entry.backoff_until, key});
+    BackoffSet(entry).insert({entry.backoff_until, key});
     cv_.notify_one();  // the waiter may need an earlier wake-up
   } else {
     PushActive(key, entry);
@@ -98,11 +98,13 @@ void SchedulingQueue::Delete(const std::string& key) {
 }
 
 void SchedulingQueue::Promote(Clock::time_point now) {
-  while (!backoff_.empty() && backoff_.begin()->first <= now) {
-    std::string key = backoff_.begin()->second;
-    backoff_.erase(backoff_.begin());
-    auto it = entries_.find(key);
-    if (it != entries_.end()) PushActive(key, it->second);
+  for (auto* set : {&backoff_, &error_backoff_}) {
+    while (!set->empty() && set->begin()->first <= now) {
+      std::string key = set->begin()->second;
+      set->erase(set->begin());
+      auto it = entries_.find(key);
+      if (it != entries_.end()) PushActive(key, it->second);
+    }
   }
   if (now < next_flush_) return;
   next_flush_ = now + kFlushPeriod;
@@ -119,9 +121,16 @@ void SchedulingQueue::Promote(Clock::time_point now) {
 
 std::optional<SchedulingQueue::Item> SchedulingQueue::TakeLocked(Clock::time_point now) {
   Promote(now);
-  if (active_.empty()) return std::nullopt;
-  std::string key = std::get<2>(*active_.begin());
-  active_.erase(active_.begin());
+  std::string key;
+  if (!active_.empty()) {
+    key = std::get<2>(*active_.begin());
+    active_.erase(active_.begin());
+  } else if (options_.pop_from_backoff && !backoff_.empty()) {
+    key = backoff_.begin()->second;
+    backoff_.erase(backoff_.begin());
+  } else {
+    return std::nullopt;
+  }
   Entry& entry = entries_.at(key);
   entry.state = State::kInFlight;
   entry.attempts++;
@@ -137,6 +146,7 @@ std::optional<SchedulingQueue::Item> SchedulingQueue::Pop() {
     if (auto item = TakeLocked(now)) return item;
     Clock::time_point wake = next_flush_;
     if (!backoff_.empty()) wake = std::min(wake, backoff_.begin()->first);
+    if (!error_backoff_.empty()) wake = std::min(wake, error_backoff_.begin()->first);
     cv_.wait_until(lock, wake);
   }
   return std::nullopt;
@@ -162,6 +172,7 @@ void SchedulingQueue::Unschedulable(const std::string& key, uint32_t plugins) {
   Entry& entry = it->second;
   Clock::time_point now = options_.now();
   entry.backoff_until = now + BackoffFor(entry.attempts);
+  entry.error_backoff = false;
   if (entry.updated_in_flight || entry.moves_at_pop != moves_) {
     // The cluster or the pod changed while we looked: the answer may be stale, try again soon.
     PushBackoffOrActive(key, entry, now);
@@ -179,6 +190,7 @@ void SchedulingQueue::Backoff(const std::string& key) {
   if (it == entries_.end() || it->second.state != State::kInFlight) return;
   Clock::time_point now = options_.now();
   it->second.backoff_until = now + BackoffFor(it->second.attempts);
+  it->second.error_backoff = true;
   PushBackoffOrActive(key, it->second, now);
 }
 
@@ -197,6 +209,7 @@ void SchedulingQueue::Requeue(PodPtr pod) {
   entry.attempts = 1;
   Clock::time_point now = options_.now();
   entry.backoff_until = now + BackoffFor(1);
+  entry.error_backoff = true;
   PushBackoffOrActive(key, entry, now);
 }
 
@@ -225,7 +238,7 @@ SchedulingQueue::Counts SchedulingQueue::counts() const {
   std::lock_guard lock(mu_);
   Counts c;
   c.active = active_.size();
-  c.backoff = backoff_.size();
+  c.backoff = backoff_.size() + error_backoff_.size();
   c.unschedulable = unschedulable_.size();
   c.in_flight = entries_.size() - c.active - c.backoff - c.unschedulable;
   return c;

@@ -29,6 +29,11 @@ class SchedulingQueue {
     std::chrono::milliseconds max_backoff{10000};
     // Unschedulable pods are retried after this long even if no event moved them.
     std::chrono::milliseconds max_unschedulable{std::chrono::minutes(5)};
+    // When no pod is ready, Pop takes the pod whose back-off ends first instead of idling until
+    // it ends (upstream's SchedulerPopFromBackoffQ, KEP-5142): a back-off is there to let other
+    // pods go first, not to keep the scheduler waiting. Pods backing off after an error (Backoff,
+    // Requeue) still wait out their back-off: the API needs the pause.
+    bool pop_from_backoff = true;
     std::function<Clock::time_point()> now = [] { return Clock::now(); };  // tests pass a fake
   };
 
@@ -90,6 +95,7 @@ class SchedulingQueue {
     uint32_t plugins = 0;
     uint64_t moves_at_pop = 0;
     bool updated_in_flight = false;
+    bool error_backoff = false;  // backing off after an error (in error_backoff_, else backoff_)
   };
   using ActiveKey = std::tuple<int64_t, uint64_t, std::string>;  // (-priority, seq, key)
 
@@ -98,19 +104,25 @@ class SchedulingQueue {
   void PushActive(const std::string& key, Entry& entry);
   void PushBackoffOrActive(const std::string& key, Entry& entry, Clock::time_point now);
   void Promote(Clock::time_point now);  // due back-offs and overdue unschedulable pods
+  // The back-off set an entry in kBackoff is in.
+  std::set<std::pair<Clock::time_point, std::string>>& BackoffSet(const Entry& entry) {
+    return entry.error_backoff ? error_backoff_ : backoff_;
+  }
   std::chrono::milliseconds BackoffFor(int attempts) const;
 
   const Options options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<std::string, Entry> entries_;               // guarded by mu_
-  std::set<ActiveKey> active_;                                   // guarded by mu_
-  std::set<std::pair<Clock::time_point, std::string>> backoff_;  // guarded by mu_
-  std::unordered_set<std::string> unschedulable_;                // guarded by mu_
-  uint64_t seq_ = 0;                                             // guarded by mu_
-  uint64_t moves_ = 0;                                           // guarded by mu_
-  Clock::time_point next_flush_{};                               // guarded by mu_
-  bool closed_ = false;                                          // guarded by mu_
+  std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
+  std::set<ActiveKey> active_;                      // guarded by mu_
+  // Pods backing off, by end of back-off: after being unschedulable, and after an error.
+  std::set<std::pair<Clock::time_point, std::string>> backoff_;        // guarded by mu_
+  std::set<std::pair<Clock::time_point, std::string>> error_backoff_;  // guarded by mu_
+  std::unordered_set<std::string> unschedulable_;                      // guarded by mu_
+  uint64_t seq_ = 0;                                                   // guarded by mu_
+  uint64_t moves_ = 0;                                                 // guarded by mu_
+  Clock::time_point next_flush_{};                                     // guarded by mu_
+  bool closed_ = false;                                                // guarded by mu_
 };
 
 }  // namespace orch::sched

@@ -1,5 +1,7 @@
 // The scheduler's queue (priority order, back-off, parking unschedulable pods until an event
 // that can help) and cache (assumed pods, confirmation by the informer, expiry, nominations).
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -58,7 +60,9 @@ TEST_CASE("Ready pods come out by priority, then in arrival order") {
 
 TEST_CASE("An unschedulable pod waits for an event that can help, then for its back-off") {
   FakeClock clock;
-  SchedulingQueue queue(Options(clock));
+  SchedulingQueue::Options options = Options(clock);
+  options.pop_from_backoff = false;
+  SchedulingQueue queue(options);
   queue.AddOrUpdate(Pod("p"));
   REQUIRE(PopName(queue) == "p");
   queue.Unschedulable("default/p", kPluginNodeResourcesFit);
@@ -70,6 +74,42 @@ TEST_CASE("An unschedulable pod waits for an event that can help, then for its b
   CHECK(PopName(queue) == "");
   clock.now += 1001ms;
   CHECK(PopName(queue) == "p");
+}
+
+TEST_CASE("With nothing ready, a pod backing off after being unschedulable comes out at once") {
+  FakeClock clock;
+  SchedulingQueue queue(Options(clock));
+  for (const char* name : {"early", "late"}) {
+    queue.AddOrUpdate(Pod(name));
+    REQUIRE(PopName(queue) == name);
+    queue.Unschedulable(fmt::format("default/{}", name), kPluginNodeUnschedulable);
+    clock.now += 100ms;  // "late" backs off until 100 ms after "early"
+  }
+  queue.MoveOnEvent(kPluginNodeUnschedulable);
+  CHECK(queue.counts().backoff == 2);
+  // Ready pods still go first; then the back-off that ends first, long before it ends.
+  queue.AddOrUpdate(Pod("ready"));
+  CHECK(PopName(queue) == "ready");
+  auto item = queue.TryPop();
+  REQUIRE(item);
+  CHECK(item->pod->name == "early");
+  CHECK(item->attempts == 2);
+  CHECK(PopName(queue) == "late");
+  CHECK(queue.counts().backoff == 0);
+}
+
+TEST_CASE("A pod backing off after an error waits its back-off even with nothing ready") {
+  FakeClock clock;
+  SchedulingQueue queue(Options(clock));
+  queue.AddOrUpdate(Pod("failed"));
+  REQUIRE(PopName(queue) == "failed");
+  queue.Backoff("default/failed");
+  queue.Requeue(Pod("rejected"));  // a binding the API refused
+  CHECK(queue.counts().backoff == 2);
+  CHECK(PopName(queue) == "");
+  clock.now += 1001ms;
+  CHECK(PopName(queue) == "failed");
+  CHECK(PopName(queue) == "rejected");
 }
 
 TEST_CASE("An event during an attempt sends the pod to back-off instead of parking it") {
