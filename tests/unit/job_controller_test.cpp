@@ -122,6 +122,8 @@ TEST_CASE("a job runs `parallelism` pods until `completions` succeed, then compl
   CHECK(status["succeeded"] == 3);
   CHECK(status.value("active", 0) == 0);
   CHECK(status.contains("completionTime"));
+  // The event is recorded after the status write succeeds, so it may come just after the status.
+  REQUIRE(WaitUntil([&] { return f.events.WithReason("Completed").size() >= 1; }));
   CHECK(f.events.WithReason("Completed").size() == 1);
   CHECK(f.events.WithReason("SuccessfulCreate").size() == 3);
 }
