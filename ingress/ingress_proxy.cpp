@@ -226,9 +226,32 @@ class IngressProxyImpl final : public IngressProxy {
         RequestRebuild();
       }
     };
-    for (Informer* informer : {&ingresses_, &classes_, &services_, &slices_, &secrets_}) {
+    for (Informer* informer : {&ingresses_, &classes_, &secrets_}) {
       informer->AddHandler({changed, updated, changed});
     }
+    // A Service or EndpointSlice that no served Ingress names cannot change the routes: with
+    // many Services, rebuilding for each of their events would be most of the proxy's work.
+    auto backend_handlers = [&](auto service_of) {
+      auto changed_backend = [this, service_of](const ObjectPtr& object) {
+        if (MayRoute(service_of(*object))) RequestRebuild();
+      };
+      auto updated_backend = [updated, service_of, this](const ObjectPtr& old_object,
+                                                         const ObjectPtr& object) {
+        if (MayRoute(service_of(*old_object)) || MayRoute(service_of(*object))) {
+          updated(old_object, object);
+        }
+      };
+      return InformerHandler{changed_backend, updated_backend, changed_backend};
+    };
+    services_.AddHandler(backend_handlers([](const nlohmann::json& service) {
+      return fmt::format("{}/{}", ingress::String(service, {"metadata", "namespace"}),
+                         ingress::String(service, {"metadata", "name"}));
+    }));
+    slices_.AddHandler(backend_handlers([](const nlohmann::json& slice) {
+      return fmt::format(
+          "{}/{}", ingress::String(slice, {"metadata", "namespace"}),
+          ingress::String(slice, {"metadata", "labels", "kubernetes.io/service-name"}));
+    }));
     for (auto& w : workers_) {
       w->sweep = std::make_unique<asio::steady_timer>(w->io);
       ScheduleSweep(*w);
@@ -277,8 +300,23 @@ class IngressProxyImpl final : public IngressProxy {
            slices_.HasSynced() && secrets_.HasSynced();
   }
 
+  // Whether a change to Service `key` ("ns/name") can change the routes. Called after the
+  // informer's cache holds the change: a rebuild that may have listed the old state is still
+  // running (building_), or the published table names the Service.
+  bool MayRoute(const std::string& key) {
+    if (building_) return true;
+    std::lock_guard lock(mu_);
+    return !table_ || table_->services.count(key) > 0;
+  }
+
   void Rebuild() {
     rebuild_posted_ = false;
+    building_ = true;
+    Build();
+    building_ = false;
+  }
+
+  void Build() {
     if (!Synced()) {
       // Nothing is served before the first complete view: no false 404s.
       retry_->expires_after(kSyncRetry);
@@ -778,6 +816,7 @@ class IngressProxyImpl final : public IngressProxy {
   Listener http_;                              // worker 0
   Listener https_;                             // worker 0
   std::atomic<bool> rebuild_posted_{false};
+  std::atomic<bool> building_{false};  // a rebuild is listing the informers or publishing
   std::atomic<bool> started_{false};
   std::atomic<size_t> active_{0};
   size_t next_worker_ = 0;  // worker 0

@@ -73,6 +73,7 @@ class BackendResolver {
     const json& service = Field(backend, {"service"});
     if (!service.is_object()) return nullptr;
     std::string name = String(service, {"name"});
+    named.insert(fmt::format("{}/{}", ns, name));
     const json& port_number = Field(service, {"port", "number"});
     std::string port_name = String(service, {"port", "name"});
     std::string port_text =
@@ -87,6 +88,8 @@ class BackendResolver {
     backends_[key] = made;
     return made;
   }
+
+  std::unordered_set<std::string> named;  // "ns/name" of every Service resolved
 
  private:
   std::vector<Endpoint> Endpoints(const std::string& ns, const std::string& name,
@@ -296,6 +299,7 @@ RouteTable BuildRouteTable(const RouteInput& input) {
       }
     }
   }
+  table.services = std::move(resolver.named);
   SortRoutes(table.any_host);
   for (auto& [host, routes] : table.exact_hosts) SortRoutes(routes);
   for (auto& [host, routes] : table.wildcard_hosts) SortRoutes(routes);

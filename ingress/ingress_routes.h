@@ -5,12 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "orch/informer.h"
@@ -72,6 +73,9 @@ struct RouteTable {
   std::unordered_map<std::string, std::string> tls_exact;
   std::unordered_map<std::string, std::string> tls_wildcard;
   size_t ingresses = 0;  // served Ingresses, for logs
+  // "ns/name" of every Service a served Ingress names: changes to other Services and their
+  // EndpointSlices cannot change the table.
+  std::unordered_set<std::string> services;
 
   // The backend for a request, or null (404). `host` is the Host header (lowercase, without the
   // port), `path` the request target without the query. An exact host's routes come first, then

@@ -223,6 +223,8 @@ TEST_CASE("Backends: ready endpoints by port number or name, shared round robin"
     CHECK(b->endpoints.empty());
     CHECK(b->Pick() == nullptr);
   }
+  // The Services the table depends on, so the proxy can ignore changes to all others.
+  CHECK(t.services == std::unordered_set<std::string>{"default/a", "default/b", "default/nosuch"});
 }
 
 TEST_CASE("TLS hosts map to Secrets, by exact name then wildcard") {
