@@ -123,8 +123,7 @@ int RunServer(const ServerConfig& config) {
     log::Error(kComponent, "cannot start: {}", s.message());
     return 1;
   }
-  log::Info(kComponent,
-            "running; stop with SIGTERM or Ctrl-C");
+  log::Info(kComponent, "running; stop with SIGTERM or Ctrl-C");
 
   int signal_number = WaitForStopSignal();
   log::Info(kComponent, "got {}, stopping", SignalName(signal_number));
