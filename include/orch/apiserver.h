@@ -32,14 +32,14 @@ struct ApiServerOptions {
   std::string advertise_address;  // host clients should use (discovery's serverAddress)
   std::string cert_file;          // serving certificate and key (PEM)
   std::string key_file;
-  std::string client_ca_file;      // CA that signs client certificates
-  std::string ca_bundle_pem;       // served at /cacerts for joining agents
+  std::string client_ca_file;       // CA that signs client certificates
+  std::string ca_bundle_pem;        // served at /cacerts for joining agents
   std::string encryption_key_file;  // AES key for Secrets at rest
   std::string service_cidr = "10.43.0.0/16";
   // The `kube-dns` Service in kube-system gets this ClusterIP (served by every agent); empty:
   // no such Service (--disable dns).
   std::string cluster_dns;
-  std::string manifests_dir;       // auto-deploy folder; empty = none
+  std::string manifests_dir;  // auto-deploy folder; empty = none
   // Bearer tokens accepted, with the user each stands for.
   struct Token {
     std::string token;

@@ -81,8 +81,8 @@ struct ServerConfig {
   std::string cluster_domain = "cluster.local";
   std::vector<std::string> disable;  // normalized names from kDisableableComponents
   bool disable_agent = false;
-  bool disable_scheduler = false;           // --disable-scheduler
-  bool disable_controller_manager = false;  // --disable-controller-manager
+  bool disable_scheduler = false;                // --disable-scheduler
+  bool disable_controller_manager = false;       // --disable-controller-manager
   int64_t node_monitor_grace_period_ms = 40000;  // --node-monitor-grace-period
   bool debug = false;
   AgentConfig agent;

@@ -156,8 +156,8 @@ class NodeAgent final : public Component {
     } else {
       log::Warn(kLog, "pods get the default MTU: {}", mtu.status().message());
     }
-    network_ = std::make_unique<agent::PodNetwork>(paths_, config_.node_name, options_.cni_bridge,
-                                                   [this] { OnNetworkReady(); }, pod_mtu);
+    network_ = std::make_unique<agent::PodNetwork>(
+        paths_, config_.node_name, options_.cni_bridge, [this] { OnNetworkReady(); }, pod_mtu);
     network_->Watch(
         informers_->For(resources::kNodes, "", "", "metadata.name=" + config_.node_name));
     if (!config_.disable_kube_proxy) {
@@ -234,7 +234,8 @@ class NodeAgent final : public Component {
     reporter_->Start();
     pods_->Start();
     housekeeping_ = std::make_unique<agent::Housekeeping>(
-        *runtime_, *kubelet, [this](const std::string& message) {
+        *runtime_, *kubelet,
+        [this](const std::string& message) {
           events_->Record(
               {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", config_.node_name}}}},
               "Warning", "FreeDiskSpaceFailed", message);
@@ -243,8 +244,8 @@ class NodeAgent final : public Component {
     housekeeping_->Start();
     if (!options_.link_url.empty()) {
       auto streams = agent::StreamServer::Start(
-          {options_.link_url, options_.link_ca_pem, options_.link_cert_pem,
-           options_.link_key_pem, config_.node_name},
+          {options_.link_url, options_.link_ca_pem, options_.link_cert_pem, options_.link_key_pem,
+           config_.node_name},
           *runtime_);
       if (!streams.ok()) return streams.status();
       streams_ = std::move(*streams);
@@ -285,8 +286,8 @@ class NodeAgent final : public Component {
     options.backend = config_.flannel_backend;
     options.annotate = [this](const std::map<std::string, std::string>& annotations) {
       nlohmann::json patch = {{"metadata", {{"annotations", annotations}}}};
-      return client_.Patch(resources::kNodes, "", config_.node_name, PatchType::kMerge,
-                           patch.dump())
+      return client_
+          .Patch(resources::kNodes, "", config_.node_name, PatchType::kMerge, patch.dump())
           .status();
     };
     options.local_pod_cidr = [this] { return network_->pod_cidr(); };
@@ -342,7 +343,7 @@ class NodeAgent final : public Component {
   std::unique_ptr<IngressProxy> ingress_;
   std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<Overlay> overlay_;  // the vxlan backend's device (removed with other backends)
-  std::unique_ptr<ClusterDns> dns_;  // null when the DNS port could not be bound
+  std::unique_ptr<ClusterDns> dns_;   // null when the DNS port could not be bound
   std::unique_ptr<NodeNetwork> node_network_;
   std::unique_ptr<agent::NodeStatusReporter> reporter_;
   std::unique_ptr<agent::InformerObjectSource> objects_;

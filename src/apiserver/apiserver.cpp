@@ -59,8 +59,8 @@ class ApiServerImpl : public ApiServer {
     }
     std::vector<api::AdmissionPlugin*> plugins = {namespace_lifecycle_.get()};
     if (service_account_admission_) plugins.push_back(service_account_admission_.get());
-    plugins.insert(plugins.end(), {service_allocator_.get(), priority_.get(),
-                                   &default_toleration_seconds_});
+    plugins.insert(plugins.end(),
+                   {service_allocator_.get(), priority_.get(), &default_toleration_seconds_});
     if (const api::ResourceType* classes =
             resources->Find("networking.k8s.io", "v1", "ingressclasses")) {
       default_ingress_class_ = std::make_unique<api::DefaultIngressClass>(*store_, *classes);
@@ -205,8 +205,8 @@ class ApiServerImpl : public ApiServer {
         write.field_manager = "orch";
         auto created = rest_->Create(*accounts, ns, sa, write);
         if (!created.ok() && created.error().code != 409) {
-          return Unavailable(fmt::format("create service account {}/default: {}", ns,
-                                         created.error().message));
+          return Unavailable(
+              fmt::format("create service account {}/default: {}", ns, created.error().message));
         }
       }
     }
@@ -274,8 +274,7 @@ class ApiServerImpl : public ApiServer {
   // The `kube-dns` Service that pods' resolv.conf names. It has no selector and no endpoints:
   // every agent serves DNS itself and redirects the ClusterIP to its own listener
   // (network/node_network.cpp); the Service reserves the address and tells clients it exists.
-  Status EnsureClusterDnsService(const ApiServerOptions& options,
-                                 const api::ResourceType& services,
+  Status EnsureClusterDnsService(const ApiServerOptions& options, const api::ResourceType& services,
                                  const api::WriteOptions& write) {
     if (options.cluster_dns.empty()) return Status::Ok();
     if (rest_->Get(services, "kube-system", "kube-dns").ok()) return Status::Ok();
@@ -283,17 +282,17 @@ class ApiServerImpl : public ApiServer {
     for (const auto& [name, protocol] : {std::pair{"dns", "UDP"}, {"dns-tcp", "TCP"}}) {
       ports.push_back({{"name", name}, {"port", 53}, {"protocol", protocol}, {"targetPort", 53}});
     }
-    json kube_dns = {{"apiVersion", "v1"},
-                     {"kind", "Service"},
-                     {"metadata",
-                      {{"name", "kube-dns"},
-                       {"namespace", "kube-system"},
-                       {"labels",
-                        {{"k8s-app", "kube-dns"},
-                         {"kubernetes.io/cluster-service", "true"},
-                         {"kubernetes.io/name", "CoreDNS"}}}}},
-                     {"spec",
-                      {{"type", "ClusterIP"}, {"clusterIP", options.cluster_dns}, {"ports", ports}}}};
+    json kube_dns = {
+        {"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata",
+         {{"name", "kube-dns"},
+          {"namespace", "kube-system"},
+          {"labels",
+           {{"k8s-app", "kube-dns"},
+            {"kubernetes.io/cluster-service", "true"},
+            {"kubernetes.io/name", "CoreDNS"}}}}},
+        {"spec", {{"type", "ClusterIP"}, {"clusterIP", options.cluster_dns}, {"ports", ports}}}};
     auto created = rest_->Create(services, "kube-system", kube_dns, write);
     if (!created.ok() && created.error().code != 409) {
       return Unavailable("create the kube-dns service: " + created.error().message);
