@@ -6,9 +6,7 @@
 #include <thread>
 
 #include "orch/apiserver.h"
-#include "orch/files.h"
-#include "orch/pki.h"
-#include "orch/store.h"
+#include "test_api_server.h"
 
 namespace orch {
 namespace {
@@ -18,52 +16,11 @@ using nlohmann::json;
 const ResourceRef kIngresses{"networking.k8s.io", "v1", "ingresses"};
 const ResourceRef kClasses{"networking.k8s.io", "v1", "ingressclasses"};
 
-// A server on a fresh data dir, torn down at scope exit.
+// A server on a fresh data dir (the shared fixture), with an admin client, torn down at scope
+// exit.
 struct TestServer {
-  std::filesystem::path dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<ApiServer> server;
-  std::unique_ptr<ApiClient> client;
-
-  TestServer() {
-    dir = std::filesystem::temp_directory_path() / ("orch-admission-" + pki::RandomHex(6));
-    std::filesystem::create_directories(dir);
-    auto ca = pki::CreateCA("test-ca");
-    REQUIRE(ca.ok());
-    pki::CertificateRequest req;
-    req.common_name = "apiserver";
-    req.ip_addresses = {"127.0.0.1"};
-    req.server = true;
-    auto serving = pki::IssueCertificate(*ca, req);
-    REQUIRE(serving.ok());
-    REQUIRE(WriteFileAtomic((dir / "ca.crt").string(), ca->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.crt").string(), serving->cert_pem, 0600).ok());
-    REQUIRE(WriteFileAtomic((dir / "tls.key").string(), serving->key_pem, 0600).ok());
-    StoreOptions so;
-    so.endpoint = "sqlite://" + (dir / "state.db").string();
-    auto opened = OpenStore(so);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
-    ApiServerOptions options;
-    options.bind_address = "127.0.0.1";
-    options.port = 0;
-    options.advertise_address = "127.0.0.1";
-    options.cert_file = (dir / "tls.crt").string();
-    options.key_file = (dir / "tls.key").string();
-    options.client_ca_file = (dir / "ca.crt").string();
-    options.encryption_key_file = (dir / "cred" / "key").string();
-    auto started = ApiServer::Start(options, *store);
-    REQUIRE(started.ok());
-    server = std::move(*started);
-    client = server->NewClient("admin", {"system:masters"}, "test");
-  }
-  ~TestServer() {
-    client.reset();
-    server->Stop();
-    server.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
-  }
+  testing::TestApiServer api{"orch-admission-"};
+  std::unique_ptr<ApiClient> client = api.server->NewClient("admin", {"system:masters"}, "test");
 
   void AddClass(const std::string& name, const char* is_default) {
     json c = {{"apiVersion", "networking.k8s.io/v1"},
