@@ -33,7 +33,8 @@ class Informer {
 
   // Handlers added after the first sync first get on_add for every object already known.
   virtual void AddHandler(InformerHandler handler) = 0;
-  // True once the first list has been stored and delivered to the handlers.
+  // True once the first list has been stored and delivered to the handlers, and every handler
+  // added before this call is registered and has heard of every object already known.
   virtual bool HasSynced() const = 0;
 
   // The object "ns/name" (or "name" for cluster-scoped ones), or null.
@@ -57,8 +58,18 @@ std::string ObjectKey(const nlohmann::json& object);
 // Splits a key made by ObjectKey into namespace ("" if none) and name.
 std::pair<std::string, std::string> SplitObjectKey(const std::string& key);
 
-// Owns the informers of one process and the threads that run them (one thread lists and
-// re-lists for all informers; watch events arrive on the client's threads).
+struct InformerFactoryOptions {
+  // Drop metadata.managedFields from every stored object (upstream's scheduler and
+  // controller-manager strip them in their informers' transform): components that never read
+  // them keep much less memory.
+  bool drop_managed_fields = false;
+  // How many informers may wait for a (re)list at the same time; at least 1.
+  int list_concurrency = 4;
+};
+
+// Owns the informers of one process and the threads that run them: up to list_concurrency
+// threads list, made while there are lists to make; one thread stores every list and change
+// and calls every handler; watch events arrive on the client's threads.
 class InformerFactory {
  public:
   virtual ~InformerFactory() = default;
@@ -71,6 +82,8 @@ class InformerFactory {
   // Like For(ref), but the informer keeps only each object's apiVersion, kind and metadata
   // (without managedFields), as upstream's metadata informers do: consumers that read names and
   // ownership only (the garbage collector) then hold a fraction of the memory of whole objects.
+  // If For(ref) was made already, that informer is returned instead (one list and watch, no
+  // second copy): callers must read only apiVersion, kind and metadata.
   virtual Informer& ForMetadata(const ResourceRef& ref) = 0;
   virtual void Start() = 0;
   // Waits until every informer made so far has synced; false on timeout or Stop.
@@ -78,7 +91,8 @@ class InformerFactory {
   // Stops every watch and thread; no handler runs after it returns. Idempotent.
   virtual void Stop() = 0;
 
-  static std::unique_ptr<InformerFactory> Create(ApiClient& client);
+  static std::unique_ptr<InformerFactory> Create(ApiClient& client,
+                                                 InformerFactoryOptions options = {});
 };
 
 }  // namespace orch

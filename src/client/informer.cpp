@@ -67,10 +67,12 @@ class FactoryImpl;
 class InformerImpl : public Informer {
  public:
   InformerImpl(FactoryImpl& factory, ApiClient& client, ResourceRef ref, std::string ns,
-               std::string label_selector, std::string field_selector, bool metadata_only)
+               std::string label_selector, std::string field_selector, bool metadata_only,
+               bool drop_managed_fields)
       : factory_(factory),
         client_(client),
         metadata_only_(metadata_only),
+        drop_managed_fields_(drop_managed_fields),
         ref_(std::move(ref)),
         ns_(std::move(ns)),
         label_selector_(std::move(label_selector)),
@@ -78,7 +80,9 @@ class InformerImpl : public Informer {
         random_(std::random_device{}()) {}
 
   void AddHandler(InformerHandler handler) override;
-  bool HasSynced() const override { return synced_; }
+  // A handler registration counts from AddHandler until its replay is done: a caller that added
+  // handlers and then sees HasSynced knows they heard of everything listed.
+  bool HasSynced() const override { return synced_ && pending_handlers_ == 0; }
 
   ObjectPtr Get(const std::string& ns, const std::string& name) const override {
     std::shared_lock lock(mu_);
@@ -183,12 +187,18 @@ class InformerImpl : public Informer {
 
   // What the informer keeps of an object from the API.
   json Keep(json object) const {
-    return metadata_only_ ? ObjectMetadataOnly(std::move(object)) : object;
+    if (metadata_only_) return ObjectMetadataOnly(std::move(object));
+    if (drop_managed_fields_ && object.is_object()) {
+      auto meta = object.find("metadata");
+      if (meta != object.end() && meta->is_object()) meta->erase("managedFields");
+    }
+    return object;
   }
 
   FactoryImpl& factory_;
   ApiClient& client_;
   const bool metadata_only_;
+  const bool drop_managed_fields_;
   const ResourceRef ref_;
   const std::string ns_;
   const std::string label_selector_;
@@ -198,6 +208,7 @@ class InformerImpl : public Informer {
   std::map<std::string, ObjectPtr> store_;  // guarded by mu_; by ObjectKey
   std::map<std::string, Index> indexes_;    // guarded by mu_
   std::atomic<bool> synced_{false};
+  std::atomic<int> pending_handlers_{0};  // added, not yet registered and replayed
 
   // Factory thread only.
   std::vector<InformerHandler> handlers_;
@@ -211,7 +222,8 @@ class InformerImpl : public Informer {
 
 class FactoryImpl : public InformerFactory {
  public:
-  explicit FactoryImpl(ApiClient& client) : client_(client) {}
+  FactoryImpl(ApiClient& client, InformerFactoryOptions options)
+      : client_(client), options_(options) {}
   ~FactoryImpl() override {
     Stop();
     if (thread_.joinable()) {
@@ -238,8 +250,14 @@ class FactoryImpl : public InformerFactory {
             label_selector, field_selector, metadata_only};
     auto it = informers_.find(key);
     if (it != informers_.end()) return *it->second;
-    auto informer = std::make_unique<InformerImpl>(*this, client_, ref, ns, label_selector,
-                                                   field_selector, metadata_only);
+    if (metadata_only) {
+      // Whole objects hold the metadata too: no second list, watch and copy of the collection.
+      auto whole = informers_.find(Key{ref.group, ref.version, ref.resource, "", "", "", false});
+      if (whole != informers_.end()) return *whole->second;
+    }
+    auto informer =
+        std::make_unique<InformerImpl>(*this, client_, ref, ns, label_selector, field_selector,
+                                       metadata_only, options_.drop_managed_fields);
     InformerImpl* raw = informer.get();
     informers_.emplace(std::move(key), std::move(informer));
     if (started_) PostLocked([raw] { raw->Relist(); });
@@ -346,6 +364,7 @@ class FactoryImpl : public InformerFactory {
   }
 
   ApiClient& client_;
+  const InformerFactoryOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;                                      // wakes the factory thread
   std::condition_variable sync_cv_;                                 // wakes WaitForSync
@@ -358,20 +377,23 @@ class FactoryImpl : public InformerFactory {
 };
 
 void InformerImpl::AddHandler(InformerHandler handler) {
+  ++pending_handlers_;  // before it is queued: HasSynced turns false at once
   factory_.Post(
       [this, handler = std::move(handler)]() mutable { AddHandlerNow(std::move(handler)); });
 }
 
 void InformerImpl::AddHandlerNow(InformerHandler handler) {
   handlers_.push_back(std::move(handler));
-  if (!synced_ || !handlers_.back().on_add) return;
-  for (const ObjectPtr& object : List("")) {
-    try {
-      handlers_.back().on_add(object);
-    } catch (const std::exception& e) {
-      log::Error("informer", "{} add handler threw: {}", What(), e.what());
+  if (synced_ && handlers_.back().on_add) {
+    for (const ObjectPtr& object : List("")) {
+      try {
+        handlers_.back().on_add(object);
+      } catch (const std::exception& e) {
+        log::Error("informer", "{} add handler threw: {}", What(), e.what());
+      }
     }
   }
+  if (--pending_handlers_ == 0 && synced_) factory_.NotifySynced();
 }
 
 void InformerImpl::Relist() {
@@ -568,8 +590,9 @@ void InformerImpl::NotifyDelete(const ObjectPtr& object) {
 
 }  // namespace
 
-std::unique_ptr<InformerFactory> InformerFactory::Create(ApiClient& client) {
-  return std::make_unique<FactoryImpl>(client);
+std::unique_ptr<InformerFactory> InformerFactory::Create(ApiClient& client,
+                                                         InformerFactoryOptions options) {
+  return std::make_unique<FactoryImpl>(client, options);
 }
 
 }  // namespace orch

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 
 #include "fake_api_client.h"
@@ -251,6 +252,95 @@ TEST_CASE("A metadata informer keeps apiVersion, kind and metadata only") {
   REQUIRE(metadata.Get("a", "y") != nullptr);
   CHECK_FALSE(metadata.Get("a", "y")->contains("data"));
   CHECK((*metadata.Get("a", "y"))["metadata"]["labels"]["app"] == "db");
+  factory->Stop();
+}
+
+TEST_CASE("A factory told to drop managedFields stores objects without them") {
+  FakeApiClient fake;
+  json cm = ConfigMap("a", "x", "web");
+  cm["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", cm).ok());
+
+  orch::InformerFactoryOptions options;
+  options.drop_managed_fields = true;
+  auto dropping = orch::InformerFactory::Create(fake, options);
+  auto keeping = orch::InformerFactory::Create(fake);  // the default keeps them
+  orch::Informer& dropped = dropping->For(resources::kConfigMaps);
+  orch::Informer& kept = keeping->For(resources::kConfigMaps);
+  Journal journal;
+  dropped.AddHandler(journal.Handler());
+  dropping->Start();
+  keeping->Start();
+  REQUIRE(dropping->WaitForSync(std::chrono::seconds(10)));
+  REQUIRE(keeping->WaitForSync(std::chrono::seconds(10)));
+  CHECK(journal.Take(1) == Lines{"add a/x"});
+
+  REQUIRE(dropped.Get("a", "x") != nullptr);
+  CHECK_FALSE((*dropped.Get("a", "x"))["metadata"].contains("managedFields"));
+  CHECK((*dropped.Get("a", "x"))["data"]["v"] == "1");  // the rest is whole
+  CHECK((*dropped.Get("a", "x"))["metadata"]["labels"]["app"] == "web");
+  CHECK((*kept.Get("a", "x"))["metadata"]["managedFields"][0]["manager"] == "kubectl");
+
+  // Objects from the watch too.
+  json cm2 = ConfigMap("a", "y", "db");
+  cm2["metadata"]["managedFields"] = json::array({{{"manager", "kubectl"}}});
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", cm2).ok());
+  CHECK(journal.Take(1) == Lines{"add a/y"});
+  REQUIRE(dropped.Get("a", "y") != nullptr);
+  CHECK_FALSE((*dropped.Get("a", "y"))["metadata"].contains("managedFields"));
+  CHECK((*dropped.Get("a", "y"))["data"]["v"] == "1");
+  dropping->Stop();
+  keeping->Stop();
+}
+
+TEST_CASE("ForMetadata returns the informer of whole objects when there is one") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "x", "web")).ok());
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& whole = factory->For(resources::kConfigMaps);
+  CHECK(&factory->ForMetadata(resources::kConfigMaps) == &whole);
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(Count(fake, "list") == 1);  // one list for both
+  factory->Stop();
+}
+
+TEST_CASE("HasSynced and WaitForSync count handlers whose registration is still queued") {
+  FakeApiClient fake;
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "x", "web")).ok());
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "y", "web")).ok());
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& config_maps = factory->For(resources::kConfigMaps);
+  orch::Informer& pods = factory->For(resources::kPods);
+  // A pod handler that holds the factory's delivery thread until released.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  orch::InformerHandler blocking;
+  blocking.on_add = [&entered, released](const ObjectPtr&) {
+    entered.set_value();
+    released.wait();
+  };
+  pods.AddHandler(blocking);
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(config_maps.HasSynced());
+
+  REQUIRE(fake.Create(resources::kPods, "a",
+                      {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "p"}}}})
+              .ok());
+  REQUIRE(entered.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+
+  // The registration waits behind the blocked handler: not synced for this caller yet.
+  Journal journal;
+  config_maps.AddHandler(journal.Handler());
+  CHECK_FALSE(config_maps.HasSynced());
+  CHECK_FALSE(factory->WaitForSync(std::chrono::milliseconds(50)));
+
+  release.set_value();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(10)));
+  CHECK(config_maps.HasSynced());
+  // Synced means the new handler already heard of everything listed.
+  CHECK(journal.Take(0) == Lines{"add a/x", "add a/y"});
   factory->Stop();
 }
 
