@@ -48,45 +48,13 @@ echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load average:$(uptime | sed 's/.*load 
 wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
 
 echo "--- a busybox httpd pod behind a Service and an Ingress"
-cat >"$E2E_TMP/web.yaml" <<'YAML'
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: orch.test/busybox:1
-        command: [sh, -c, 'mkdir -p /www && echo hello from orch > /www/index.html && exec httpd -f -p 8080 -h /www']
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: web}
-spec:
-  rules:
-  - host: bench.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-YAML
+{
+  web_app web 1 'echo hello from orch > /www/index.html'
+  web_service web http 80
+  host_ingress web bench.example.com web 80
+} >"$E2E_TMP/web.yaml"
 k apply -f "$E2E_TMP/web.yaml" >/dev/null
-web_ready() {
-  [[ "$(k get pods -l app=web -o 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}')" == True ]]
-}
-wait_for 120 "the web pod ready" web_ready
+wait_for 120 "the web pod ready" ready_n web 1
 pod_ip=$(jp pods '{.items[0].status.podIP}')
 cip=$(jp svc/web '{.spec.clusterIP}')
 curl_ok() { in_ns curl -sf -m 3 -o /dev/null "$@"; }

@@ -224,6 +224,87 @@ find_pod_netns() {
   done
 }
 
+# web_app NAME REPLICAS SETUP [PROBE]: the YAML of a Deployment of busybox httpd pods (label
+# app=NAME) serving /www on port 8080 (named http) once the shell lines SETUP, run in the pod, have
+# written the pages; PROBE=ready adds a readiness probe on /ready.html.
+web_app() {
+  local name=$1 replicas=$2 setup=$3 probe=${4:-}
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $name}
+spec:
+  replicas: $replicas
+  selector: {matchLabels: {app: $name}}
+  template:
+    metadata: {labels: {app: $name}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: orch.test/busybox:1
+        command: [sh, -c]
+        args:
+        - |
+          mkdir -p /www
+$(sed 's/^/          /' <<<"$setup")
+          exec httpd -f -p 8080 -h /www
+        ports: [{name: http, containerPort: 8080}]
+YAML
+  if [[ "$probe" == ready ]]; then
+    cat <<'YAML'
+        readinessProbe:
+          httpGet: {path: /ready.html, port: http}
+          periodSeconds: 1
+          failureThreshold: 1
+YAML
+  fi
+  echo ---
+}
+
+# web_service NAME PORT_NAME PORT [NODE_PORT]: the YAML of a Service in front of web_app NAME's
+# pods; a NodePort Service on NODE_PORT if given, else a ClusterIP one.
+web_service() {
+  local type=ClusterIP
+  [[ -z "${4:-}" ]] || type=NodePort
+  cat <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: $1}
+spec:
+  type: $type
+  selector: {app: $1}
+  ports: [{name: $2, port: $3, targetPort: http${4:+, nodePort: $4}}]
+---
+YAML
+}
+
+# host_ingress NAME HOST SERVICE PORT [CLASS]: the YAML of an Ingress sending every path of HOST
+# to SERVICE:PORT, of IngressClass CLASS if given (else the admission gives the default one).
+host_ingress() {
+  cat <<YAML
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: $1}
+spec:
+  ${5:+ingressClassName: $5}
+  rules:
+  - host: "$2"
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: $3, port: {number: $4}}}}
+---
+YAML
+}
+
+# ready_count APP: how many pods labelled app=APP are Ready.
+ready_count() {
+  k get pods -l "app=$1" -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true
+}
+
+# ready_n APP N: whether exactly N pods labelled app=APP are Ready (for wait_for).
+ready_n() { [[ "$(ready_count "$1")" == "$2" ]]; }
+
 agent_no_pods() { [[ -z "$(k get pods -A -o name 2>/dev/null)" ]]; }
 
 agent_no_containers() {

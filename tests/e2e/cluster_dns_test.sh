@@ -24,32 +24,10 @@ wait_for 30 "the kube-dns Service" kube_dns_ip
 expect_eq "$(jp svc/kube-dns '{.spec.ports[*].protocol}' kube-system)" "UDP TCP" "kube-dns ports"
 
 echo "--- web (ClusterIP, httpd pods), db (headless StatefulSet-style pods with hostnames), a client"
-cat >"$E2E_TMP/dns.yaml" <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: orch.test/busybox:1
-        command: [sh, -c, 'mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www']
-        ports:
-        - {name: http, containerPort: 8080}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: http}
----
+{
+  web_app web 1 'echo hello-from-web > /www/index.html'
+  web_service web http 80
+  cat <<YAML
 apiVersion: v1
 kind: Service
 metadata: {name: db}
@@ -77,6 +55,7 @@ spec:
   containers:
   - {name: c, image: orch.test/busybox:1, command: [sleep, '3600']}
 YAML
+} >"$E2E_TMP/dns.yaml"
 k apply -f "$E2E_TMP/dns.yaml" >/dev/null
 cip=$(jp svc/web '{.spec.clusterIP}')
 [[ -n "$cip" ]] || fail "no ClusterIP"

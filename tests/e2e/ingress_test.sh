@@ -29,56 +29,13 @@ expect_eq "$(jp ingressclass/orch '{.metadata.annotations.ingressclass\.kubernet
   true "default class annotation"
 
 echo "--- two web Deployments behind Services (port by number and by name)"
-# web_app NAME TEXT REPLICAS [SETUP [PROBE]]: a Deployment of busybox httpd pods answering
-# "TEXT <hostname>" at /, /api, /api/v2 and /exact, after running the shell lines SETUP in the
-# pod; PROBE=ready adds a readiness probe on /ready.html.
-web_app() {
-  local name=$1 text=$2 replicas=$3 setup=${4:-} probe=${5:-}
-  cat <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $name}
-spec:
-  replicas: $replicas
-  selector: {matchLabels: {app: $name}}
-  template:
-    metadata: {labels: {app: $name}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: orch.test/busybox:1
-        command: [sh, -c]
-        args:
-        - |
-          for d in /www /www/api /www/api/v2 /www/exact; do
-            mkdir -p \$d && echo "$text \$(hostname)" > \$d/index.html
-          done
-$(sed 's/^/          /' <<<"$setup")
-          exec httpd -f -p 8080 -h /www
-        ports: [{name: http, containerPort: 8080}]
-YAML
-  if [[ "$probe" == ready ]]; then
-    cat <<'YAML'
-        readinessProbe:
-          httpGet: {path: /ready.html, port: http}
-          periodSeconds: 1
-          failureThreshold: 1
-YAML
-  fi
-  echo ---
-}
-# web_service NAME PORT_NAME PORT: a Service in front of web_app NAME's pods.
-web_service() {
-  cat <<YAML
-apiVersion: v1
-kind: Service
-metadata: {name: $1}
-spec:
-  selector: {app: $1}
-  ports: [{name: $2, port: $3, targetPort: http}]
----
-YAML
+# pages TEXT: the shell lines that write "TEXT <hostname>" at /, /api, /api/v2 and /exact.
+pages() {
+  cat <<SH
+for d in /www /www/api /www/api/v2 /www/exact; do
+  mkdir -p \$d && echo "$1 \$(hostname)" > \$d/index.html
+done
+SH
 }
 # web-a also has a CGI that prints its environment (the request's headers) and the size of the
 # body it got; web-b's readiness follows /ready.html.
@@ -95,17 +52,15 @@ chmod +x /www/cgi-bin/env
 SH
 )
 {
-  web_app web-a a 2 "$cgi_env"
-  web_app web-b b 1 "echo ok > /www/ready.html" ready
+  web_app web-a 2 "$(pages a)
+$cgi_env"
+  web_app web-b 1 "$(pages b)
+echo ok > /www/ready.html" ready
   web_service web-a http 80
   web_service web-b web 8080
 } >"$E2E_TMP/web.yaml"
 k apply -f "$E2E_TMP/web.yaml" >/dev/null
 
-ready_count() {
-  k get pods -l "app=$1" -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true
-}
-ready_n() { [[ "$(ready_count "$1")" == "$2" ]]; }
 wait_for 120 "two web-a pods ready" ready_n web-a 2
 wait_for 120 "one web-b pod ready" ready_n web-b 1
 
@@ -202,16 +157,8 @@ subsets:
 - addresses: [{ip: $NODE_IP}]
   ports: [{port: 8765}]
 ---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: ws}
-spec:
-  rules:
-  - host: ws.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: ws, port: {number: 80}}}}
 YAML
+host_ingress ws ws.example.com ws 80 >>"$E2E_TMP/ws.yaml"
 k apply -f "$E2E_TMP/ws.yaml" >/dev/null
 ws_chat() {
   in_ns python3 "$here/ws_echo.py" client "$NODE_IP" 80 ws.example.com "ping through the ingress" \
@@ -230,17 +177,8 @@ kind: IngressClass
 metadata: {name: other}
 spec: {controller: example.com/other}
 ---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: other}
-spec:
-  ingressClassName: other
-  rules:
-  - host: other.example.com
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web-a, port: {number: 80}}}}
 YAML
+host_ingress other other.example.com web-a 80 other >>"$E2E_TMP/other.yaml"
 k apply -f "$E2E_TMP/other.yaml" >/dev/null
 sleep 2
 expect_eq "$(req other.example.com /)" "404 404 page not found" "Ingress of another class"

@@ -31,38 +31,14 @@ kubernetes_slice() {
 wait_for 30 "the kubernetes EndpointSlice" kubernetes_slice
 
 echo "--- a Deployment behind a NodePort Service"
-cat >"$E2E_TMP/web.yaml" <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: orch.test/busybox:1
-        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www']
-        ports:
-        - {name: http, containerPort: 8080}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports:
-  - {name: web, port: 80, targetPort: http, nodePort: 30080}
-YAML
+{
+  web_app web 2 'hostname > /www/index.html'
+  web_service web web 80 30080
+} >"$E2E_TMP/web.yaml"
 k apply -f "$E2E_TMP/web.yaml" >/dev/null
 cip=$(jp svc/web '{.spec.clusterIP}')
 [[ -n "$cip" ]] || fail "no ClusterIP"
 
-ready_pods() { k get pods -l app=web -o 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True; }
 endpoint_ips() { jp endpoints/web '{.subsets[*].addresses[*].ip}'; }
 slice_ips() {
   k get endpointslices -l kubernetes.io/service-name=web \
@@ -71,8 +47,7 @@ slice_ips() {
 count_words() { wc -w <<<"$1" | tr -d ' '; }
 has_n_endpoints() { [[ "$(count_words "$(endpoint_ips)")" == "$1" && "$(count_words "$(slice_ips)")" == "$1" ]]; }
 
-two_ready() { [[ "$(ready_pods)" == 2 ]]; }
-wait_for 120 "two web pods ready" two_ready
+wait_for 120 "two web pods ready" ready_n web 2
 wait_for 30 "two endpoints in Endpoints and EndpointSlices" has_n_endpoints 2
 
 echo "--- Endpoints and EndpointSlices describe the pods"
