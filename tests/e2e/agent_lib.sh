@@ -7,6 +7,8 @@
 
 AGENT_NS=""
 AGENT_SERVER=""
+# A command that runs the server, its arguments following (e.g. a mount namespace of its own).
+AGENT_SERVER_WRAPPER=()
 
 # agent_e2e_init BUILD_DIR NAME CLUSTER_CIDR: skips without root (exit 77), makes the temp dir,
 # the network namespace and the image archive. Sets DATA, KCFG, NODE, NODE_IP, CLUSTER_CIDR.
@@ -45,7 +47,7 @@ k() { in_ns kubectl --kubeconfig "$KCFG" "$@"; }
 agent_start_server() {
   local name=$1
   shift
-  start_bg "$name" nsenter --net="/run/netns/$AGENT_NS" "$ORCH" server --data-dir "$DATA" \
+  start_bg "$name" "${AGENT_SERVER_WRAPPER[@]}" nsenter --net="/run/netns/$AGENT_NS" "$ORCH" server --data-dir "$DATA" \
     -o "$KCFG" --node-name "$NODE" --node-ip "$NODE_IP" --cluster-cidr "$CLUSTER_CIDR" "$@"
   AGENT_SERVER=$BG_PID
   wait_for 120 "the server to run ($E2E_TMP/$name.log)" agent_server_running "$name"
