@@ -206,8 +206,6 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   Informer* claims_ = nullptr;
   Informer* volumes_ = nullptr;
   Informer* classes_ = nullptr;
-  // Synced only once every handler above was registered (see Start).
-  Informer* handlers_registered_ = nullptr;
   std::atomic<bool> stopped_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
@@ -266,15 +264,6 @@ Status SchedulerCore::Start() {
         if (meta != o->end()) self->cache_.RemoveNamespace(meta->value("name", ""));
       },
   });
-  // An informer reports synced once its first list reached the handlers it had then, and
-  // AddHandler only queues the registration on the factory thread: an informer another component
-  // made earlier may report synced while our handler (and its replay of what the informer holds)
-  // still waits behind a long list, and deciding then would see no nodes. A new informer, made
-  // after our handlers, lists after their registrations ran, so its sync says they are in. It
-  // selects a namespace that cannot exist (unique per scheduler: the factory shares informers).
-  handlers_registered_ = &informers_.For(
-      resources::kNamespaces, "", "",
-      fmt::format("metadata.name=orch-scheduler-handlers-{:x}", reinterpret_cast<uintptr_t>(this)));
   workers_.Start(options_.api_workers);
   thread_ = std::thread([this] { Loop(); });
   log::Info(kLog, "started as {}", options_.scheduler_name);
@@ -408,9 +397,10 @@ sched::PodVolumes SchedulerCore::GatherVolumes(const sched::PodView& pod) const 
 bool SchedulerCore::WaitForSync() {
   std::unique_lock lock(stop_mu_);
   while (!stopped_) {
-    if (handlers_registered_->HasSynced() && pods_->HasSynced() && nodes_->HasSynced() &&
-        namespaces_->HasSynced() && claims_->HasSynced() && volumes_->HasSynced() &&
-        classes_->HasSynced()) {
+    // HasSynced also waits for our handlers' registration and replay (AddHandler is queued on
+    // the factory thread): deciding before the nodes reached the cache would find none.
+    if (pods_->HasSynced() && nodes_->HasSynced() && namespaces_->HasSynced() &&
+        claims_->HasSynced() && volumes_->HasSynced() && classes_->HasSynced()) {
       return true;
     }
     // Informers have no sync notification; this only runs until the first list is in.
