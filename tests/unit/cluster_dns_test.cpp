@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <thread>
 
 #include "dns_message.h"
@@ -302,18 +303,35 @@ TEST_CASE("the node's resolvers skip loopback stubs, falling back to systemd-res
 
 namespace {
 
-// A UDP resolver on 127.0.0.1 that answers every A query with 192.0.2.1 (TTL 60).
+sockaddr_in Loopback(uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return addr;
+}
+
+// A socket of `type` bound to 127.0.0.1:port (0: a free port); sets *bound to the port it got.
+int BoundLoopbackSocket(int type, uint16_t port, uint16_t* bound) {
+  int fd = ::socket(AF_INET, type, 0);
+  REQUIRE(fd >= 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = Loopback(port);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *bound = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A UDP resolver on a free port of 127.0.0.1 that answers each query with reply(query) and
+// counts the queries. By default every A query gets 192.0.2.1 (TTL 60).
 class FakeUpstream {
  public:
-  FakeUpstream() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+  using Reply = std::function<Bytes(const dns::Query&)>;
+  explicit FakeUpstream(Reply reply = AnswerExampleAddress) : reply_(std::move(reply)) {
+    fd_ = BoundLoopbackSocket(SOCK_DGRAM, 0, &port_);
     thread_ = std::thread([this] { Serve(); });
   }
   ~FakeUpstream() {
@@ -323,6 +341,13 @@ class FakeUpstream {
   }
   uint16_t port() const { return port_; }
   int queries() const { return queries_; }
+
+  static Bytes AnswerExampleAddress(const dns::Query& q) {
+    dns::Answer answer;
+    answer.authoritative = false;
+    answer.answers.push_back({q.name, dns::kTypeA, 60, dns::ARdata(0xC0000201)});
+    return dns::BuildResponse(q, answer, 512);
+  }
 
  private:
   void Serve() {
@@ -335,13 +360,11 @@ class FakeUpstream {
       auto q = dns::ParseQuery(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
       if (!q) continue;
       ++queries_;
-      dns::Answer answer;
-      answer.authoritative = false;
-      answer.answers.push_back({q->name, dns::kTypeA, 60, dns::ARdata(0xC0000201)});
-      Bytes reply = dns::BuildResponse(*q, answer, 512);
+      Bytes reply = reply_(*q);
       ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
     }
   }
+  Reply reply_;
   int fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<int> queries_{0};
@@ -352,10 +375,7 @@ Bytes UdpExchange(uint16_t port, const Bytes& query) {
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = Loopback(port);
   ::sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   Bytes buf(4096);
   ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
@@ -366,10 +386,7 @@ Bytes UdpExchange(uint16_t port, const Bytes& query) {
 
 Bytes TcpExchange(uint16_t port, const Bytes& query) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = Loopback(port);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
   Bytes framed{static_cast<uint8_t>(query.size() >> 8), static_cast<uint8_t>(query.size())};
   framed.insert(framed.end(), query.begin(), query.end());
@@ -446,15 +463,9 @@ TEST_CASE("without a reachable upstream, other names get SERVFAIL and cluster na
   options.listen_address = "127.0.0.1";
   options.port = 0;
   // Nothing listens there: the connected socket sees the ICMP error at once.
-  int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(probe);
-  options.upstreams = {fmt::format("127.0.0.1:{}", ntohs(addr.sin_port))};
+  uint16_t closed_port = 0;
+  ::close(BoundLoopbackSocket(SOCK_DGRAM, 0, &closed_port));
+  options.upstreams = {fmt::format("127.0.0.1:{}", closed_port)};
   auto server = orch::NewClusterDns(options, *informers);
   REQUIRE(server->Start().ok());
   informers->Start();
@@ -530,32 +541,18 @@ namespace {
 class TruncatingUpstream {
  public:
   TruncatingUpstream() {
-    udp_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-    tcp_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(udp_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(udp_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    int one = 1;
-    ::setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    REQUIRE(::bind(tcp_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    uint16_t tcp_port = 0;
+    tcp_ = BoundLoopbackSocket(SOCK_STREAM, udp_.port(), &tcp_port);
     REQUIRE(::listen(tcp_, 8) == 0);
-    udp_thread_ = std::thread([this] { ServeUdp(); });
     tcp_thread_ = std::thread([this] { ServeTcp(); });
   }
   ~TruncatingUpstream() {
-    ::shutdown(udp_, SHUT_RDWR);
-    ::close(udp_);
     ::shutdown(tcp_, SHUT_RDWR);
     ::close(tcp_);
-    udp_thread_.join();
     tcp_thread_.join();
   }
-  uint16_t port() const { return port_; }
-  int udp_queries() const { return udp_queries_; }
+  uint16_t port() const { return udp_.port(); }
+  int udp_queries() const { return udp_.queries(); }
   int tcp_queries() const { return tcp_queries_; }
 
   static Bytes Whole(const dns::Query& q) {
@@ -568,20 +565,10 @@ class TruncatingUpstream {
   }
 
  private:
-  void ServeUdp() {
-    uint8_t buf[2048];
-    for (;;) {
-      sockaddr_in from{};
-      socklen_t len = sizeof(from);
-      ssize_t n = ::recvfrom(udp_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
-      if (n <= 0) return;
-      auto q = dns::ParseQuery(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
-      if (!q) continue;
-      ++udp_queries_;
-      Bytes reply = dns::BuildResponse(*q, {dns::kNoError, false, {}, {}, {}}, 512);
-      reply[2] |= 0x02;  // TC: "ask me over TCP"
-      ::sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
-    }
+  static Bytes Truncated(const dns::Query& q) {
+    Bytes reply = dns::BuildResponse(q, {dns::kNoError, false, {}, {}, {}}, 512);
+    reply[2] |= 0x02;  // TC: "ask me over TCP"
+    return reply;
   }
   void ServeTcp() {
     for (;;) {
@@ -606,12 +593,9 @@ class TruncatingUpstream {
       ::close(fd);
     }
   }
-  int udp_ = -1;
+  FakeUpstream udp_{Truncated};
   int tcp_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<int> udp_queries_{0};
   std::atomic<int> tcp_queries_{0};
-  std::thread udp_thread_;
   std::thread tcp_thread_;
 };
 
