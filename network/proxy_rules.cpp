@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "orch/json_path.h"
 #include "orch/net.h"
 #include "orch/service_proxy.h"
 
@@ -13,6 +14,8 @@ namespace orch {
 namespace {
 
 using json = nlohmann::json;
+using json_path::Field;
+using json_path::String;
 
 constexpr char kServicesChain[] = "ORCH-SERVICES";
 constexpr char kExternalServicesChain[] = "ORCH-EXTERNAL-SERVICES";
@@ -47,30 +50,13 @@ constexpr Jump kJumps[] = {
     {"filter", "OUTPUT", "", "orch firewall", kFirewallChain},
 };
 
-const json& At(const json& j, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* cur = &j;
-  for (const char* step : path) {
-    if (!cur->is_object()) return kNull;
-    auto it = cur->find(step);
-    if (it == cur->end()) return kNull;
-    cur = &*it;
-  }
-  return *cur;
-}
-
-std::string Str(const json& j, std::initializer_list<const char*> path, std::string fallback = "") {
-  const json& v = At(j, path);
-  return v.is_string() ? v.get<std::string>() : fallback;
-}
-
-int64_t Int(const json& j, std::initializer_list<const char*> path, int64_t fallback = 0) {
-  const json& v = At(j, path);
+int64_t Int(const json& j, std::initializer_list<std::string_view> path, int64_t fallback = 0) {
+  const json& v = Field(j, path);
   return v.is_number_integer() ? v.get<int64_t>() : fallback;
 }
 
-bool Bool(const json& j, std::initializer_list<const char*> path, bool fallback) {
-  const json& v = At(j, path);
+bool Bool(const json& j, std::initializer_list<std::string_view> path, bool fallback) {
+  const json& v = Field(j, path);
   return v.is_boolean() ? v.get<bool>() : fallback;
 }
 
@@ -249,20 +235,21 @@ class RuleWriter {
     std::map<std::string, std::map<std::string, std::map<std::string, Endpoint>>> by_service;
     for (const ObjectPtr& slice : input_.slices) {
       const json& s = *slice;
-      if (Str(s, {"addressType"}) != "IPv4") continue;
-      std::string service = Str(s, {"metadata", "labels", "kubernetes.io/service-name"});
+      if (String(s, {"addressType"}) != "IPv4") continue;
+      std::string service = String(s, {"metadata", "labels", "kubernetes.io/service-name"});
       if (service.empty()) continue;
-      std::string service_key = Str(s, {"metadata", "namespace"}) + "/" + service;
-      const json& ports = At(s, {"ports"});
-      const json& endpoints = At(s, {"endpoints"});
+      std::string service_key = String(s, {"metadata", "namespace"}) + "/" + service;
+      const json& ports = Field(s, {"ports"});
+      const json& endpoints = Field(s, {"endpoints"});
       if (!ports.is_array() || !endpoints.is_array()) continue;
       for (const json& port : ports) {
         int64_t number = Int(port, {"port"});
         if (number <= 0) continue;
-        std::string port_key = Str(port, {"name"}) + "/" + Lower(Str(port, {"protocol"}, "TCP"));
+        std::string port_key =
+            String(port, {"name"}) + "/" + Lower(String(port, {"protocol"}, "TCP"));
         auto& eps = by_service[service_key][port_key];
         for (const json& e : endpoints) {
-          const json& addresses = At(e, {"addresses"});
+          const json& addresses = Field(e, {"addresses"});
           if (!addresses.is_array() || addresses.empty() || !addresses[0].is_string()) continue;
           Endpoint ep;
           ep.ip = addresses[0].get<std::string>();
@@ -271,7 +258,7 @@ class RuleWriter {
           ep.ready = Bool(e, {"conditions", "ready"}, true);
           ep.serving = Bool(e, {"conditions", "serving"}, ep.ready);
           ep.terminating = Bool(e, {"conditions", "terminating"}, false);
-          ep.local = !input_.node_name.empty() && Str(e, {"nodeName"}) == input_.node_name;
+          ep.local = !input_.node_name.empty() && String(e, {"nodeName"}) == input_.node_name;
           eps[fmt::format("{}:{}", ep.ip, ep.port)] = ep;  // a duplicate across slices once
         }
       }
@@ -279,21 +266,23 @@ class RuleWriter {
 
     std::vector<ObjectPtr> services = input_.services;
     std::sort(services.begin(), services.end(), [](const ObjectPtr& a, const ObjectPtr& b) {
-      return std::make_pair(Str(*a, {"metadata", "namespace"}), Str(*a, {"metadata", "name"})) <
-             std::make_pair(Str(*b, {"metadata", "namespace"}), Str(*b, {"metadata", "name"}));
+      return std::make_pair(String(*a, {"metadata", "namespace"}),
+                            String(*a, {"metadata", "name"})) <
+             std::make_pair(String(*b, {"metadata", "namespace"}),
+                            String(*b, {"metadata", "name"}));
     });
     std::vector<ServicePort> out;
     for (const ObjectPtr& service : services) {
       const json& svc = *service;
-      std::string type = Str(svc, {"spec", "type"}, "ClusterIP");
-      std::string cluster_ip = Str(svc, {"spec", "clusterIP"});
+      std::string type = String(svc, {"spec", "type"}, "ClusterIP");
+      std::string cluster_ip = String(svc, {"spec", "clusterIP"});
       if (type == "ExternalName" || !IsIPv4(cluster_ip)) continue;  // headless or not IPv4
       std::string service_key =
-          Str(svc, {"metadata", "namespace"}) + "/" + Str(svc, {"metadata", "name"});
-      const json& ports = At(svc, {"spec", "ports"});
+          String(svc, {"metadata", "namespace"}) + "/" + String(svc, {"metadata", "name"});
+      const json& ports = Field(svc, {"spec", "ports"});
       if (!ports.is_array()) continue;
       std::vector<std::string> external_ips;
-      const json& ext = At(svc, {"spec", "externalIPs"});
+      const json& ext = Field(svc, {"spec", "externalIPs"});
       if (ext.is_array()) {
         for (const json& ip : ext) {
           if (ip.is_string() && IsIPv4(ip.get<std::string>())) external_ips.push_back(ip);
@@ -301,17 +290,17 @@ class RuleWriter {
       }
       bool node_load_balancer = false;
       if (type == "LoadBalancer") {
-        const json& ingress = At(svc, {"status", "loadBalancer", "ingress"});
+        const json& ingress = Field(svc, {"status", "loadBalancer", "ingress"});
         bool serving_node = false;  // this node is among the ingress addresses
         if (ingress.is_array()) {
           for (const json& i : ingress) {
-            std::string ip = Str(i, {"ip"});
+            std::string ip = String(i, {"ip"});
             const auto& node_ips = input_.node_ips;
             if (std::find(node_ips.begin(), node_ips.end(), ip) != node_ips.end()) {
               serving_node = true;
             }
             // A load balancer that proxies (ipMode Proxy) needs the traffic sent to it.
-            if (Str(i, {"ipMode"}) == "Proxy") continue;
+            if (String(i, {"ipMode"}) == "Proxy") continue;
             if (IsIPv4(ip) &&
                 std::find(external_ips.begin(), external_ips.end(), ip) == external_ips.end()) {
               external_ips.push_back(ip);
@@ -320,23 +309,23 @@ class RuleWriter {
         }
         // orch's own load balancer (no class) has no pods: the nodes it lists answer at the
         // port themselves. Its status being set is the sign that it runs (--disable servicelb).
-        node_load_balancer = Str(svc, {"spec", "loadBalancerClass"}).empty() &&
+        node_load_balancer = String(svc, {"spec", "loadBalancerClass"}).empty() &&
                              ingress.is_array() && !ingress.empty() &&
                              (serving_node || input_.node_ips.empty());
       }
       const bool has_node_ports = type == "NodePort" || type == "LoadBalancer";
-      const bool external_local = Str(svc, {"spec", "externalTrafficPolicy"}) == "Local" &&
+      const bool external_local = String(svc, {"spec", "externalTrafficPolicy"}) == "Local" &&
                                   (has_node_ports || !external_ips.empty() || node_load_balancer);
       int64_t affinity = 0;
-      if (Str(svc, {"spec", "sessionAffinity"}) == "ClientIP") {
+      if (String(svc, {"spec", "sessionAffinity"}) == "ClientIP") {
         affinity = Int(svc, {"spec", "sessionAffinityConfig", "clientIP", "timeoutSeconds"},
                        kDefaultAffinitySeconds);
         if (affinity <= 0) affinity = kDefaultAffinitySeconds;
       }
       for (const json& port : ports) {
         ServicePort sp;
-        std::string name = Str(port, {"name"});
-        sp.protocol = Lower(Str(port, {"protocol"}, "TCP"));
+        std::string name = String(port, {"name"});
+        sp.protocol = Lower(String(port, {"protocol"}, "TCP"));
         sp.key = name.empty() ? service_key : service_key + ":" + name;
         sp.cluster_ip = cluster_ip;
         sp.port = Int(port, {"port"});
@@ -345,7 +334,7 @@ class RuleWriter {
         sp.external_ips = external_ips;
         sp.node_load_balancer = node_load_balancer;
         sp.external_local = external_local;
-        sp.internal_local = Str(svc, {"spec", "internalTrafficPolicy"}) == "Local";
+        sp.internal_local = String(svc, {"spec", "internalTrafficPolicy"}) == "Local";
         sp.affinity_seconds = affinity;
         auto service_it = by_service.find(service_key);
         if (service_it != by_service.end()) {
