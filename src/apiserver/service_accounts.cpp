@@ -9,10 +9,14 @@
 #include <set>
 
 #include "orch/base64.h"
+#include "orch/json_path.h"
 #include "orch/pki.h"
 
 namespace orch::api {
 namespace {
+
+using json_path::Field;
+using json_path::String;
 
 // Upstream accepts a token for 60 s after its bound object began deletion (the pod may still be
 // terminating and using it).
@@ -20,23 +24,6 @@ constexpr int64_t kDeletionGraceSeconds = 60;
 constexpr int64_t kCacheSeconds = 10;
 constexpr size_t kCacheLimit = 4096;
 constexpr char kAuthenticationGroup[] = "authentication.k8s.io";
-
-const json& At(const json& object, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* cur = &object;
-  for (const char* key : path) {
-    if (!cur->is_object()) return kNull;
-    auto it = cur->find(key);
-    if (it == cur->end()) return kNull;
-    cur = &*it;
-  }
-  return *cur;
-}
-
-std::string Str(const json& object, std::initializer_list<const char*> path) {
-  const json& v = At(object, path);
-  return v.is_string() ? v.get<std::string>() : "";
-}
 
 int64_t UnixSeconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -68,9 +55,9 @@ bool KubeAudiences(const std::vector<std::string>& requested, const std::vector<
 
 // Upstream's automount rule: the pod's own setting wins, then the account's, else mount.
 bool ShouldAutomount(const json& pod, const json& sa) {
-  const json& on_pod = At(pod, {"spec", "automountServiceAccountToken"});
+  const json& on_pod = Field(pod, {"spec", "automountServiceAccountToken"});
   if (on_pod.is_boolean()) return on_pod.get<bool>();
-  const json& on_sa = At(sa, {"automountServiceAccountToken"});
+  const json& on_sa = Field(sa, {"automountServiceAccountToken"});
   if (on_sa.is_boolean()) return on_sa.get<bool>();
   return true;
 }
@@ -214,9 +201,9 @@ ApiResult<json> ServiceAccountTokens::CreateToken(const std::string& ns, const s
   claims.ns = ns;
   claims.service_account = {name, Uid(*sa)};
   if (const json& ref = spec.value("boundObjectRef", json()); ref.is_object()) {
-    std::string api_version = Str(ref, {"apiVersion"});
-    std::string kind = Str(ref, {"kind"});
-    std::string bound = Str(ref, {"name"});
+    std::string api_version = String(ref, {"apiVersion"});
+    std::string kind = String(ref, {"kind"});
+    std::string bound = String(ref, {"name"});
     std::string group = api_version.find('/') == std::string::npos
                             ? ""
                             : api_version.substr(0, api_version.find('/'));
@@ -227,7 +214,7 @@ ApiResult<json> ServiceAccountTokens::CreateToken(const std::string& ns, const s
       if (!object.ok()) return object.error();
       uid = Uid(*object);
       if (kind == "Pod") {
-        std::string pod_sa = Str(*object, {"spec", "serviceAccountName"});
+        std::string pod_sa = String(*object, {"spec", "serviceAccountName"});
         if (pod_sa != name) {
           return ApiError::BadRequest(fmt::format(
               "cannot bind token for serviceaccount \"{}\" to pod running with different "
@@ -236,7 +223,7 @@ ApiResult<json> ServiceAccountTokens::CreateToken(const std::string& ns, const s
         }
         claims.pod = satoken::ObjectRef{bound, uid};
         // Upstream names the pod's node too (informational, for audits and node-bound checks).
-        if (std::string node = Str(*object, {"spec", "nodeName"}); !node.empty()) {
+        if (std::string node = String(*object, {"spec", "nodeName"}); !node.empty()) {
           auto node_object = rest_.Get(*resources_->Find("", "v1", "nodes"), "", node);
           if (node_object.ok()) claims.node = satoken::ObjectRef{node, Uid(*node_object)};
         }
@@ -248,7 +235,7 @@ ApiResult<json> ServiceAccountTokens::CreateToken(const std::string& ns, const s
                                       : fmt::format("{}, Kind={}", api_version, kind);
       return ApiError::BadRequest("cannot bind token to object of type " + gvk);
     }
-    if (std::string want = Str(ref, {"uid"}); !want.empty() && want != uid) {
+    if (std::string want = String(ref, {"uid"}); !want.empty() && want != uid) {
       return ApiError::Conflict(
           kind, bound,
           fmt::format("the UID in the bound object reference ({}) does not match the UID in "
@@ -314,13 +301,13 @@ std::optional<UserInfo> ServiceAccountTokens::Validate(const std::string& token,
   if (v->legacy) {
     // A legacy token lives as long as its Secret holds it for this very account.
     auto secret = Live("secrets", ns, v->secret_name, "", now);
-    if (!secret || Str(*secret, {"type"}) != satoken::kSecretType) return std::nullopt;
-    const json& annotations = At(*secret, {"metadata", "annotations"});
-    if (Str(annotations, {satoken::kNameAnnotation}) != v->service_account.name ||
-        Str(annotations, {satoken::kUidAnnotation}) != Uid(*sa)) {
+    if (!secret || String(*secret, {"type"}) != satoken::kSecretType) return std::nullopt;
+    const json& annotations = Field(*secret, {"metadata", "annotations"});
+    if (String(annotations, {satoken::kNameAnnotation}) != v->service_account.name ||
+        String(annotations, {satoken::kUidAnnotation}) != Uid(*sa)) {
       return std::nullopt;
     }
-    auto stored = Base64Decode(Str(*secret, {"data", "token"}));
+    auto stored = Base64Decode(String(*secret, {"data", "token"}));
     if (!stored || stored->size() != token.size() ||
         CRYPTO_memcmp(stored->data(), token.data(), token.size()) != 0) {
       return std::nullopt;
@@ -337,7 +324,7 @@ std::optional<UserInfo> ServiceAccountTokens::Validate(const std::string& token,
     return std::nullopt;
   }
   if (v->node) user.extra["authentication.kubernetes.io/node-name"] = {v->node->name};
-  if (std::string jti = Str(*claims, {"jti"}); !jti.empty()) {
+  if (std::string jti = String(*claims, {"jti"}); !jti.empty()) {
     user.extra["authentication.kubernetes.io/credential-id"] = {"JTI=" + jti};
   }
   *valid_until = std::min(now + kCacheSeconds, v->expiry);
@@ -394,7 +381,7 @@ void AddServiceAccountVolume(json& pod, const json& service_account) {
   json& volumes = spec["volumes"];
   if (!volumes.is_array()) volumes = json::array();
   std::set<std::string> taken;
-  for (const json& v : volumes) taken.insert(Str(v, {"name"}));
+  for (const json& v : volumes) taken.insert(String(v, {"name"}));
   std::string name;
   do {
     name = "kube-api-access-" + RandomSuffix();
@@ -413,7 +400,7 @@ void AddServiceAccountVolume(json& pod, const json& service_account) {
       if (!mounts.is_array()) mounts = json::array();
       bool has = false;
       for (const json& m : mounts) {
-        if (Str(m, {"mountPath"}) == kServiceAccountMountPath) has = true;
+        if (String(m, {"mountPath"}) == kServiceAccountMountPath) has = true;
       }
       if (has) continue;
       mounts.push_back(
@@ -446,12 +433,12 @@ std::optional<ApiError> ServiceAccountAdmission::Admit(AdmissionRequest& request
   json& pod = *request.object;
   if (!pod.contains("spec") || !pod["spec"].is_object()) return std::nullopt;
   // Mirror pods (static pods) must not reference API objects; leave them as they are.
-  if (!Str(pod, {"metadata", "annotations", "kubernetes.io/config.mirror"}).empty()) {
+  if (!String(pod, {"metadata", "annotations", "kubernetes.io/config.mirror"}).empty()) {
     return std::nullopt;
   }
   json& spec = pod["spec"];
-  std::string name = Str(spec, {"serviceAccountName"});
-  if (name.empty()) name = Str(spec, {"serviceAccount"});
+  std::string name = String(spec, {"serviceAccountName"});
+  if (name.empty()) name = String(spec, {"serviceAccount"});
   if (name.empty()) name = "default";
   spec["serviceAccountName"] = name;
   spec["serviceAccount"] = name;  // the deprecated alias, as upstream's conversion fills it
@@ -467,8 +454,8 @@ std::optional<ApiError> ServiceAccountAdmission::Admit(AdmissionRequest& request
   json sa = json::parse(kv->value, nullptr, false);
   if (!sa.is_object()) sa = json::object();
   AddServiceAccountVolume(pod, sa);
-  const json& pull = At(spec, {"imagePullSecrets"});
-  const json& sa_pull = At(sa, {"imagePullSecrets"});
+  const json& pull = Field(spec, {"imagePullSecrets"});
+  const json& sa_pull = Field(sa, {"imagePullSecrets"});
   if ((!pull.is_array() || pull.empty()) && sa_pull.is_array() && !sa_pull.empty()) {
     spec["imagePullSecrets"] = sa_pull;
   }

@@ -17,6 +17,7 @@
 #include <set>
 #include <utility>
 
+#include "orch/json_path.h"
 #include "orch/quantity.h"
 #include "orch/timestamps.h"
 #include "selector.h"
@@ -50,16 +51,7 @@ const json& Null() {
   return kNull;
 }
 
-const json& Get(const json& obj, std::initializer_list<std::string_view> path) {
-  const json* cur = &obj;
-  for (std::string_view key : path) {
-    if (!cur->is_object()) return Null();
-    auto it = cur->find(key);
-    if (it == cur->end()) return Null();
-    cur = &*it;
-  }
-  return *cur;
-}
+using json_path::Field;
 
 std::string Str(const json& v) {
   return v.is_string() ? v.get<std::string>() : "";
@@ -149,7 +141,7 @@ std::string Since(const json& v, Clock::time_point now) {
 }
 
 std::string Age(const json& obj, Clock::time_point now) {
-  return Since(Get(obj, {"metadata", "creationTimestamp"}), now);
+  return Since(Field(obj, {"metadata", "creationTimestamp"}), now);
 }
 
 // Go's fmt %v of a float64 (strconv 'g' with the shortest digits; exponent form below 1e-4
@@ -592,8 +584,8 @@ json ColumnsJson(const std::vector<Column>& columns) {
 std::pair<std::string, std::string> ContainerCells(const json& containers) {
   std::vector<std::string> names, images;
   for (const json& c : Items(containers)) {
-    names.push_back(Str(Get(c, {"name"})));
-    images.push_back(Str(Get(c, {"image"})));
+    names.push_back(Str(Field(c, {"name"})));
+    images.push_back(Str(Field(c, {"image"})));
   }
   return {Join(names, ","), Join(images, ",")};
 }
@@ -601,13 +593,13 @@ std::pair<std::string, std::string> ContainerCells(const json& containers) {
 // The condition of `type` in a conditions list (the first one), or null.
 const json& Condition(const json& conditions, std::string_view type) {
   for (const json& c : Items(conditions)) {
-    if (Str(Get(c, {"type"})) == type) return c;
+    if (Str(Field(c, {"type"})) == type) return c;
   }
   return Null();
 }
 
 bool ConditionTrue(const json& conditions, std::string_view type) {
-  return Str(Get(Condition(conditions, type), {"status"})) == "True";
+  return Str(Field(Condition(conditions, type), {"status"})) == "True";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,30 +614,31 @@ struct Printer {
 // Pods (printPod).
 
 bool IsRestartableInit(const json& init_container) {
-  return Str(Get(init_container, {"restartPolicy"})) == "Always";
+  return Str(Field(init_container, {"restartPolicy"})) == "Always";
 }
 
 // The latest of `current` and a container status's lastState.terminated.finishedAt.
 void LatestTermination(const json& status, std::optional<int64_t>& current) {
-  std::optional<int64_t> t = Timestamp(Get(status, {"lastState", "terminated", "finishedAt"}));
+  std::optional<int64_t> t = Timestamp(Field(status, {"lastState", "terminated", "finishedAt"}));
   if (t && (!current || *current < *t)) current = t;
 }
 
 Cells PodCells(const json& pod, Clock::time_point now, json& conditions) {
-  const json& spec = Get(pod, {"spec"});
-  const json& status = Get(pod, {"status"});
+  const json& spec = Field(pod, {"spec"});
+  const json& status = Field(pod, {"status"});
   int64_t restarts = 0;
   int64_t restartable_init_restarts = 0;
-  int64_t total = static_cast<int64_t>(Size(Get(spec, {"containers"})));
+  int64_t total = static_cast<int64_t>(Size(Field(spec, {"containers"})));
   int64_t ready = 0;
   std::optional<int64_t> last_restart;
   std::optional<int64_t> last_restartable_init_restart;
 
-  const std::string phase = Str(Get(status, {"phase"}));
+  const std::string phase = Str(Field(status, {"phase"}));
   std::string reason = phase;
-  if (!Str(Get(status, {"reason"})).empty()) reason = Str(Get(status, {"reason"}));
-  for (const json& c : Items(Get(status, {"conditions"}))) {
-    if (Str(Get(c, {"type"})) == "PodScheduled" && Str(Get(c, {"reason"})) == "SchedulingGated") {
+  if (!Str(Field(status, {"reason"})).empty()) reason = Str(Field(status, {"reason"}));
+  for (const json& c : Items(Field(status, {"conditions"}))) {
+    if (Str(Field(c, {"type"})) == "PodScheduled" &&
+        Str(Field(c, {"reason"})) == "SchedulingGated") {
       reason = "SchedulingGated";
     }
   }
@@ -662,45 +655,45 @@ Cells PodCells(const json& pod, Clock::time_point now, json& conditions) {
   }
 
   std::map<std::string, const json*> init_containers;
-  const json& init_specs = Items(Get(spec, {"initContainers"}));
+  const json& init_specs = Items(Field(spec, {"initContainers"}));
   for (const json& c : init_specs) {
-    init_containers[Str(Get(c, {"name"}))] = &c;
+    init_containers[Str(Field(c, {"name"}))] = &c;
     if (IsRestartableInit(c)) ++total;
   }
   auto restartable = [&](const json& container_status) {
-    auto it = init_containers.find(Str(Get(container_status, {"name"})));
+    auto it = init_containers.find(Str(Field(container_status, {"name"})));
     return it != init_containers.end() && IsRestartableInit(*it->second);
   };
 
   bool initializing = false;
-  const json& init_statuses = Items(Get(status, {"initContainerStatuses"}));
+  const json& init_statuses = Items(Field(status, {"initContainerStatuses"}));
   for (size_t i = 0; i < init_statuses.size(); ++i) {
     const json& c = init_statuses[i];
-    restarts += Int(Get(c, {"restartCount"}));
+    restarts += Int(Field(c, {"restartCount"}));
     LatestTermination(c, last_restart);
     if (restartable(c)) {
-      restartable_init_restarts += Int(Get(c, {"restartCount"}));
+      restartable_init_restarts += Int(Field(c, {"restartCount"}));
       LatestTermination(c, last_restartable_init_restart);
     }
-    const json& terminated = Get(c, {"state", "terminated"});
-    const json& waiting = Get(c, {"state", "waiting"});
-    if (terminated.is_object() && Int(Get(terminated, {"exitCode"})) == 0) continue;
-    if (restartable(c) && Bool(Get(c, {"started"}))) {
-      if (Bool(Get(c, {"ready"}))) ++ready;
+    const json& terminated = Field(c, {"state", "terminated"});
+    const json& waiting = Field(c, {"state", "waiting"});
+    if (terminated.is_object() && Int(Field(terminated, {"exitCode"})) == 0) continue;
+    if (restartable(c) && Bool(Field(c, {"started"}))) {
+      if (Bool(Field(c, {"ready"}))) ++ready;
       continue;
     }
     if (terminated.is_object()) {
-      const std::string why = Str(Get(terminated, {"reason"}));
+      const std::string why = Str(Field(terminated, {"reason"}));
       if (why.empty()) {
-        reason = Int(Get(terminated, {"signal"})) != 0
-                     ? fmt::format("Init:Signal:{}", Int(Get(terminated, {"signal"})))
-                     : fmt::format("Init:ExitCode:{}", Int(Get(terminated, {"exitCode"})));
+        reason = Int(Field(terminated, {"signal"})) != 0
+                     ? fmt::format("Init:Signal:{}", Int(Field(terminated, {"signal"})))
+                     : fmt::format("Init:ExitCode:{}", Int(Field(terminated, {"exitCode"})));
       } else {
         reason = "Init:" + why;
       }
-    } else if (waiting.is_object() && !Str(Get(waiting, {"reason"})).empty() &&
-               Str(Get(waiting, {"reason"})) != "PodInitializing") {
-      reason = "Init:" + Str(Get(waiting, {"reason"}));
+    } else if (waiting.is_object() && !Str(Field(waiting, {"reason"})).empty() &&
+               Str(Field(waiting, {"reason"})) != "PodInitializing") {
+      reason = "Init:" + Str(Field(waiting, {"reason"}));
     } else {
       reason = fmt::format("Init:{}/{}", i, init_specs.size());
     }
@@ -708,38 +701,38 @@ Cells PodCells(const json& pod, Clock::time_point now, json& conditions) {
     break;
   }
 
-  if (!initializing || ConditionTrue(Get(status, {"conditions"}), "Initialized")) {
+  if (!initializing || ConditionTrue(Field(status, {"conditions"}), "Initialized")) {
     restarts = restartable_init_restarts;
     last_restart = last_restartable_init_restart;
     bool has_running = false;
-    const json& statuses = Items(Get(status, {"containerStatuses"}));
+    const json& statuses = Items(Field(status, {"containerStatuses"}));
     for (size_t i = statuses.size(); i-- > 0;) {
       const json& c = statuses[i];
-      restarts += Int(Get(c, {"restartCount"}));
+      restarts += Int(Field(c, {"restartCount"}));
       LatestTermination(c, last_restart);
-      const json& waiting = Get(c, {"state", "waiting"});
-      const json& terminated = Get(c, {"state", "terminated"});
-      if (waiting.is_object() && !Str(Get(waiting, {"reason"})).empty()) {
-        reason = Str(Get(waiting, {"reason"}));
-      } else if (terminated.is_object() && !Str(Get(terminated, {"reason"})).empty()) {
-        reason = Str(Get(terminated, {"reason"}));
+      const json& waiting = Field(c, {"state", "waiting"});
+      const json& terminated = Field(c, {"state", "terminated"});
+      if (waiting.is_object() && !Str(Field(waiting, {"reason"})).empty()) {
+        reason = Str(Field(waiting, {"reason"}));
+      } else if (terminated.is_object() && !Str(Field(terminated, {"reason"})).empty()) {
+        reason = Str(Field(terminated, {"reason"}));
       } else if (terminated.is_object()) {
-        reason = Int(Get(terminated, {"signal"})) != 0
-                     ? fmt::format("Signal:{}", Int(Get(terminated, {"signal"})))
-                     : fmt::format("ExitCode:{}", Int(Get(terminated, {"exitCode"})));
-      } else if (Bool(Get(c, {"ready"})) && Get(c, {"state", "running"}).is_object()) {
+        reason = Int(Field(terminated, {"signal"})) != 0
+                     ? fmt::format("Signal:{}", Int(Field(terminated, {"signal"})))
+                     : fmt::format("ExitCode:{}", Int(Field(terminated, {"exitCode"})));
+      } else if (Bool(Field(c, {"ready"})) && Field(c, {"state", "running"}).is_object()) {
         has_running = true;
         ++ready;
       }
     }
     // Back to Running if a container still runs after another completed.
     if (reason == "Completed" && has_running) {
-      reason = ConditionTrue(Get(status, {"conditions"}), "Ready") ? "Running" : "NotReady";
+      reason = ConditionTrue(Field(status, {"conditions"}), "Ready") ? "Running" : "NotReady";
     }
   }
 
-  const bool deleting = Get(pod, {"metadata", "deletionTimestamp"}).is_string();
-  if (deleting && Str(Get(status, {"reason"})) == "NodeLost") {
+  const bool deleting = Field(pod, {"metadata", "deletionTimestamp"}).is_string();
+  if (deleting && Str(Field(status, {"reason"})) == "NodeLost") {
     reason = "Unknown";
   } else if (deleting && phase != "Failed" && phase != "Succeeded") {
     reason = "Terminating";
@@ -751,25 +744,25 @@ Cells PodCells(const json& pod, Clock::time_point now, json& conditions) {
   }
 
   std::string ip;
-  const json& ips = Items(Get(status, {"podIPs"}));
+  const json& ips = Items(Field(status, {"podIPs"}));
   if (!ips.empty()) {
-    ip = Str(Get(ips[0], {"ip"}));
+    ip = Str(Field(ips[0], {"ip"}));
   } else {
-    ip = Str(Get(status, {"podIP"}));
+    ip = Str(Field(status, {"podIP"}));
   }
-  std::string node = Str(Get(spec, {"nodeName"}));
-  std::string nominated = Str(Get(status, {"nominatedNodeName"}));
+  std::string node = Str(Field(spec, {"nodeName"}));
+  std::string nominated = Str(Field(status, {"nominatedNodeName"}));
   std::string gates = "<none>";
-  const json& readiness_gates = Items(Get(spec, {"readinessGates"}));
+  const json& readiness_gates = Items(Field(spec, {"readinessGates"}));
   if (!readiness_gates.empty()) {
     int true_conditions = 0;
     for (const json& gate : readiness_gates) {
-      const json& c = Condition(Get(status, {"conditions"}), Str(Get(gate, {"conditionType"})));
-      if (Str(Get(c, {"status"})) == "True") ++true_conditions;
+      const json& c = Condition(Field(status, {"conditions"}), Str(Field(gate, {"conditionType"})));
+      if (Str(Field(c, {"status"})) == "True") ++true_conditions;
     }
     gates = fmt::format("{}/{}", true_conditions, readiness_gates.size());
   }
-  return {Str(Get(pod, {"metadata", "name"})),
+  return {Str(Field(pod, {"metadata", "name"})),
           fmt::format("{}/{}", ready, total),
           reason,
           restarts_cell,
@@ -785,10 +778,10 @@ Cells PodCells(const json& pod, Clock::time_point now, json& conditions) {
 std::string LoadBalancerString(const json& ingress_list) {
   std::set<std::string> result;
   for (const json& ingress : Items(ingress_list)) {
-    if (!Str(Get(ingress, {"ip"})).empty()) {
-      result.insert(Str(Get(ingress, {"ip"})));
-    } else if (!Str(Get(ingress, {"hostname"})).empty()) {
-      result.insert(Str(Get(ingress, {"hostname"})));
+    if (!Str(Field(ingress, {"ip"})).empty()) {
+      result.insert(Str(Field(ingress, {"ip"})));
+    } else if (!Str(Field(ingress, {"hostname"})).empty()) {
+      result.insert(Str(Field(ingress, {"hostname"})));
     }
   }
   // The server prints wide, so the 16-character clipping of narrow output never applies.
@@ -802,13 +795,13 @@ std::vector<std::string> Strings(const json& array) {
 }
 
 std::string ServiceExternalIp(const json& svc) {
-  const std::string type = Str(Get(svc, {"spec", "type"}));
-  const std::vector<std::string> external_ips = Strings(Get(svc, {"spec", "externalIPs"}));
+  const std::string type = Str(Field(svc, {"spec", "type"}));
+  const std::vector<std::string> external_ips = Strings(Field(svc, {"spec", "externalIPs"}));
   if (type == "ClusterIP" || type == "NodePort") {
     return external_ips.empty() ? "<none>" : Join(external_ips, ",");
   }
   if (type == "LoadBalancer") {
-    std::string lb = LoadBalancerString(Get(svc, {"status", "loadBalancer", "ingress"}));
+    std::string lb = LoadBalancerString(Field(svc, {"status", "loadBalancer", "ingress"}));
     if (!external_ips.empty()) {
       std::vector<std::string> results;
       if (!lb.empty()) {
@@ -825,53 +818,53 @@ std::string ServiceExternalIp(const json& svc) {
     }
     return lb.empty() ? "<pending>" : lb;
   }
-  if (type == "ExternalName") return Str(Get(svc, {"spec", "externalName"}));
+  if (type == "ExternalName") return Str(Field(svc, {"spec", "externalName"}));
   return "<unknown>";
 }
 
 std::string PortString(const json& ports) {
   std::vector<std::string> pieces;
   for (const json& p : Items(ports)) {
-    std::string protocol = Str(Get(p, {"protocol"}));
+    std::string protocol = Str(Field(p, {"protocol"}));
     if (protocol.empty()) protocol = "TCP";  // defaulted upstream
-    const int64_t node_port = Int(Get(p, {"nodePort"}));
+    const int64_t node_port = Int(Field(p, {"nodePort"}));
     pieces.push_back(node_port > 0
-                         ? fmt::format("{}:{}/{}", Int(Get(p, {"port"})), node_port, protocol)
-                         : fmt::format("{}/{}", Int(Get(p, {"port"})), protocol));
+                         ? fmt::format("{}:{}/{}", Int(Field(p, {"port"})), node_port, protocol)
+                         : fmt::format("{}/{}", Int(Field(p, {"port"})), protocol));
   }
   return Join(pieces, ",");
 }
 
 Cells ServiceCells(const json& svc, Clock::time_point now, json&) {
   std::string cluster_ip = "<none>";
-  const json& ips = Items(Get(svc, {"spec", "clusterIPs"}));
+  const json& ips = Items(Field(svc, {"spec", "clusterIPs"}));
   if (!ips.empty()) {
     cluster_ip = Str(ips[0]);
-  } else if (!Str(Get(svc, {"spec", "clusterIP"})).empty()) {
-    cluster_ip = Str(Get(svc, {"spec", "clusterIP"}));
+  } else if (!Str(Field(svc, {"spec", "clusterIP"})).empty()) {
+    cluster_ip = Str(Field(svc, {"spec", "clusterIP"}));
   }
-  std::string ports = PortString(Get(svc, {"spec", "ports"}));
-  return {Str(Get(svc, {"metadata", "name"})),
-          Str(Get(svc, {"spec", "type"})),
+  std::string ports = PortString(Field(svc, {"spec", "ports"}));
+  return {Str(Field(svc, {"metadata", "name"})),
+          Str(Field(svc, {"spec", "type"})),
           cluster_ip,
           ServiceExternalIp(svc),
           ports.empty() ? "<none>" : ports,
           Age(svc, now),
-          FormatLabels(Get(svc, {"spec", "selector"}))};
+          FormatLabels(Field(svc, {"spec", "selector"}))};
 }
 
 // Nodes (printNode).
 
 Cells NodeCells(const json& node, Clock::time_point now, json&) {
   std::vector<std::string> status;
-  const json& ready = Condition(Get(node, {"status", "conditions"}), "Ready");
+  const json& ready = Condition(Field(node, {"status", "conditions"}), "Ready");
   if (ready.is_object())
-    status.push_back(Str(Get(ready, {"status"})) == "True" ? "Ready" : "NotReady");
+    status.push_back(Str(Field(ready, {"status"})) == "True" ? "Ready" : "NotReady");
   if (status.empty()) status.push_back("Unknown");
-  if (Bool(Get(node, {"spec", "unschedulable"}))) status.push_back("SchedulingDisabled");
+  if (Bool(Field(node, {"spec", "unschedulable"}))) status.push_back("SchedulingDisabled");
 
   std::set<std::string> roles;
-  const json& labels = Get(node, {"metadata", "labels"});
+  const json& labels = Field(node, {"metadata", "labels"});
   if (labels.is_object()) {
     constexpr std::string_view kRolePrefix = "node-role.kubernetes.io/";
     for (const auto& [key, value] : labels.items()) {
@@ -883,40 +876,40 @@ Cells NodeCells(const json& node, Clock::time_point now, json&) {
     }
   }
   auto address = [&](std::string_view type) {
-    for (const json& a : Items(Get(node, {"status", "addresses"}))) {
-      if (Str(Get(a, {"type"})) == type) return Str(Get(a, {"address"}));
+    for (const json& a : Items(Field(node, {"status", "addresses"}))) {
+      if (Str(Field(a, {"type"})) == type) return Str(Field(a, {"address"}));
     }
     return std::string("<none>");
   };
   auto or_unknown = [](std::string s) { return s.empty() ? std::string("<unknown>") : s; };
-  const json& info = Get(node, {"status", "nodeInfo"});
+  const json& info = Field(node, {"status", "nodeInfo"});
   std::string role_cell = Join({roles.begin(), roles.end()}, ",");
-  return {Str(Get(node, {"metadata", "name"})),
+  return {Str(Field(node, {"metadata", "name"})),
           Join(status, ","),
           role_cell.empty() ? "<none>" : role_cell,
           Age(node, now),
-          Str(Get(info, {"kubeletVersion"})),
+          Str(Field(info, {"kubeletVersion"})),
           address("InternalIP"),
           address("ExternalIP"),
-          or_unknown(Str(Get(info, {"osImage"}))),
-          or_unknown(Str(Get(info, {"kernelVersion"}))),
-          or_unknown(Str(Get(info, {"containerRuntimeVersion"})))};
+          or_unknown(Str(Field(info, {"osImage"}))),
+          or_unknown(Str(Field(info, {"kernelVersion"}))),
+          or_unknown(Str(Field(info, {"containerRuntimeVersion"})))};
 }
 
 // Workloads.
 
 // The replicas of a spec, 1 when absent as upstream defaults it.
 int64_t Replicas(const json& obj) {
-  return OptInt(Get(obj, {"spec", "replicas"})).value_or(1);
+  return OptInt(Field(obj, {"spec", "replicas"})).value_or(1);
 }
 
 Cells DeploymentCells(const json& d, Clock::time_point now, json&) {
-  auto [names, images] = ContainerCells(Get(d, {"spec", "template", "spec", "containers"}));
-  Result<LabelSelector> selector = LabelSelector::FromJson(Get(d, {"spec", "selector"}));
-  return {Str(Get(d, {"metadata", "name"})),
-          fmt::format("{}/{}", Int(Get(d, {"status", "readyReplicas"})), Replicas(d)),
-          Int(Get(d, {"status", "updatedReplicas"})),
-          Int(Get(d, {"status", "availableReplicas"})),
+  auto [names, images] = ContainerCells(Field(d, {"spec", "template", "spec", "containers"}));
+  Result<LabelSelector> selector = LabelSelector::FromJson(Field(d, {"spec", "selector"}));
+  return {Str(Field(d, {"metadata", "name"})),
+          fmt::format("{}/{}", Int(Field(d, {"status", "readyReplicas"})), Replicas(d)),
+          Int(Field(d, {"status", "updatedReplicas"})),
+          Int(Field(d, {"status", "availableReplicas"})),
           Age(d, now),
           names,
           images,
@@ -924,70 +917,70 @@ Cells DeploymentCells(const json& d, Clock::time_point now, json&) {
 }
 
 Cells ReplicaSetCells(const json& rs, Clock::time_point now, json&) {
-  auto [names, images] = ContainerCells(Get(rs, {"spec", "template", "spec", "containers"}));
-  return {Str(Get(rs, {"metadata", "name"})),
+  auto [names, images] = ContainerCells(Field(rs, {"spec", "template", "spec", "containers"}));
+  return {Str(Field(rs, {"metadata", "name"})),
           Replicas(rs),
-          Int(Get(rs, {"status", "replicas"})),
-          Int(Get(rs, {"status", "readyReplicas"})),
+          Int(Field(rs, {"status", "replicas"})),
+          Int(Field(rs, {"status", "readyReplicas"})),
           Age(rs, now),
           names,
           images,
-          FormatLabelSelector(Get(rs, {"spec", "selector"}))};
+          FormatLabelSelector(Field(rs, {"spec", "selector"}))};
 }
 
 Cells ReplicationControllerCells(const json& rc, Clock::time_point now, json&) {
-  auto [names, images] = ContainerCells(Get(rc, {"spec", "template", "spec", "containers"}));
-  return {Str(Get(rc, {"metadata", "name"})),
+  auto [names, images] = ContainerCells(Field(rc, {"spec", "template", "spec", "containers"}));
+  return {Str(Field(rc, {"metadata", "name"})),
           Replicas(rc),
-          Int(Get(rc, {"status", "replicas"})),
-          Int(Get(rc, {"status", "readyReplicas"})),
+          Int(Field(rc, {"status", "replicas"})),
+          Int(Field(rc, {"status", "readyReplicas"})),
           Age(rc, now),
           names,
           images,
-          FormatLabels(Get(rc, {"spec", "selector"}))};
+          FormatLabels(Field(rc, {"spec", "selector"}))};
 }
 
 Cells DaemonSetCells(const json& ds, Clock::time_point now, json&) {
-  auto [names, images] = ContainerCells(Get(ds, {"spec", "template", "spec", "containers"}));
-  const json& st = Get(ds, {"status"});
-  return {Str(Get(ds, {"metadata", "name"})),
-          Int(Get(st, {"desiredNumberScheduled"})),
-          Int(Get(st, {"currentNumberScheduled"})),
-          Int(Get(st, {"numberReady"})),
-          Int(Get(st, {"updatedNumberScheduled"})),
-          Int(Get(st, {"numberAvailable"})),
-          FormatLabels(Get(ds, {"spec", "template", "spec", "nodeSelector"})),
+  auto [names, images] = ContainerCells(Field(ds, {"spec", "template", "spec", "containers"}));
+  const json& st = Field(ds, {"status"});
+  return {Str(Field(ds, {"metadata", "name"})),
+          Int(Field(st, {"desiredNumberScheduled"})),
+          Int(Field(st, {"currentNumberScheduled"})),
+          Int(Field(st, {"numberReady"})),
+          Int(Field(st, {"updatedNumberScheduled"})),
+          Int(Field(st, {"numberAvailable"})),
+          FormatLabels(Field(ds, {"spec", "template", "spec", "nodeSelector"})),
           Age(ds, now),
           names,
           images,
-          FormatLabelSelector(Get(ds, {"spec", "selector"}))};
+          FormatLabelSelector(Field(ds, {"spec", "selector"}))};
 }
 
 Cells StatefulSetCells(const json& sts, Clock::time_point now, json&) {
-  auto [names, images] = ContainerCells(Get(sts, {"spec", "template", "spec", "containers"}));
-  return {Str(Get(sts, {"metadata", "name"})),
-          fmt::format("{}/{}", Int(Get(sts, {"status", "readyReplicas"})), Replicas(sts)),
+  auto [names, images] = ContainerCells(Field(sts, {"spec", "template", "spec", "containers"}));
+  return {Str(Field(sts, {"metadata", "name"})),
+          fmt::format("{}/{}", Int(Field(sts, {"status", "readyReplicas"})), Replicas(sts)),
           Age(sts, now), names, images};
 }
 
 // hasJobCondition: the first condition of the type decides.
 bool JobCondition(const json& job, std::string_view type) {
-  return ConditionTrue(Get(job, {"status", "conditions"}), type);
+  return ConditionTrue(Field(job, {"status", "conditions"}), type);
 }
 
 Cells JobCells(const json& job, Clock::time_point now, json&) {
-  const int64_t succeeded = Int(Get(job, {"status", "succeeded"}));
+  const int64_t succeeded = Int(Field(job, {"status", "succeeded"}));
   std::string completions;
-  if (std::optional<int64_t> want = OptInt(Get(job, {"spec", "completions"}))) {
+  if (std::optional<int64_t> want = OptInt(Field(job, {"spec", "completions"}))) {
     completions = fmt::format("{}/{}", succeeded, *want);
-  } else if (int64_t parallelism = Int(Get(job, {"spec", "parallelism"})); parallelism > 1) {
+  } else if (int64_t parallelism = Int(Field(job, {"spec", "parallelism"})); parallelism > 1) {
     completions = fmt::format("{}/1 of {}", succeeded, parallelism);
   } else {
     completions = fmt::format("{}/1", succeeded);
   }
   std::string duration;
-  std::optional<int64_t> start = Timestamp(Get(job, {"status", "startTime"}));
-  std::optional<int64_t> completion = Timestamp(Get(job, {"status", "completionTime"}));
+  std::optional<int64_t> start = Timestamp(Field(job, {"status", "startTime"}));
+  std::optional<int64_t> completion = Timestamp(Field(job, {"status", "completionTime"}));
   if (start && !completion) {
     duration = HumanSince(*start, now);
   } else if (start) {
@@ -999,7 +992,7 @@ Cells JobCells(const json& job, Clock::time_point now, json&) {
     status = "Complete";
   } else if (JobCondition(job, "Failed")) {
     status = "Failed";
-  } else if (Get(job, {"metadata", "deletionTimestamp"}).is_string()) {
+  } else if (Field(job, {"metadata", "deletionTimestamp"}).is_string()) {
     status = "Terminating";
   } else if (JobCondition(job, "Suspended")) {
     status = "Suspended";
@@ -1008,47 +1001,47 @@ Cells JobCells(const json& job, Clock::time_point now, json&) {
   } else {
     status = "Running";
   }
-  auto [names, images] = ContainerCells(Get(job, {"spec", "template", "spec", "containers"}));
-  return {Str(Get(job, {"metadata", "name"})),
+  auto [names, images] = ContainerCells(Field(job, {"spec", "template", "spec", "containers"}));
+  return {Str(Field(job, {"metadata", "name"})),
           status,
           completions,
           duration,
           Age(job, now),
           names,
           images,
-          FormatLabelSelector(Get(job, {"spec", "selector"}))};
+          FormatLabelSelector(Field(job, {"spec", "selector"}))};
 }
 
 Cells CronJobCells(const json& cj, Clock::time_point now, json&) {
-  const json& last = Get(cj, {"status", "lastScheduleTime"});
-  const json& tz = Get(cj, {"spec", "timeZone"});
-  const json& suspend = Get(cj, {"spec", "suspend"});
+  const json& last = Field(cj, {"status", "lastScheduleTime"});
+  const json& tz = Field(cj, {"spec", "timeZone"});
+  const json& suspend = Field(cj, {"spec", "suspend"});
   // printBoolPtr; upstream defaults suspend to false, so a stored object always has it.
   std::string suspend_cell = suspend.is_boolean() ? (suspend.get<bool>() ? "True" : "False")
                                                   : (suspend.is_null() ? "False" : "<unset>");
-  const json& job_spec = Get(cj, {"spec", "jobTemplate", "spec"});
-  auto [names, images] = ContainerCells(Get(job_spec, {"template", "spec", "containers"}));
-  return {Str(Get(cj, {"metadata", "name"})),
-          Str(Get(cj, {"spec", "schedule"})),
+  const json& job_spec = Field(cj, {"spec", "jobTemplate", "spec"});
+  auto [names, images] = ContainerCells(Field(job_spec, {"template", "spec", "containers"}));
+  return {Str(Field(cj, {"metadata", "name"})),
+          Str(Field(cj, {"spec", "schedule"})),
           tz.is_string() ? tz.get<std::string>() : "<none>",
           suspend_cell,
-          static_cast<int64_t>(Size(Get(cj, {"status", "active"}))),
+          static_cast<int64_t>(Size(Field(cj, {"status", "active"}))),
           last.is_string() ? Since(last, now) : "<none>",
           Age(cj, now),
           names,
           images,
-          FormatLabelSelector(Get(job_spec, {"selector"}))};
+          FormatLabelSelector(Field(job_spec, {"selector"}))};
 }
 
 Cells ControllerRevisionCells(const json& cr, Clock::time_point now, json&) {
   std::string controller = "<none>";
-  for (const json& ref : Items(Get(cr, {"metadata", "ownerReferences"}))) {
-    if (!Bool(Get(ref, {"controller"}))) continue;
-    const std::string api_version = Str(Get(ref, {"apiVersion"}));
+  for (const json& ref : Items(Field(cr, {"metadata", "ownerReferences"}))) {
+    if (!Bool(Field(ref, {"controller"}))) continue;
+    const std::string api_version = Str(Field(ref, {"apiVersion"}));
     const size_t slash = api_version.find('/');
     const std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
-    const std::string kind = Str(Get(ref, {"kind"}));
-    const std::string name = Str(Get(ref, {"name"}));
+    const std::string kind = Str(Field(ref, {"kind"}));
+    const std::string name = Str(Field(ref, {"name"}));
     if (kind.empty() && group.empty()) {
       controller = name;
     } else {
@@ -1056,41 +1049,42 @@ Cells ControllerRevisionCells(const json& cr, Clock::time_point now, json&) {
     }
     break;
   }
-  return {Str(Get(cr, {"metadata", "name"})), controller, Int(Get(cr, {"revision"})), Age(cr, now)};
+  return {Str(Field(cr, {"metadata", "name"})), controller, Int(Field(cr, {"revision"})),
+          Age(cr, now)};
 }
 
 Cells PodDisruptionBudgetCells(const json& pdb, Clock::time_point now, json&) {
-  const json& min = Get(pdb, {"spec", "minAvailable"});
-  const json& max = Get(pdb, {"spec", "maxUnavailable"});
-  return {Str(Get(pdb, {"metadata", "name"})), min.is_null() ? "N/A" : IntOrString(min),
-          max.is_null() ? "N/A" : IntOrString(max), Int(Get(pdb, {"status", "disruptionsAllowed"})),
-          Age(pdb, now)};
+  const json& min = Field(pdb, {"spec", "minAvailable"});
+  const json& max = Field(pdb, {"spec", "maxUnavailable"});
+  return {Str(Field(pdb, {"metadata", "name"})), min.is_null() ? "N/A" : IntOrString(min),
+          max.is_null() ? "N/A" : IntOrString(max),
+          Int(Field(pdb, {"status", "disruptionsAllowed"})), Age(pdb, now)};
 }
 
 Cells PodTemplateCells(const json& pt, Clock::time_point, json&) {
-  auto [names, images] = ContainerCells(Get(pt, {"template", "spec", "containers"}));
-  return {Str(Get(pt, {"metadata", "name"})), names, images,
-          FormatLabels(Get(pt, {"template", "metadata", "labels"}))};
+  auto [names, images] = ContainerCells(Field(pt, {"template", "spec", "containers"}));
+  return {Str(Field(pt, {"metadata", "name"})), names, images,
+          FormatLabels(Field(pt, {"template", "metadata", "labels"}))};
 }
 
 // formatHPAMetrics over the autoscaling/v2 shape; autoscaling/v1 objects are read through their
 // CPU utilization fields, as upstream converts them.
 std::string HpaMetrics(const json& hpa) {
-  json specs = Get(hpa, {"spec", "metrics"});
-  json statuses = Get(hpa, {"status", "currentMetrics"});
+  json specs = Field(hpa, {"spec", "metrics"});
+  json statuses = Field(hpa, {"status", "currentMetrics"});
   if (!specs.is_array()) {
     specs = json::array();
     statuses = json::array();
-    if (OptInt(Get(hpa, {"spec", "targetCPUUtilizationPercentage"}))) {
+    if (OptInt(Field(hpa, {"spec", "targetCPUUtilizationPercentage"}))) {
       specs.push_back({{"type", "Resource"},
                        {"resource",
                         {{"name", "cpu"},
                          {"target",
                           {{"type", "Utilization"},
                            {"averageUtilization",
-                            Int(Get(hpa, {"spec", "targetCPUUtilizationPercentage"}))}}}}}});
+                            Int(Field(hpa, {"spec", "targetCPUUtilizationPercentage"}))}}}}}});
       if (std::optional<int64_t> cur =
-              OptInt(Get(hpa, {"status", "currentCPUUtilizationPercentage"}))) {
+              OptInt(Field(hpa, {"status", "currentCPUUtilizationPercentage"}))) {
         statuses.push_back(
             {{"type", "Resource"},
              {"resource", {{"name", "cpu"}, {"current", {{"averageUtilization", *cur}}}}}});
@@ -1101,51 +1095,51 @@ std::string HpaMetrics(const json& hpa) {
   std::vector<std::string> list;
   const json& status_items = Items(statuses);
   auto status_at = [&](size_t i, const char* member) -> const json& {
-    return i < status_items.size() ? Get(status_items[i], {member}) : Null();
+    return i < status_items.size() ? Field(status_items[i], {member}) : Null();
   };
   for (size_t i = 0; i < specs.size(); ++i) {
     const json& spec = specs[i];
-    const std::string type = Str(Get(spec, {"type"}));
+    const std::string type = Str(Field(spec, {"type"}));
     if (type == "External" || type == "Object") {
       const char* member = type == "External" ? "external" : "object";
-      const json& target = Get(spec, {member, "target"});
+      const json& target = Field(spec, {member, "target"});
       const json& st = status_at(i, member);
-      if (!Get(target, {"averageValue"}).is_null()) {
+      if (!Field(target, {"averageValue"}).is_null()) {
         std::string current = "<unknown>";
-        if (st.is_object() && !Get(st, {"current", "averageValue"}).is_null()) {
-          current = QuantityString(Get(st, {"current", "averageValue"}));
+        if (st.is_object() && !Field(st, {"current", "averageValue"}).is_null()) {
+          current = QuantityString(Field(st, {"current", "averageValue"}));
         }
         list.push_back(
-            fmt::format("{}/{} (avg)", current, QuantityString(Get(target, {"averageValue"}))));
+            fmt::format("{}/{} (avg)", current, QuantityString(Field(target, {"averageValue"}))));
       } else {
         std::string current = "<unknown>";
-        if (st.is_object()) current = QuantityString(Get(st, {"current", "value"}));
-        list.push_back(fmt::format("{}/{}", current, QuantityString(Get(target, {"value"}))));
+        if (st.is_object()) current = QuantityString(Field(st, {"current", "value"}));
+        list.push_back(fmt::format("{}/{}", current, QuantityString(Field(target, {"value"}))));
       }
     } else if (type == "Pods") {
       const json& st = status_at(i, "pods");
       std::string current =
-          st.is_object() ? QuantityString(Get(st, {"current", "averageValue"})) : "<unknown>";
+          st.is_object() ? QuantityString(Field(st, {"current", "averageValue"})) : "<unknown>";
       list.push_back(fmt::format("{}/{}", current,
-                                 QuantityString(Get(spec, {"pods", "target", "averageValue"}))));
+                                 QuantityString(Field(spec, {"pods", "target", "averageValue"}))));
     } else if (type == "Resource" || type == "ContainerResource") {
       const char* member = type == "Resource" ? "resource" : "containerResource";
-      const json& source = Get(spec, {member});
+      const json& source = Field(spec, {member});
       const json& st = status_at(i, member);
-      const std::string name = Str(Get(source, {"name"}));
-      if (!Get(source, {"target", "averageValue"}).is_null()) {
+      const std::string name = Str(Field(source, {"name"}));
+      if (!Field(source, {"target", "averageValue"}).is_null()) {
         std::string current =
-            st.is_object() ? QuantityString(Get(st, {"current", "averageValue"})) : "<unknown>";
+            st.is_object() ? QuantityString(Field(st, {"current", "averageValue"})) : "<unknown>";
         list.push_back(fmt::format("{}: {}/{}", name, current,
-                                   QuantityString(Get(source, {"target", "averageValue"}))));
+                                   QuantityString(Field(source, {"target", "averageValue"}))));
       } else {
         std::string current = "<unknown>";
-        if (st.is_object() && OptInt(Get(st, {"current", "averageUtilization"}))) {
-          current = fmt::format("{}%", Int(Get(st, {"current", "averageUtilization"})));
+        if (st.is_object() && OptInt(Field(st, {"current", "averageUtilization"}))) {
+          current = fmt::format("{}%", Int(Field(st, {"current", "averageUtilization"})));
         }
         std::string target = "<auto>";
-        if (OptInt(Get(source, {"target", "averageUtilization"}))) {
-          target = fmt::format("{}%", Int(Get(source, {"target", "averageUtilization"})));
+        if (OptInt(Field(source, {"target", "averageUtilization"}))) {
+          target = fmt::format("{}%", Int(Field(source, {"target", "averageUtilization"})));
         }
         list.push_back(fmt::format("{}: {}/{}", name, current, target));
       }
@@ -1163,14 +1157,14 @@ std::string HpaMetrics(const json& hpa) {
 }
 
 Cells HpaCells(const json& hpa, Clock::time_point now, json&) {
-  std::optional<int64_t> min = OptInt(Get(hpa, {"spec", "minReplicas"}));
-  return {Str(Get(hpa, {"metadata", "name"})),
-          Str(Get(hpa, {"spec", "scaleTargetRef", "kind"})) + "/" +
-              Str(Get(hpa, {"spec", "scaleTargetRef", "name"})),
+  std::optional<int64_t> min = OptInt(Field(hpa, {"spec", "minReplicas"}));
+  return {Str(Field(hpa, {"metadata", "name"})),
+          Str(Field(hpa, {"spec", "scaleTargetRef", "kind"})) + "/" +
+              Str(Field(hpa, {"spec", "scaleTargetRef", "name"})),
           HpaMetrics(hpa),
           min ? std::to_string(*min) : "<unset>",
-          Int(Get(hpa, {"spec", "maxReplicas"})),
-          Int(Get(hpa, {"status", "currentReplicas"})),
+          Int(Field(hpa, {"spec", "maxReplicas"})),
+          Int(Field(hpa, {"status", "currentReplicas"})),
           Age(hpa, now)};
 }
 
@@ -1183,15 +1177,15 @@ std::string JoinHostPort(const std::string& host, int64_t port) {
 
 // formatEndpoints with all ports.
 std::string EndpointsString(const json& ep) {
-  const json& subsets = Items(Get(ep, {"subsets"}));
+  const json& subsets = Items(Field(ep, {"subsets"}));
   if (subsets.empty()) return "<none>";
   std::vector<std::string> list;
   constexpr size_t kMax = 3;
   bool more = false;
   size_t count = 0;
   for (const json& ss : subsets) {
-    const json& addresses = Items(Get(ss, {"addresses"}));
-    const json& ports = Items(Get(ss, {"ports"}));
+    const json& addresses = Items(Field(ss, {"addresses"}));
+    const json& ports = Items(Field(ss, {"ports"}));
     if (ports.empty()) {
       count += addresses.size();
       for (const json& a : addresses) {
@@ -1199,7 +1193,7 @@ std::string EndpointsString(const json& ep) {
           more = true;
           break;
         }
-        list.push_back(Str(Get(a, {"ip"})));
+        list.push_back(Str(Field(a, {"ip"})));
       }
       continue;
     }
@@ -1210,7 +1204,7 @@ std::string EndpointsString(const json& ep) {
           more = true;
           break;
         }
-        list.push_back(JoinHostPort(Str(Get(a, {"ip"})), Int(Get(port, {"port"}))));
+        list.push_back(JoinHostPort(Str(Field(a, {"ip"})), Int(Field(port, {"port"}))));
       }
     }
   }
@@ -1231,12 +1225,12 @@ Cells EndpointSliceCells(const json& es, Clock::time_point now, json&) {
   std::vector<std::string> ports;
   bool more_ports = false;
   size_t port_count = 0;
-  for (const json& p : Items(Get(es, {"ports"}))) {
+  for (const json& p : Items(Field(es, {"ports"}))) {
     if (ports.size() < kMax) {
-      if (OptInt(Get(p, {"port"}))) {
-        ports.push_back(std::to_string(Int(Get(p, {"port"}))));
-      } else if (Get(p, {"name"}).is_string()) {
-        ports.push_back(Str(Get(p, {"name"})));
+      if (OptInt(Field(p, {"port"}))) {
+        ports.push_back(std::to_string(Int(Field(p, {"port"}))));
+      } else if (Field(p, {"name"}).is_string()) {
+        ports.push_back(Str(Field(p, {"name"})));
       } else {
         ports.push_back("*");
       }
@@ -1248,8 +1242,8 @@ Cells EndpointSliceCells(const json& es, Clock::time_point now, json&) {
   std::vector<std::string> addresses;
   bool more_addresses = false;
   size_t address_count = 0;
-  for (const json& e : Items(Get(es, {"endpoints"}))) {
-    for (const json& a : Items(Get(e, {"addresses"}))) {
+  for (const json& e : Items(Field(es, {"endpoints"}))) {
+    for (const json& a : Items(Field(e, {"addresses"}))) {
       if (addresses.size() < kMax) {
         addresses.push_back(Str(a));
       } else {
@@ -1258,48 +1252,48 @@ Cells EndpointSliceCells(const json& es, Clock::time_point now, json&) {
       ++address_count;
     }
   }
-  return {Str(Get(es, {"metadata", "name"})), Str(Get(es, {"addressType"})),
+  return {Str(Field(es, {"metadata", "name"})), Str(Field(es, {"addressType"})),
           ListWithMore(ports, more_ports, port_count, kMax),
           ListWithMore(addresses, more_addresses, address_count, kMax), Age(es, now)};
 }
 
 Cells IngressCells(const json& ing, Clock::time_point now, json&) {
-  const json& rules = Items(Get(ing, {"spec", "rules"}));
+  const json& rules = Items(Field(ing, {"spec", "rules"}));
   std::vector<std::string> hosts;
   constexpr size_t kMax = 3;
   bool more = false;
   for (const json& rule : rules) {
     if (hosts.size() == kMax) more = true;
-    if (!more && !Str(Get(rule, {"host"})).empty()) hosts.push_back(Str(Get(rule, {"host"})));
+    if (!more && !Str(Field(rule, {"host"})).empty()) hosts.push_back(Str(Field(rule, {"host"})));
   }
   std::string host_cell = hosts.empty() ? "*" : Join(hosts, ",");
   if (!hosts.empty() && more)
     host_cell = fmt::format("{} + {} more...", host_cell, rules.size() - kMax);
-  const json& class_name = Get(ing, {"spec", "ingressClassName"});
-  return {Str(Get(ing, {"metadata", "name"})),
+  const json& class_name = Field(ing, {"spec", "ingressClassName"});
+  return {Str(Field(ing, {"metadata", "name"})),
           class_name.is_string() ? class_name.get<std::string>() : "<none>",
           host_cell,
-          LoadBalancerString(Get(ing, {"status", "loadBalancer", "ingress"})),
-          Size(Get(ing, {"spec", "tls"})) != 0 ? "80, 443" : "80",
+          LoadBalancerString(Field(ing, {"status", "loadBalancer", "ingress"})),
+          Size(Field(ing, {"spec", "tls"})) != 0 ? "80, 443" : "80",
           Age(ing, now)};
 }
 
 Cells IngressClassCells(const json& ic, Clock::time_point now, json&) {
   std::string parameters = "<none>";
-  const json& p = Get(ic, {"spec", "parameters"});
+  const json& p = Field(ic, {"spec", "parameters"});
   if (p.is_object()) {
-    parameters = Str(Get(p, {"kind"}));
-    if (Get(p, {"apiGroup"}).is_string()) parameters += "." + Str(Get(p, {"apiGroup"}));
-    parameters += "/" + Str(Get(p, {"name"}));
+    parameters = Str(Field(p, {"kind"}));
+    if (Field(p, {"apiGroup"}).is_string()) parameters += "." + Str(Field(p, {"apiGroup"}));
+    parameters += "/" + Str(Field(p, {"name"}));
   }
-  return {Str(Get(ic, {"metadata", "name"})), Str(Get(ic, {"spec", "controller"})), parameters,
+  return {Str(Field(ic, {"metadata", "name"})), Str(Field(ic, {"spec", "controller"})), parameters,
           Age(ic, now)};
 }
 
 Cells NetworkPolicyCells(const json& np, Clock::time_point now, json&) {
   // podSelector is a struct upstream, never nil: an absent one is the empty selector.
-  const json& selector = Get(np, {"spec", "podSelector"});
-  return {Str(Get(np, {"metadata", "name"})),
+  const json& selector = Field(np, {"spec", "podSelector"});
+  return {Str(Field(np, {"metadata", "name"})),
           FormatLabelSelector(selector.is_null() ? json::object() : selector), Age(np, now)};
 }
 
@@ -1309,66 +1303,66 @@ Cells EventCells(const json& raw, Clock::time_point now, json&) {
   const bool v1 = raw.contains("regarding") || raw.contains("note") ||
                   raw.contains("deprecatedSource") || raw.contains("reportingController");
   auto field = [&](const char* core, const char* events) -> const json& {
-    return Get(raw, {v1 ? events : core});
+    return Field(raw, {v1 ? events : core});
   };
   const json& involved = field("involvedObject", "regarding");
   const json& source = field("source", "deprecatedSource");
   std::string first = Since(field("firstTimestamp", "deprecatedFirstTimestamp"), now);
   if (!Timestamp(field("firstTimestamp", "deprecatedFirstTimestamp"))) {
-    first = Since(Get(raw, {"eventTime"}), now);
+    first = Since(Field(raw, {"eventTime"}), now);
   }
   std::string last = Since(field("lastTimestamp", "deprecatedLastTimestamp"), now);
   if (!Timestamp(field("lastTimestamp", "deprecatedLastTimestamp"))) last = first;
   int64_t count = Int(field("count", "deprecatedCount"));
-  const json& series = Get(raw, {"series"});
+  const json& series = Field(raw, {"series"});
   if (series.is_object()) {
-    last = Since(Get(series, {"lastObservedTime"}), now);
-    count = Int(Get(series, {"count"}));
+    last = Since(Field(series, {"lastObservedTime"}), now);
+    count = Int(Field(series, {"count"}));
   } else if (count == 0) {
     count = 1;  // singleton events of the new API have no count
   }
-  const std::string kind = Lower(Str(Get(involved, {"kind"})));
-  const std::string name = Str(Get(involved, {"name"}));
-  std::string component = Str(Get(source, {"component"}));
+  const std::string kind = Lower(Str(Field(involved, {"kind"})));
+  const std::string name = Str(Field(involved, {"name"}));
+  std::string component = Str(Field(source, {"component"}));
   if (component.empty()) component = Str(field("reportingComponent", "reportingController"));
-  std::string host = Str(Get(source, {"host"}));
-  if (host.empty()) host = Str(Get(raw, {"reportingInstance"}));
+  std::string host = Str(Field(source, {"host"}));
+  if (host.empty()) host = Str(Field(raw, {"reportingInstance"}));
   std::string message = Str(field("message", "note"));
   const size_t b = message.find_first_not_of(" \t\n\r\v\f");
   message = b == std::string::npos
                 ? ""
                 : message.substr(b, message.find_last_not_of(" \t\n\r\v\f") - b + 1);
   return {last,
-          Str(Get(raw, {"type"})),
-          Str(Get(raw, {"reason"})),
+          Str(Field(raw, {"type"})),
+          Str(Field(raw, {"reason"})),
           name.empty() ? kind : kind + "/" + name,
-          Str(Get(involved, {"fieldPath"})),
+          Str(Field(involved, {"fieldPath"})),
           host.empty() ? component : component + ", " + host,
           message,
           first,
           count,
-          Str(Get(raw, {"metadata", "name"}))};
+          Str(Field(raw, {"metadata", "name"}))};
 }
 
 // Configuration and storage.
 
 Cells NamespaceCells(const json& ns, Clock::time_point now, json&) {
-  return {Str(Get(ns, {"metadata", "name"})), Str(Get(ns, {"status", "phase"})), Age(ns, now)};
+  return {Str(Field(ns, {"metadata", "name"})), Str(Field(ns, {"status", "phase"})), Age(ns, now)};
 }
 
 Cells SecretCells(const json& s, Clock::time_point now, json&) {
-  return {Str(Get(s, {"metadata", "name"})), Str(Get(s, {"type"})),
-          static_cast<int64_t>(Size(Get(s, {"data"}))), Age(s, now)};
+  return {Str(Field(s, {"metadata", "name"})), Str(Field(s, {"type"})),
+          static_cast<int64_t>(Size(Field(s, {"data"}))), Age(s, now)};
 }
 
 Cells ConfigMapCells(const json& cm, Clock::time_point now, json&) {
-  return {Str(Get(cm, {"metadata", "name"})),
-          static_cast<int64_t>(Size(Get(cm, {"data"})) + Size(Get(cm, {"binaryData"}))),
+  return {Str(Field(cm, {"metadata", "name"})),
+          static_cast<int64_t>(Size(Field(cm, {"data"})) + Size(Field(cm, {"binaryData"}))),
           Age(cm, now)};
 }
 
 Cells ServiceAccountCells(const json& sa, Clock::time_point now, json&) {
-  return {Str(Get(sa, {"metadata", "name"})), static_cast<int64_t>(Size(Get(sa, {"secrets"}))),
+  return {Str(Field(sa, {"metadata", "name"})), static_cast<int64_t>(Size(Field(sa, {"secrets"}))),
           Age(sa, now)};
 }
 
@@ -1392,13 +1386,13 @@ std::string AccessModes(const json& modes) {
 constexpr std::string_view kBetaStorageClassAnnotation = "volume.beta.kubernetes.io/storage-class";
 
 std::string StorageClassOf(const json& obj) {
-  const json& annotation = Get(obj, {"metadata", "annotations", kBetaStorageClassAnnotation});
+  const json& annotation = Field(obj, {"metadata", "annotations", kBetaStorageClassAnnotation});
   if (annotation.is_string()) return annotation.get<std::string>();
-  return Str(Get(obj, {"spec", "storageClassName"}));
+  return Str(Field(obj, {"spec", "storageClassName"}));
 }
 
 std::string Terminating(const json& obj, std::string phase) {
-  return Get(obj, {"metadata", "deletionTimestamp"}).is_string() ? "Terminating" : phase;
+  return Field(obj, {"metadata", "deletionTimestamp"}).is_string() ? "Terminating" : phase;
 }
 
 std::string OrUnset(const json& v) {
@@ -1407,106 +1401,106 @@ std::string OrUnset(const json& v) {
 
 Cells PersistentVolumeCells(const json& pv, Clock::time_point now, json&) {
   std::string claim;
-  const json& ref = Get(pv, {"spec", "claimRef"});
-  if (ref.is_object()) claim = Str(Get(ref, {"namespace"})) + "/" + Str(Get(ref, {"name"}));
-  return {Str(Get(pv, {"metadata", "name"})),
-          QuantityString(Get(pv, {"spec", "capacity", "storage"})),
-          AccessModes(Get(pv, {"spec", "accessModes"})),
-          Str(Get(pv, {"spec", "persistentVolumeReclaimPolicy"})),
-          Terminating(pv, Str(Get(pv, {"status", "phase"}))),
+  const json& ref = Field(pv, {"spec", "claimRef"});
+  if (ref.is_object()) claim = Str(Field(ref, {"namespace"})) + "/" + Str(Field(ref, {"name"}));
+  return {Str(Field(pv, {"metadata", "name"})),
+          QuantityString(Field(pv, {"spec", "capacity", "storage"})),
+          AccessModes(Field(pv, {"spec", "accessModes"})),
+          Str(Field(pv, {"spec", "persistentVolumeReclaimPolicy"})),
+          Terminating(pv, Str(Field(pv, {"status", "phase"}))),
           claim,
           StorageClassOf(pv),
-          OrUnset(Get(pv, {"spec", "volumeAttributesClassName"})),
-          Str(Get(pv, {"status", "reason"})),
+          OrUnset(Field(pv, {"spec", "volumeAttributesClassName"})),
+          Str(Field(pv, {"status", "reason"})),
           Age(pv, now),
-          OrUnset(Get(pv, {"spec", "volumeMode"}))};
+          OrUnset(Field(pv, {"spec", "volumeMode"}))};
 }
 
 Cells PersistentVolumeClaimCells(const json& pvc, Clock::time_point now, json&) {
-  const std::string volume = Str(Get(pvc, {"spec", "volumeName"}));
+  const std::string volume = Str(Field(pvc, {"spec", "volumeName"}));
   std::string capacity, modes;
   if (!volume.empty()) {
-    modes = AccessModes(Get(pvc, {"status", "accessModes"}));
-    capacity = QuantityString(Get(pvc, {"status", "capacity", "storage"}));
+    modes = AccessModes(Field(pvc, {"status", "accessModes"}));
+    capacity = QuantityString(Field(pvc, {"status", "capacity", "storage"}));
   }
-  return {Str(Get(pvc, {"metadata", "name"})),
-          Terminating(pvc, Str(Get(pvc, {"status", "phase"}))),
+  return {Str(Field(pvc, {"metadata", "name"})),
+          Terminating(pvc, Str(Field(pvc, {"status", "phase"}))),
           volume,
           capacity,
           modes,
           StorageClassOf(pvc),
-          OrUnset(Get(pvc, {"spec", "volumeAttributesClassName"})),
+          OrUnset(Field(pvc, {"spec", "volumeAttributesClassName"})),
           Age(pvc, now),
-          OrUnset(Get(pvc, {"spec", "volumeMode"}))};
+          OrUnset(Field(pvc, {"spec", "volumeMode"}))};
 }
 
 Cells StorageClassCells(const json& sc, Clock::time_point now, json&) {
-  std::string name = Str(Get(sc, {"metadata", "name"}));
-  const json& annotations = Get(sc, {"metadata", "annotations"});
-  if (Str(Get(annotations, {"storageclass.kubernetes.io/is-default-class"})) == "true" ||
-      Str(Get(annotations, {"storageclass.beta.kubernetes.io/is-default-class"})) == "true") {
+  std::string name = Str(Field(sc, {"metadata", "name"}));
+  const json& annotations = Field(sc, {"metadata", "annotations"});
+  if (Str(Field(annotations, {"storageclass.kubernetes.io/is-default-class"})) == "true" ||
+      Str(Field(annotations, {"storageclass.beta.kubernetes.io/is-default-class"})) == "true") {
     name += " (default)";
   }
-  const std::string reclaim = Str(Get(sc, {"reclaimPolicy"}));
-  const std::string binding = Str(Get(sc, {"volumeBindingMode"}));
+  const std::string reclaim = Str(Field(sc, {"reclaimPolicy"}));
+  const std::string binding = Str(Field(sc, {"volumeBindingMode"}));
   return {name,
-          Str(Get(sc, {"provisioner"})),
+          Str(Field(sc, {"provisioner"})),
           reclaim.empty() ? "Delete" : reclaim,
           binding.empty() ? "Immediate" : binding,
-          Bool(Get(sc, {"allowVolumeExpansion"})),
+          Bool(Field(sc, {"allowVolumeExpansion"})),
           Age(sc, now)};
 }
 
 Cells ResourceQuotaCells(const json& rq, Clock::time_point now, json&) {
-  const json& hard = Get(rq, {"status", "hard"});
-  const json& used = Get(rq, {"status", "used"});
+  const json& hard = Field(rq, {"status", "hard"});
+  const json& used = Field(rq, {"status", "used"});
   std::vector<std::string> requests, limits;
   if (hard.is_object()) {
     for (const auto& [resource, quantity] : hard.items()) {  // sorted by name, as upstream sorts
-      std::string piece = fmt::format("{}: {}/{}", resource, QuantityString(Get(used, {resource})),
-                                      QuantityString(quantity));
+      std::string piece = fmt::format(
+          "{}: {}/{}", resource, QuantityString(Field(used, {resource})), QuantityString(quantity));
       const bool is_limit = resource.starts_with("limits.");
       (is_limit ? limits : requests).push_back(std::move(piece));
     }
   }
-  return {Str(Get(rq, {"metadata", "name"})), Join(requests, ", "), Join(limits, ", "),
+  return {Str(Field(rq, {"metadata", "name"})), Join(requests, ", "), Join(limits, ", "),
           Age(rq, now)};
 }
 
 Cells LeaseCells(const json& lease, Clock::time_point now, json&) {
-  return {Str(Get(lease, {"metadata", "name"})), Str(Get(lease, {"spec", "holderIdentity"})),
+  return {Str(Field(lease, {"metadata", "name"})), Str(Field(lease, {"spec", "holderIdentity"})),
           Age(lease, now)};
 }
 
 Cells PriorityClassCells(const json& pc, Clock::time_point now, json&) {
-  return {Str(Get(pc, {"metadata", "name"})), Int(Get(pc, {"value"})),
-          Bool(Get(pc, {"globalDefault"})), Age(pc, now), Str(Get(pc, {"preemptionPolicy"}))};
+  return {Str(Field(pc, {"metadata", "name"})), Int(Field(pc, {"value"})),
+          Bool(Field(pc, {"globalDefault"})), Age(pc, now), Str(Field(pc, {"preemptionPolicy"}))};
 }
 
 Cells RuntimeClassCells(const json& rc, Clock::time_point now, json&) {
-  return {Str(Get(rc, {"metadata", "name"})), Str(Get(rc, {"handler"})), Age(rc, now)};
+  return {Str(Field(rc, {"metadata", "name"})), Str(Field(rc, {"handler"})), Age(rc, now)};
 }
 
 Cells WebhookConfigurationCells(const json& wc, Clock::time_point now, json&) {
-  return {Str(Get(wc, {"metadata", "name"})), static_cast<int64_t>(Size(Get(wc, {"webhooks"}))),
+  return {Str(Field(wc, {"metadata", "name"})), static_cast<int64_t>(Size(Field(wc, {"webhooks"}))),
           Age(wc, now)};
 }
 
 // rbac.SubjectsStrings, joined as the printer joins them.
 Cells RoleBindingCells(const json& rb, Clock::time_point now, json&) {
   std::vector<std::string> users, groups, sas;
-  for (const json& s : Items(Get(rb, {"subjects"}))) {
-    const std::string kind = Str(Get(s, {"kind"}));
+  for (const json& s : Items(Field(rb, {"subjects"}))) {
+    const std::string kind = Str(Field(s, {"kind"}));
     if (kind == "ServiceAccount") {
-      sas.push_back(Str(Get(s, {"namespace"})) + "/" + Str(Get(s, {"name"})));
+      sas.push_back(Str(Field(s, {"namespace"})) + "/" + Str(Field(s, {"name"})));
     } else if (kind == "User") {
-      users.push_back(Str(Get(s, {"name"})));
+      users.push_back(Str(Field(s, {"name"})));
     } else if (kind == "Group") {
-      groups.push_back(Str(Get(s, {"name"})));
+      groups.push_back(Str(Field(s, {"name"})));
     }
   }
-  return {Str(Get(rb, {"metadata", "name"})),
-          Str(Get(rb, {"roleRef", "kind"})) + "/" + Str(Get(rb, {"roleRef", "name"})),
+  return {Str(Field(rb, {"metadata", "name"})),
+          Str(Field(rb, {"roleRef", "kind"})) + "/" + Str(Field(rb, {"roleRef", "name"})),
           Age(rb, now),
           Join(users, ", "),
           Join(groups, ", "),
@@ -1515,13 +1509,13 @@ Cells RoleBindingCells(const json& rb, Clock::time_point now, json&) {
 
 // Name and age, for resources without a printer of their own.
 Cells NameAgeCells(const json& obj, Clock::time_point now, json&) {
-  return {Str(Get(obj, {"metadata", "name"})), Age(obj, now)};
+  return {Str(Field(obj, {"metadata", "name"})), Age(obj, now)};
 }
 
 // The default table convertor's cells: the creation time in UTC RFC 3339.
 Cells NameCreatedAtCells(const json& obj, Clock::time_point, json&) {
   std::string created = "0001-01-01T00:00:00Z";
-  if (std::optional<int64_t> t = Timestamp(Get(obj, {"metadata", "creationTimestamp"}))) {
+  if (std::optional<int64_t> t = Timestamp(Field(obj, {"metadata", "creationTimestamp"}))) {
     int64_t secs = *t / kNanosPerSecond - (*t % kNanosPerSecond < 0 ? 1 : 0);
     int64_t days = secs / 86400 - (secs % 86400 < 0 ? 1 : 0);
     int64_t rem = secs - days * 86400;
@@ -1538,7 +1532,7 @@ Cells NameCreatedAtCells(const json& obj, Clock::time_point, json&) {
     created = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", y, m, d, rem / 3600,
                           rem / 60 % 60, rem % 60);
   }
-  return {Str(Get(obj, {"metadata", "name"})), created};
+  return {Str(Field(obj, {"metadata", "name"})), created};
 }
 
 const std::map<std::pair<std::string, std::string>, Printer>& Printers() {
@@ -1639,7 +1633,7 @@ const std::map<std::pair<std::string, std::string>, Printer>& Printers() {
       {{"", "endpoints"},
        {{NameColumn(), DocCol("Endpoints", "string", "core.Endpoints.subsets"), AgeColumn()},
         [](const json& ep, Clock::time_point now, json&) -> Cells {
-          return {Str(Get(ep, {"metadata", "name"})), EndpointsString(ep), Age(ep, now)};
+          return {Str(Field(ep, {"metadata", "name"})), EndpointsString(ep), Age(ep, now)};
         }}},
       {{"", "nodes"},
        {{NameColumn(), Col("Status", "string", "The status of the node"),
@@ -2052,7 +2046,7 @@ json RowObject(const json& obj, IncludeObject include) {
     case IncludeObject::kMetadata:
       break;
   }
-  const json& metadata = Get(obj, {"metadata"});
+  const json& metadata = Field(obj, {"metadata"});
   return {{"kind", "PartialObjectMetadata"},
           {"apiVersion", "meta.k8s.io/v1"},
           {"metadata", metadata.is_object() ? metadata : json::object()}};
@@ -2221,21 +2215,22 @@ Result<json> BuildCustomResourceTable(const json& printer_columns,
   std::vector<Column> columns = {NameColumn()};
   std::vector<JsonPath> paths;
   for (const json& def : definitions) {
-    const std::string json_path = Str(Get(def, {"jsonPath"}));
+    const std::string json_path = Str(Field(def, {"jsonPath"}));
     Result<JsonPath> path = JsonPath::Parse(json_path);
     if (!path.ok()) break;  // upstream keeps the columns before an unparsable one
-    std::string description = Str(Get(def, {"description"}));
+    std::string description = Str(Field(def, {"description"}));
     if (description.empty()) {
       description = "Custom resource definition column (in JSONPath format): " + json_path;
     }
-    columns.push_back({Str(Get(def, {"name"})), Str(Get(def, {"type"})), Str(Get(def, {"format"})),
-                       description, static_cast<int>(Int(Get(def, {"priority"})))});
+    columns.push_back({Str(Field(def, {"name"})), Str(Field(def, {"type"})),
+                       Str(Field(def, {"format"})), description,
+                       static_cast<int>(Int(Field(def, {"priority"})))});
     paths.push_back(std::move(*path));
   }
   json table = EmptyTable(columns);
   json& rows = table["rows"];
   for (const json* obj : objects) {
-    json cells = json::array({Str(Get(*obj, {"metadata", "name"}))});
+    json cells = json::array({Str(Field(*obj, {"metadata", "name"}))});
     for (size_t i = 0; i < paths.size(); ++i) {
       cells.push_back(CustomCell(paths[i], columns[i + 1].type, *obj, now));
     }
