@@ -95,6 +95,11 @@ struct WatchEvent {
   enum class Type { kAdded, kModified, kDeleted, kBookmark };
   Type type;
   nlohmann::json object;  // for kBookmark only metadata.resourceVersion is meaningful
+  // Set instead of `object` by the in-process client: the API server's own decoded object, the
+  // same one for every watcher of the change, so nobody parses it again. Immutable: never cast
+  // the const away. Read the event's object through Object().
+  std::shared_ptr<const nlohmann::json> shared = nullptr;
+  const nlohmann::json& Object() const { return shared ? *shared : object; }
 };
 
 struct WatchOptions {

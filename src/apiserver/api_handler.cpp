@@ -84,6 +84,10 @@ class MeteredWriter : public ResponseWriter {
     inner_->StartStream(status, std::move(content_type), std::move(headers));
   }
   bool Write(std::string chunk) override { return inner_->Write(std::move(chunk)); }
+  bool TakesObjects() const override { return inner_->TakesObjects(); }
+  bool WriteEvent(const char* type, std::shared_ptr<const json> object) override {
+    return inner_->WriteEvent(type, std::move(object));
+  }
   void End() override { inner_->End(); }
   void OnClose(std::function<void()> callback) override { inner_->OnClose(std::move(callback)); }
   std::shared_ptr<RawConnection> TakeConnection() override {
@@ -663,9 +667,15 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
            "\n";
   };
 
+  // An in-process watcher takes the decoded objects themselves, unless it asked for a table.
+  const bool objects = !table && writer->TakesObjects();
   writer->StartStream(200, "application/json");
-  for (const json& item : initial) {
-    if (!writer->Write(frame("ADDED", &item, nullptr))) return;
+  for (json& item : initial) {
+    if (objects) {
+      if (!writer->WriteEvent("ADDED", std::make_shared<const json>(std::move(item)))) return;
+    } else if (!writer->Write(frame("ADDED", &item, nullptr))) {
+      return;
+    }
   }
   if (send_initial && q.Has("sendInitialEvents") && filter.bookmarks) {
     json mark = {{"kind", type.kind},
@@ -677,11 +687,19 @@ void ApiHandler::ServeWatch(Request& request, const ResourceType& type, const st
   }
   auto subscription = cache_.Subscribe(
       type, std::move(filter), after,
-      [writer, frame, converter = type.converter](const WatchEvent& e) {
-        if (converter != nullptr && e.type != WatchEvent::Type::kError && e.object) {
+      [writer, frame, objects, converter = type.converter](const WatchEvent& e) {
+        const bool error = e.type == WatchEvent::Type::kError;
+        if (converter != nullptr && !error && e.object) {
           // The cache holds the stored version; this watch is of another served version.
           json served = converter->FromStorage(*e.object);
+          if (objects) {
+            return writer->WriteEvent(WatchEventTypeName(e.type),
+                                      std::make_shared<const json>(std::move(served)));
+          }
           return writer->Write(frame(WatchEventTypeName(e.type), &served, nullptr));
+        }
+        if (objects && !error && e.object) {
+          return writer->WriteEvent(WatchEventTypeName(e.type), e.object);
         }
         return writer->Write(frame(WatchEventTypeName(e.type), e.object.get(), e.text.get()));
       },

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "orch/url_query.h"
 
 namespace orch::api {
@@ -86,6 +88,17 @@ class ResponseWriter {
   // far behind (its queue is over the bound): the connection is then closed, and the caller
   // stops writing. A slow client is dropped, never allowed to grow memory without bound.
   virtual bool Write(std::string chunk) = 0;
+
+  // Watch streams: true when the writer takes events as shared decoded objects (WriteEvent)
+  // rather than as JSON text; only the in-process client does, its watchers then parse nothing.
+  virtual bool TakesObjects() const { return false; }
+  // Queues one watch event ("ADDED", "MODIFIED", ...) whose object is shared with every other
+  // watcher and never mutated. Only called when TakesObjects(); the same contract as Write.
+  virtual bool WriteEvent(const char* type, std::shared_ptr<const nlohmann::json> object) {
+    (void)type;
+    (void)object;
+    return false;
+  }
 
   // Ends the stream (the connection stays open for the next request).
   virtual void End() = 0;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "orch/log.h"
@@ -123,6 +124,8 @@ class InProcessWatch : public orch::Watch,
   void Send(Response response) override;  // the watch was refused
   void StartStream(int, std::string, std::vector<std::pair<std::string, std::string>>) override {}
   bool Write(std::string chunk) override;
+  bool TakesObjects() const override { return true; }
+  bool WriteEvent(const char* type, std::shared_ptr<const json> object) override;
   void End() override;
   void OnClose(std::function<void()> callback) override;
 
@@ -131,9 +134,11 @@ class InProcessWatch : public orch::Watch,
 
   // On the delivery thread.
   void Deliver(const std::string& frame);
+  void DeliverObject(const char* type, std::shared_ptr<const json> object);
   void DeliverEnd(Status status);
 
  private:
+  bool Queue(std::function<void()> work);  // one frame or event; false when refused
   void Close();  // releases the server side of the watch
   void Post(std::function<void()> work);
 
@@ -199,7 +204,7 @@ void InProcessWatch::Send(Response response) {
   Close();
 }
 
-bool InProcessWatch::Write(std::string chunk) {
+bool InProcessWatch::Queue(std::function<void()> work) {
   std::lock_guard lock(mu_);
   if (closed_) return false;
   if (++queued_ > kMaxQueuedFrames) {
@@ -208,8 +213,19 @@ bool InProcessWatch::Write(std::string chunk) {
     });
     return false;
   }
-  delivery_.Post([self = shared_from_this(), chunk = std::move(chunk)] { self->Deliver(chunk); });
+  delivery_.Post(std::move(work));
   return true;
+}
+
+bool InProcessWatch::Write(std::string chunk) {
+  return Queue([self = shared_from_this(), chunk = std::move(chunk)] { self->Deliver(chunk); });
+}
+
+bool InProcessWatch::WriteEvent(const char* type, std::shared_ptr<const json> object) {
+  // `type` is one of the watch cache's static names: it outlives the queue.
+  return Queue([self = shared_from_this(), type, object = std::move(object)]() mutable {
+    self->DeliverObject(type, std::move(object));
+  });
 }
 
 void InProcessWatch::End() {
@@ -291,6 +307,30 @@ void InProcessWatch::Deliver(const std::string& frames) {
     event.object = std::move(frame["object"]);
     if (handler_.on_event) handler_.on_event(std::move(event));
   }
+}
+
+void InProcessWatch::DeliverObject(const char* type, std::shared_ptr<const json> object) {
+  {
+    std::lock_guard lock(mu_);
+    --queued_;
+  }
+  std::lock_guard lock(callback_mu_);
+  if (stopped_) return;
+  orch::WatchEvent event;
+  const std::string_view name = type;
+  if (name == "ADDED") {
+    event.type = orch::WatchEvent::Type::kAdded;
+  } else if (name == "MODIFIED") {
+    event.type = orch::WatchEvent::Type::kModified;
+  } else if (name == "DELETED") {
+    event.type = orch::WatchEvent::Type::kDeleted;
+  } else if (name == "BOOKMARK") {
+    event.type = orch::WatchEvent::Type::kBookmark;
+  } else {
+    return;  // errors come as text frames (Write)
+  }
+  event.shared = std::move(object);
+  if (handler_.on_event) handler_.on_event(std::move(event));
 }
 
 void InProcessWatch::DeliverEnd(Status status) {

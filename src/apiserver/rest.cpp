@@ -91,10 +91,20 @@ bool HasFinalizers(const ResourceType& type, const json& obj) {
 // Objects compared for a no-op write: managedFields timestamps do not count.
 bool SameObject(const json& a, const json& b) {
   if (a == b) return true;
-  json x = a, y = b;
-  for (json* o : {&x, &y}) {
-    auto m = o->find("metadata");
-    if (m == o->end() || !m->is_object()) continue;
+  // Most writes change something outside metadata (a binding its spec): known without a copy.
+  if (!a.is_object() || !b.is_object() || a.size() != b.size()) return false;
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    auto other = b.find(it.key());
+    if (other == b.end()) return false;
+    if (it.key() != "metadata" && *it != *other) return false;
+  }
+  // Only metadata differs: compare it without the fields that do not count.
+  auto ma = a.find("metadata");
+  auto mb = b.find("metadata");
+  if (ma == a.end() || mb == b.end()) return false;
+  json x = *ma, y = *mb;
+  for (json* m : {&x, &y}) {
+    if (!m->is_object()) continue;
     m->erase("resourceVersion");
     auto mf = m->find("managedFields");
     if (mf != m->end() && mf->is_array()) {
@@ -178,6 +188,27 @@ std::string Rest::Encode(const ResourceType& type, const json& obj) const {
   std::string text = copy.dump();
   if (type.secret && secrets_ != nullptr) return secrets_->Seal(text);
   return text;
+}
+
+std::string Rest::EncodeForWrite(const ResourceType& type, json& obj) const {
+  if (type.converter != nullptr) return Encode(type, obj);
+  auto m = obj.find("metadata");
+  if (m != obj.end() && m->is_object()) m->erase("resourceVersion");
+  std::string text = obj.dump();
+  if (type.secret && secrets_ != nullptr) return secrets_->Seal(text);
+  return text;
+}
+
+void Rest::StashWrite(const ResourceType& type, const std::string& key, int64_t revision, json& obj,
+                      json* prev, bool discard) {
+  // A converted type decodes into another form than the one written; custom resources get the
+  // cache's apiVersion on decode (the watch cache checks it).
+  if (type.converter != nullptr) return;
+  WriteStash::Objects objects;
+  objects.object =
+      discard ? std::make_shared<const json>(std::move(obj)) : std::make_shared<const json>(obj);
+  if (prev != nullptr) objects.prev = std::make_shared<const json>(std::move(*prev));
+  stash_.Put(key, revision, std::move(objects));
 }
 
 ApiResult<json> Rest::Decode(const ResourceType& type, const KeyValue& kv) const {
@@ -450,7 +481,8 @@ ApiResult<WriteOutcome> Rest::Create(const ResourceType& type, const std::string
     outcome.object = std::move(body);
     return outcome;
   }
-  auto kv = store_.Create(type.StoreKey(ns, name), Encode(type, body),
+  const std::string key = type.StoreKey(ns, name);
+  auto kv = store_.Create(key, EncodeForWrite(type, body),
                           std::chrono::seconds(type.kind == "Event" ? 3600 : 0));
   if (!kv.ok()) {
     FinishAdmission(admission, false);
@@ -458,7 +490,8 @@ ApiResult<WriteOutcome> Rest::Create(const ResourceType& type, const std::string
   }
   FinishAdmission(admission, true);
   SetResourceVersion(body, kv->mod_revision);
-  outcome.object = std::move(body);
+  StashWrite(type, key, kv->mod_revision, body, nullptr, options.discard_object);
+  if (!options.discard_object) outcome.object = std::move(body);
   return outcome;
 }
 
@@ -496,7 +529,7 @@ ApiResult<WriteOutcome> Rest::GuaranteedUpdate(const ResourceType& type, const s
       outcome.object = std::move(obj);
       return outcome;
     }
-    auto written = store_.Update(key, Encode(type, obj), kv->mod_revision);
+    auto written = store_.Update(key, EncodeForWrite(type, obj), kv->mod_revision);
     if (!written.ok()) {
       FinishAdmission(admission, false);
       if (written.status().code() == StatusCode::kConflict) continue;
@@ -504,7 +537,9 @@ ApiResult<WriteOutcome> Rest::GuaranteedUpdate(const ResourceType& type, const s
     }
     FinishAdmission(admission, true);
     SetResourceVersion(obj, written->mod_revision);
-    outcome.object = std::move(obj);
+    // The state this write replaced is what the store's event carries as its previous value.
+    StashWrite(type, key, written->mod_revision, obj, &*current, options.discard_object);
+    if (!options.discard_object) outcome.object = std::move(obj);
     return outcome;
   }
   return ApiError::Conflict(type.QualifiedPlural(), name,
@@ -549,8 +584,11 @@ ApiResult<WriteOutcome> Rest::Bind(const ResourceType& pods, const std::string& 
                                    const std::string& pod, const std::string& node,
                                    const WriteOptions& options) {
   // The "binding" subresource lets one write carry both spec.nodeName and the status condition.
+  // The caller answers a Status: the written pod goes to the watch cache uncopied.
+  WriteOptions bind_options = options;
+  bind_options.discard_object = true;
   return GuaranteedUpdate(
-      pods, ns, pod, "binding", options, [&](const json& current) -> ApiResult<json> {
+      pods, ns, pod, "binding", bind_options, [&](const json& current) -> ApiResult<json> {
         const json* spec = current.contains("spec") ? &current["spec"] : nullptr;
         std::string bound = spec != nullptr ? spec->value("nodeName", "") : "";
         if (!bound.empty()) {

@@ -13,6 +13,7 @@
 #include "object.h"
 #include "orch/store.h"
 #include "resources.h"
+#include "write_stash.h"
 
 namespace orch::api {
 
@@ -22,6 +23,9 @@ struct WriteOptions {
   std::string field_validation = "Warn";  // Strict | Warn | Ignore
   bool force = false;                     // server-side apply: take ownership on conflicts
   bool applied = false;  // the object comes from server-side apply, managedFields are set
+  // The caller has no use for WriteOutcome::object (pods/binding answers a Status): the written
+  // object goes to the watch cache without a copy, and the outcome's object stays null.
+  bool discard_object = false;
 };
 
 struct WriteOutcome {
@@ -113,6 +117,8 @@ class Rest {
   ApiResult<json> DecodeStored(const ResourceType& type, const KeyValue& kv) const;
 
   Store& store() { return store_; }
+  // The objects of this server's own writes, for the watch cache (write_stash.h).
+  WriteStash& stash() { return stash_; }
 
  private:
   // Applies `mutate` to the stored object and writes the result with compare-and-swap,
@@ -131,9 +137,16 @@ class Rest {
   ApiResult<WriteOutcome> RemoveFromStore(const ResourceType& type, const json& current,
                                           int64_t revision, bool dry_run);
 
+  // Encode for a write: `obj` loses its resourceVersion in place instead of being copied.
+  std::string EncodeForWrite(const ResourceType& type, json& obj) const;
+  // Puts a successful write's objects in the stash; `obj` is moved there when `discard`.
+  void StashWrite(const ResourceType& type, const std::string& key, int64_t revision, json& obj,
+                  json* prev, bool discard);
+
   Store& store_;
   const SecretBox* secrets_;
   std::vector<AdmissionPlugin*> plugins_;
+  WriteStash stash_;
 };
 
 }  // namespace orch::api

@@ -139,6 +139,10 @@ void WatchCache::Run() {
     }
     auto resources = registry_->Current();
     for (const Event& event : *batch) {
+      // Asked for every change, so that the stash forgets what it holds for older ones.
+      auto stashed = event.type == Event::Type::kDelete
+                         ? std::nullopt
+                         : rest_.stash().Take(event.kv.key, event.kv.mod_revision);
       std::string group, plural, rest;
       const ResourceType* type = nullptr;
       if (SplitKey(event.kv.key, &group, &plural, &rest)) {
@@ -168,9 +172,16 @@ void WatchCache::Run() {
           entry.type = event.kv.create_revision == event.kv.mod_revision
                            ? WatchEvent::Type::kAdded
                            : WatchEvent::Type::kModified;
-          auto decoded = rest_.Decode(*type, event.kv);
-          if (decoded.ok()) obj = std::make_shared<const json>(std::move(*decoded));
-          if (event.prev) {
+          // This server's own write: the writer's decoded objects, unless it wrote another
+          // version of a custom resource than the cache serves.
+          if (stashed && stashed->object->value("apiVersion", "") == type->GroupVersion()) {
+            obj = std::move(stashed->object);
+            prev = std::move(stashed->prev);
+          } else {
+            auto decoded = rest_.Decode(*type, event.kv);
+            if (decoded.ok()) obj = std::make_shared<const json>(std::move(*decoded));
+          }
+          if (event.prev && !prev) {
             auto old = rest_.Decode(*type, *event.prev);
             if (old.ok()) prev = std::make_shared<const json>(std::move(*old));
           }

@@ -195,6 +195,31 @@ class InformerImpl : public Informer {
     return object;
   }
 
+  // The stored form of a watch event's object. The in-process client's shared object is kept
+  // itself (no parse, no copy) unless Keep would drop something; then only the rest is copied.
+  ObjectPtr Adopt(WatchEvent& event) const {
+    if (!event.shared) return std::make_shared<const json>(Keep(std::move(event.object)));
+    const json& in = *event.shared;
+    auto meta = in.is_object() ? in.find("metadata") : in.end();
+    bool managed = meta != in.end() && meta->is_object() && meta->contains("managedFields");
+    if (!in.is_object() || !(metadata_only_ || (drop_managed_fields_ && managed))) {
+      return std::move(event.shared);
+    }
+    json out = json::object();
+    for (const auto& [name, value] : in.items()) {
+      if (metadata_only_ && name != "apiVersion" && name != "kind" && name != "metadata") continue;
+      if (name != "metadata" || !value.is_object()) {
+        out.emplace(name, value);
+        continue;
+      }
+      json& kept = out[name] = json::object();
+      for (const auto& [field, v] : value.items()) {
+        if (field != "managedFields") kept.emplace(field, v);
+      }
+    }
+    return std::make_shared<const json>(std::move(out));
+  }
+
   FactoryImpl& factory_;
   ApiClient& client_;
   const bool metadata_only_;
@@ -520,12 +545,12 @@ void InformerImpl::OnEvent(uint64_t generation, WatchEvent event) {
     generation_saw_event_ = true;
     backoff_ = kMinBackoff;  // the API works again
   }
-  std::string resource_version = ResourceVersionOf(event.object);
+  std::string resource_version = ResourceVersionOf(event.Object());
   if (!resource_version.empty()) last_resource_version_ = resource_version;
   if (event.type == WatchEvent::Type::kBookmark) return;
-  std::string key = ObjectKey(event.object);
+  std::string key = ObjectKey(event.Object());
   if (key.empty()) return;
-  auto object = std::make_shared<const json>(Keep(std::move(event.object)));
+  ObjectPtr object = Adopt(event);
   if (event.type == WatchEvent::Type::kDeleted) {
     if (Store(key, nullptr)) NotifyDelete(object);
     return;

@@ -148,7 +148,7 @@ TEST_CASE("in-process client: watches") {
     std::lock_guard lock(live.mu);
     CHECK(live.events[0].type == WatchEvent::Type::kAdded);
     CHECK(live.events[1].type == WatchEvent::Type::kModified);
-    CHECK(live.events[1].object["data"]["k"] == "2");
+    CHECK(live.events[1].Object()["data"]["k"] == "2");
     CHECK(live.events[2].type == WatchEvent::Type::kDeleted);
   }
 
@@ -203,6 +203,68 @@ TEST_CASE("in-process client: watches") {
   REQUIRE(expiring.ok());
   REQUIRE(timed.WaitEnd());
   CHECK(timed.ended->ok());
+}
+
+TEST_CASE("in-process client: watchers share the server's decoded object") {
+  TestServer ts;
+  auto client = ts.server->NewClient("tester", {"system:masters"}, "tester");
+  auto other = ts.server->NewClient("other", {"system:masters"}, "other");
+  const ResourceRef& cms = resources::kConfigMaps;
+  auto base = client->List(cms, "default");
+  REQUIRE(base.ok());
+  WatchOptions from_list;
+  from_list.resource_version = base->resource_version;
+  Recorder first, second;
+  auto w1 = client->StartWatch(cms, "default", from_list, first.Handler());
+  auto w2 = other->StartWatch(cms, "default", from_list, second.Handler());
+  REQUIRE(w1.ok());
+  REQUIRE(w2.ok());
+
+  auto created = client->Create(cms, "default", ConfigMap("shared", "1"));
+  REQUIRE(created.ok());
+  REQUIRE(first.WaitFor(1));
+  REQUIRE(second.WaitFor(1));
+  std::lock_guard lock1(first.mu);
+  std::lock_guard lock2(second.mu);
+  const WatchEvent& a = first.events[0];
+  const WatchEvent& b = second.events[0];
+  REQUIRE(a.shared != nullptr);
+  // One object for both watchers, no text to parse, and the same content as the write's answer.
+  CHECK(a.shared == b.shared);
+  CHECK(a.object.is_null());
+  CHECK(&a.Object() == a.shared.get());
+  CHECK(a.Object() == *created);
+
+  // A watch of another version than the stored one gets its own converted object.
+  const ResourceRef hpa_v1{"autoscaling", "v1", "horizontalpodautoscalers"};
+  const ResourceRef hpa_v2{"autoscaling", "v2", "horizontalpodautoscalers"};
+  Recorder v1, v2;
+  auto hpas = client->List(hpa_v1, "default");
+  REQUIRE(hpas.ok());
+  WatchOptions from_hpas;
+  from_hpas.resource_version = hpas->resource_version;
+  auto wv1 = client->StartWatch(hpa_v1, "default", from_hpas, v1.Handler());
+  auto wv2 = other->StartWatch(hpa_v2, "default", from_hpas, v2.Handler());
+  REQUIRE(wv1.ok());
+  REQUIRE(wv2.ok());
+  json hpa = {
+      {"apiVersion", "autoscaling/v1"},
+      {"kind", "HorizontalPodAutoscaler"},
+      {"metadata", {{"name", "h"}}},
+      {"spec",
+       {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", "d"}}},
+        {"minReplicas", 1},
+        {"maxReplicas", 3},
+        {"targetCPUUtilizationPercentage", 50}}}};
+  REQUIRE(client->Create(hpa_v1, "default", hpa).ok());
+  REQUIRE(v1.WaitFor(1));
+  REQUIRE(v2.WaitFor(1));
+  std::lock_guard lock3(v1.mu);
+  std::lock_guard lock4(v2.mu);
+  CHECK(v1.events[0].Object()["apiVersion"] == "autoscaling/v1");
+  CHECK(v1.events[0].Object()["spec"]["targetCPUUtilizationPercentage"] == 50);
+  CHECK(v2.events[0].Object()["apiVersion"] == "autoscaling/v2");
+  CHECK(v1.events[0].shared != v2.events[0].shared);
 }
 
 }  // namespace
