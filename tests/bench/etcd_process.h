@@ -2,14 +2,9 @@
 // dir, for the etcd store's e2e test and the benchmarks; it dies with the process that made it.
 #pragma once
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
 #include "orch/status.h"
 
 namespace orch::testing {
@@ -43,8 +39,8 @@ class EtcdProcess {
     char dir_template[] = "/tmp/orch-etcd-XXXXXX";
     if (mkdtemp(dir_template) == nullptr) return Unavailable("mkdtemp failed");
     auto etcd = std::unique_ptr<EtcdProcess>(new EtcdProcess(binary, dir_template));
-    int client = FreePort();
-    int peer = FreePort();
+    int client = FreeLoopbackPort();
+    int peer = FreeLoopbackPort();
     if (client <= 0 || peer <= 0 || client == peer) return Unavailable("no free loopback port");
     etcd->client_port_ = client;
     etcd->tls_ = std::move(tls);
@@ -74,18 +70,7 @@ class EtcdProcess {
   // Stops etcd and keeps its data for Restart: SIGTERM, then SIGKILL if it is not gone within
   // `grace` (etcd's graceful stop can wait long on open watch streams). A zero grace is a crash.
   void Stop(std::chrono::milliseconds grace = std::chrono::seconds(3)) {
-    if (pid_ <= 0) return;
-    kill(pid_, grace.count() > 0 ? SIGTERM : SIGKILL);
-    auto deadline = std::chrono::steady_clock::now() + grace;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    StopChild(pid_, grace);
     pid_ = -1;
   }
 
@@ -98,24 +83,6 @@ class EtcdProcess {
  private:
   EtcdProcess(std::string binary, std::string dir)
       : binary_(std::move(binary)), dir_(std::move(dir)) {}
-
-  // A port the kernel just handed out and took back: free unless someone races for it.
-  static int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    return port;
-  }
 
   static bool Accepts(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -150,34 +117,12 @@ class EtcdProcess {
       args.push_back("--trusted-ca-file=" + tls_->ca_file);
       args.push_back("--client-cert-auth");
     }
-    // Everything the child needs is made before fork: after it, only async-signal-safe calls.
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     std::string log_path = dir_ + "/etcd.log";
-    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) return Unavailable("cannot open " + log_path);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-      close(log_fd);
-      return Unavailable("fork failed");
-    }
-    if (pid == 0) {
-      // Killed with its parent, however the parent ends: no etcd outlives a crashed test.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(1);
-      dup2(log_fd, STDOUT_FILENO);
-      dup2(log_fd, STDERR_FILENO);
-      int null_fd = open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(log_fd);
-    pid_ = pid;
+    auto pid = SpawnChild(std::move(args), log_path);
+    if (!pid.ok()) return pid.status();
+    pid_ = *pid;
     for (int i = 0; i < 200; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      if (ChildExited(pid_)) {
         pid_ = -1;
         return Unavailable("etcd exited at start; see " + log_path);
       }

@@ -2,15 +2,6 @@
 // temporary data dir, a free loopback port, admin kubeconfig read back as HTTPS client options.
 #pragma once
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -22,29 +13,11 @@
 #include <vector>
 
 #include "../e2e/kubeconfig_credentials.h"
+#include "child_process.h"
 #include "orch/api_client.h"
 #include "orch/status.h"
 
 namespace orch::testing {
-
-// A loopback TCP port the kernel just handed out and took back: free unless someone races for it
-// (fixed ports would clash with other benches and e2e tests running on the same machine).
-inline int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 struct OrchServerOptions {
   std::string binary;               // the orch executable
@@ -97,29 +70,10 @@ class OrchServerProcess {
                                      "--write-kubeconfig",
                                      kubeconfig};
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-    // Everything the child needs is made before fork: after it, only async-signal-safe calls.
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) return Unavailable("cannot open " + log);
-    const pid_t parent = getpid();
-    const pid_t pid = fork();
-    if (pid < 0) {
-      close(log_fd);
-      return Unavailable("fork failed");
-    }
-    if (pid == 0) {
-      // No server outlives a bench that crashed or was interrupted.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(1);
-      dup2(log_fd, STDOUT_FILENO);
-      dup2(log_fd, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(log_fd);
-    server->pid_ = pid;
+    auto pid = SpawnChild(std::move(args), log);
+    if (!pid.ok()) return pid.status();
+    const pid_t child = *pid;
+    server->pid_ = child;
     const auto deadline = std::chrono::steady_clock::now() + options.timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       // The server writes the kubeconfig once its certificates exist; a half-written file reads
@@ -129,7 +83,7 @@ class OrchServerProcess {
         server->client_options_.user_agent = options.user_agent;
         return server;
       }
-      if (waitpid(pid, nullptr, WNOHANG) == pid) {
+      if (ChildExited(child)) {
         server->pid_ = -1;
         return Unavailable("orch server exited at start:\n" + server->Log());
       }
@@ -141,18 +95,7 @@ class OrchServerProcess {
   // SIGTERM (the server stops its components in order), SIGKILL after 10 s; removes the dir
   // unless it was given in the options.
   ~OrchServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      while (waitpid(pid_, nullptr, WNOHANG) != pid_) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, nullptr, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
+    StopChild(pid_, std::chrono::seconds(10));
     if (owns_dir_) {
       std::error_code ec;
       std::filesystem::remove_all(dir_, ec);
