@@ -1,10 +1,12 @@
 // Informers and their factory (informer.h): list, then watch from the list's resourceVersion,
-// re-list on compaction or errors; one factory thread does every (re)list and every notification.
+// re-list on compaction or errors; a few lister threads list, one factory thread stores every
+// list and change and calls every handler.
 #include "orch/informer.h"
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <random>
@@ -55,6 +57,10 @@ constexpr auto kMinBackoff = std::chrono::seconds(1);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
 // Watches end by themselves after 5 to 10 minutes, so that reconnections spread out.
 constexpr int64_t kMinWatchSeconds = 300;
+
+int64_t Millis(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 std::string ResourceVersionOf(const json& object) {
   if (!object.is_object() || !object.contains("metadata")) return "";
@@ -131,6 +137,9 @@ class InformerImpl : public Informer {
     for (const auto& [key, object] : store_) IndexAdd(idx, key, *object);
   }
 
+  // Runs on a lister thread: reads the API and the store, posts the result to the factory thread.
+  void Fetch();
+
   // The rest runs on the factory thread only.
   void Relist();
   void OnEvent(uint64_t generation, WatchEvent event);
@@ -178,6 +187,9 @@ class InformerImpl : public Informer {
     return old;
   }
 
+  using Objects = std::map<std::string, ObjectPtr>;  // by ObjectKey
+  void Apply(Objects fresh, const std::string& resource_version, Clock::time_point queued,
+             Clock::time_point listed);
   void StartWatch();
   void RelistLater(const Status& why);
   void NotifyAdd(const ObjectPtr& object);
@@ -236,6 +248,8 @@ class InformerImpl : public Informer {
   std::atomic<int> pending_handlers_{0};  // added, not yet registered and replayed
 
   // Factory thread only.
+  bool listing_ = false;  // a Fetch is queued or running
+  Clock::time_point list_queued_;
   std::vector<InformerHandler> handlers_;
   std::unique_ptr<Watch> watch_;
   uint64_t generation_ = 0;  // of the current watch; callbacks of older ones are ignored
@@ -322,6 +336,16 @@ class FactoryImpl : public InformerFactory {
       for (auto& [key, informer] : informers_) informers.push_back(informer.get());
     }
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    // Listers see stopping_ between pages; what they post now is dropped.
+    std::list<Lister> listers;
+    {
+      std::lock_guard lock(mu_);
+      listers.swap(listers_);
+      lists_.clear();
+    }
+    for (Lister& lister : listers) {
+      if (lister.thread.joinable()) lister.thread.join();
+    }
     // Only this thread touches the watches now. The lock is not held: a watch's Stop waits for
     // its running callback, which may be waiting to Post.
     for (InformerImpl* informer : informers) informer->StopWatch();
@@ -348,6 +372,28 @@ class FactoryImpl : public InformerFactory {
     sync_cv_.notify_all();
   }
 
+  // Queues `informer`'s Fetch for a lister thread, making one if fewer than list_concurrency
+  // run: lists of different collections wait for the API side by side instead of in a row.
+  // Listers end when nothing is left to list, so a process at rest keeps none.
+  void QueueList(InformerImpl* informer) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    lists_.push_back(informer);
+    if (running_listers_ >= std::max(1, options_.list_concurrency)) return;
+    // Join the listers that ended (they hold no lock once `done` is set and seen).
+    for (auto it = listers_.begin(); it != listers_.end();) {
+      if (!it->done) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      it = listers_.erase(it);
+    }
+    ++running_listers_;
+    Lister& lister = listers_.emplace_back();
+    lister.thread = std::thread([this, &lister] { ListLoop(lister); });
+  }
+
   bool Stopping() {
     std::lock_guard lock(mu_);
     return stopping_;
@@ -356,6 +402,24 @@ class FactoryImpl : public InformerFactory {
  private:
   using Key = std::tuple<std::string, std::string, std::string, std::string, std::string,
                          std::string, bool>;
+
+  struct Lister {
+    std::thread thread;
+    bool done = false;  // guarded by mu_
+  };
+
+  void ListLoop(Lister& self) {
+    std::unique_lock lock(mu_);
+    while (!stopping_ && !lists_.empty()) {
+      InformerImpl* informer = lists_.front();
+      lists_.pop_front();
+      lock.unlock();
+      informer->Fetch();
+      lock.lock();
+    }
+    --running_listers_;
+    self.done = true;
+  }
 
   void PostLocked(std::function<void()> task) {
     if (stopping_) return;
@@ -396,6 +460,9 @@ class FactoryImpl : public InformerFactory {
   std::map<Key, std::unique_ptr<InformerImpl>> informers_;          // guarded by mu_; never shrinks
   std::deque<std::function<void()>> tasks_;                         // guarded by mu_
   std::multimap<Clock::time_point, std::function<void()>> timers_;  // guarded by mu_
+  std::deque<InformerImpl*> lists_;                                 // guarded by mu_; to Fetch
+  std::list<Lister> listers_;                                       // guarded by mu_
+  int running_listers_ = 0;                                         // guarded by mu_
   bool started_ = false;                                            // guarded by mu_
   bool stopping_ = false;                                           // guarded by mu_
   std::thread thread_;
@@ -423,7 +490,15 @@ void InformerImpl::AddHandlerNow(InformerHandler handler) {
 
 void InformerImpl::Relist() {
   StopWatch();
-  std::map<std::string, ObjectPtr> fresh;
+  if (listing_) return;  // a list is on its way; its result starts the watch
+  listing_ = true;
+  list_queued_ = Clock::now();
+  factory_.QueueList(this);
+}
+
+void InformerImpl::Fetch() {
+  const auto started = Clock::now();
+  Objects fresh;
   ListOptions options;
   options.label_selector = label_selector_;
   options.field_selector = field_selector_;
@@ -432,35 +507,55 @@ void InformerImpl::Relist() {
   do {
     auto page = client_.List(ref_, ns_, options);
     if (!page.ok()) {
-      // An expired continue token: start over at once.
-      if (page.status().code() == StatusCode::kCompacted && !options.continue_token.empty()) {
-        factory_.Post([this] { Relist(); });
-        return;
-      }
-      return RelistLater(page.status());
+      const bool restart =
+          page.status().code() == StatusCode::kCompacted && !options.continue_token.empty();
+      factory_.Post([this, restart, status = page.status()] {
+        listing_ = false;
+        // An expired continue token: start over at once.
+        if (restart) return Relist();
+        RelistLater(status);
+      });
+      return;
     }
     // Later pages are served at the first page's revision; watching from it misses nothing.
     if (resource_version.empty()) resource_version = page->resource_version;
+    // Objects the store holds unchanged keep their pointer (handlers may hold it) and are not
+    // held twice while a re-list runs; each page's JSON goes before the next is read.
+    std::shared_lock lock(mu_);
     for (json& item : page->items) {
       std::string key = ObjectKey(item);
-      fresh[std::move(key)] = std::make_shared<const json>(Keep(std::move(item)));
+      auto old = store_.find(key);
+      if (old != store_.end() && ResourceVersionOf(*old->second) == ResourceVersionOf(item)) {
+        fresh[std::move(key)] = old->second;
+      } else {
+        fresh[std::move(key)] = std::make_shared<const json>(Keep(std::move(item)));
+      }
     }
+    lock.unlock();
     options.continue_token = page->continue_token;
   } while (!options.continue_token.empty() && !factory_.Stopping());
   if (factory_.Stopping()) return;  // a partial list must not look like deletions
+  auto result = std::make_shared<Objects>(std::move(fresh));
+  factory_.Post([this, result, resource_version, started] {
+    Apply(std::move(*result), resource_version, started, Clock::now());
+  });
+}
 
+void InformerImpl::Apply(Objects fresh, const std::string& resource_version,
+                         Clock::time_point started, Clock::time_point listed) {
+  const auto applying = Clock::now();
+  listing_ = false;
   // What changed while we were not watching, for the handlers.
   std::vector<ObjectPtr> added, deleted;
   std::vector<std::pair<ObjectPtr, ObjectPtr>> updated;
+  size_t count = 0;
   {
     std::unique_lock lock(mu_);
     for (auto& [key, object] : fresh) {
       auto old = store_.find(key);
       if (old == store_.end()) {
         added.push_back(object);
-      } else if (ResourceVersionOf(*old->second) == ResourceVersionOf(*object)) {
-        object = old->second;  // unchanged: keep the pointer handlers may hold
-      } else {
+      } else if (old->second != object) {
         updated.emplace_back(old->second, object);
       }
     }
@@ -468,6 +563,7 @@ void InformerImpl::Relist() {
       if (!fresh.count(key)) deleted.push_back(object);
     }
     store_ = std::move(fresh);
+    count = store_.size();
     for (auto& [name, idx] : indexes_) {
       idx.keys.clear();
       for (const auto& [key, object] : store_) IndexAdd(idx, key, *object);
@@ -478,6 +574,11 @@ void InformerImpl::Relist() {
   for (const auto& [old_object, object] : updated) NotifyUpdate(old_object, object);
   last_resource_version_ = resource_version;
   StartWatch();
+  log::Debug("informer",
+             "{}: listed {} objects in {} ms (after {} ms waiting for a lister), {} to apply, "
+             "{} ms for {} handler(s)",
+             What(), count, Millis(listed - started), Millis(started - list_queued_),
+             Millis(applying - listed), Millis(Clock::now() - applying), handlers_.size());
   // Synced after the watch started, so that a change made once WaitForSync returns is seen.
   if (!synced_) {
     synced_ = true;

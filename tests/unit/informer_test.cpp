@@ -344,6 +344,66 @@ TEST_CASE("HasSynced and WaitForSync count handlers whose registration is still 
   factory->Stop();
 }
 
+namespace {
+
+// Holds each list until `want` lists are in flight together (or 10 s passed), and records the
+// most that were.
+class SideBySideLists : public FakeApiClient {
+ public:
+  explicit SideBySideLists(int want) : want_(want) {}
+
+  orch::Result<orch::ObjectList> List(const orch::ResourceRef& ref, const std::string& ns,
+                                      const orch::ListOptions& options) override {
+    {
+      std::unique_lock lock(mu_);
+      ++in_flight_;
+      most_ = std::max(most_, in_flight_);
+      cv_.notify_all();
+      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return most_ >= want_; });
+    }
+    auto result = FakeApiClient::List(ref, ns, options);
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    return result;
+  }
+
+  int Most() {
+    std::lock_guard lock(mu_);
+    return most_;
+  }
+
+ private:
+  const int want_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  int most_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("A factory lists its informers side by side") {
+  SideBySideLists fake(3);
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "x", "web")).ok());
+  auto factory = orch::InformerFactory::Create(fake);
+  orch::Informer& config_maps = factory->For(resources::kConfigMaps);
+  orch::Informer& pods = factory->For(resources::kPods);
+  orch::Informer& secrets = factory->For(resources::kSecrets);
+  Journal journal;
+  config_maps.AddHandler(journal.Handler());
+  factory->Start();
+  REQUIRE(factory->WaitForSync(std::chrono::seconds(30)));
+  CHECK(fake.Most() == 3);  // one after another, it would be 1
+  CHECK(config_maps.HasSynced());
+  CHECK(pods.HasSynced());
+  CHECK(secrets.HasSynced());
+  CHECK(journal.Take(1) == Lines{"add a/x"});
+  // The watches started from the lists: changes arrive.
+  REQUIRE(fake.Create(resources::kConfigMaps, "a", ConfigMap("a", "y", "web")).ok());
+  CHECK(journal.Take(1) == Lines{"add a/y"});
+  factory->Stop();
+}
+
 TEST_CASE("ObjectKey and SplitObjectKey") {
   CHECK(orch::ObjectKey(json{{"metadata", {{"name", "n"}, {"namespace", "ns"}}}}) == "ns/n");
   CHECK(orch::ObjectKey(json{{"metadata", {{"name", "node-1"}}}}) == "node-1");

@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "fake_api_client.h"
@@ -254,6 +256,71 @@ TEST_CASE("A failed binding is retried") {
   h.Create(orch::resources::kPods, MakePod("p"));
   REQUIRE(Eventually([&] { return h.NodeOf("p") == "n1"; }));
   CHECK(failures == 2);
+}
+
+namespace {
+
+// Holds each binding until `want` are in flight together (or 10 s passed); records the most.
+class SlowBindings : public orch::testing::FakeApiClient {
+ public:
+  explicit SlowBindings(int want) : want_(want) {}
+
+  orch::Result<json> Post(const orch::ResourceRef& ref, const std::string& ns,
+                          const std::string& name, const std::string& subresource,
+                          const json& body) override {
+    if (subresource != "binding") return FakeApiClient::Post(ref, ns, name, subresource, body);
+    {
+      std::unique_lock lock(mu_);
+      ++in_flight_;
+      most_ = std::max(most_, in_flight_);
+      cv_.notify_all();
+      cv_.wait_for(lock, 10s, [&] { return most_ >= want_; });
+    }
+    auto result = FakeApiClient::Post(ref, ns, name, subresource, body);
+    std::lock_guard lock(mu_);
+    --in_flight_;
+    return result;
+  }
+
+  int Most() {
+    std::lock_guard lock(mu_);
+    return most_;
+  }
+
+ private:
+  const int want_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  int most_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("Bindings are written side by side while the scheduler decides the next pods") {
+  SlowBindings client(3);
+  auto informers = orch::InformerFactory::Create(client);
+  auto events = orch::EventRecorder::Create(client, "default-scheduler");
+  auto scheduler = orch::NewScheduler(client, *informers, *events, Harness::Fast());
+  REQUIRE(client.Create(orch::resources::kNodes, "", MakeNode("n1", "32", "64Gi", 110)).ok());
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(client.Create(orch::resources::kPods, "default", MakePod(fmt::format("p{}", i))).ok());
+  }
+  REQUIRE(scheduler->Start().ok());
+  informers->Start();
+  REQUIRE(informers->WaitForSync(10s));
+  auto bound = [&] {
+    auto pods = client.List(orch::resources::kPods, "default");
+    if (!pods.ok()) return 0;
+    int n = 0;
+    for (const json& pod : pods->items) n += pod["spec"].value("nodeName", "") == "n1";
+    return n;
+  };
+  REQUIRE(Eventually([&] { return bound() == 8; }));
+  CHECK(client.Most() >= 3);  // one after another, it would be 1
+  scheduler->Stop();
+  informers->Stop();
+  events->Stop();
 }
 
 namespace {
