@@ -2,6 +2,7 @@
 # pod_bench's measuring half: creates pods bound to a node and times each from its create request
 # to the moment a watch shows it Ready; prints p50/p99 per round. Used by pod_bench.sh.
 import argparse
+import subprocess
 import threading
 import time
 
@@ -91,6 +92,12 @@ def main():
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--times", default="", help="file for each pod's create and Ready times")
     ap.add_argument("--rss-hook", default="", help="command printing RSS, run with the batch up")
+    ap.add_argument("--rss-hook-later", default="",
+                    help="command printing RSS, run 45 s after the batch is Ready")
+    ap.add_argument("--before-batch-hook", default="",
+                    help="command run right before the batch is created (a CPU snapshot)")
+    ap.add_argument("--after-batch-hook", default="",
+                    help="command run as soon as the batch is Ready (the CPU used meanwhile)")
     args = ap.parse_args()
     config.load_kube_config(args.kubeconfig)
     api = client.CoreV1Api()
@@ -104,13 +111,19 @@ def main():
     singles.sort()
     print(f"1 pod  ({args.singles} rounds): p50 {pct(singles, 50)*1000:.0f} ms, "
           f"p99 {pct(singles, 99)*1000:.0f} ms, max {singles[-1]*1000:.0f} ms", flush=True)
+    if args.before_batch_hook:
+        subprocess.run(args.before_batch_hook, shell=True, executable="/bin/bash", check=False)
     batch = round_(api, ns, args.node, args.image, "batch-", args.batch, times)
     print(f"{args.batch} pods at once: p50 {pct(batch, 50)*1000:.0f} ms, "
           f"p99 {pct(batch, 99)*1000:.0f} ms, all Ready after {batch[-1]*1000:.0f} ms", flush=True)
+    if args.after_batch_hook:
+        subprocess.run(args.after_batch_hook, shell=True, executable="/bin/bash", check=False)
     if args.rss_hook:
-        import subprocess
         time.sleep(5)
         subprocess.run(args.rss_hook, shell=True, executable="/bin/bash", check=False)
+    if args.rss_hook_later:
+        time.sleep(40)
+        subprocess.run(args.rss_hook_later, shell=True, executable="/bin/bash", check=False)
     delete_all(api, ns)
 
 
