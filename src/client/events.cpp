@@ -22,6 +22,9 @@ constexpr size_t kMaxRemembered = 4096;  // distinct events whose repeats are fo
 constexpr auto kFoldWindow = std::chrono::minutes(10);
 constexpr auto kDrainTime = std::chrono::seconds(5);
 constexpr size_t kMaxMessageBytes = 1024;
+// A full queue drops events in bursts (a scheduler failing thousands of pods): one log line
+// per burst and interval, with the count, instead of one per event.
+constexpr auto kDropReportInterval = std::chrono::seconds(10);
 
 std::string Field(const json& object, const char* section, const char* field) {
   if (!object.is_object()) return "";
@@ -61,7 +64,8 @@ class RecorderImpl : public EventRecorder {
     if (stopping_) return;
     if (queue_.size() >= kMaxQueued) {
       // Events are best effort: when the API is slow or down, the excess goes.
-      if (dropped_++ == 0) log::Warn(component_, "event queue full, dropping events");
+      ++dropped_;
+      ReportDropsLocked(false);
       return;
     }
     queue_.push_back(std::move(item));
@@ -100,14 +104,26 @@ class RecorderImpl : public EventRecorder {
       if (queue_.empty() || (stopping_ && Clock::now() >= drain_until_)) break;
       Item item = std::move(queue_.front());
       queue_.pop_front();
-      if (dropped_ > 0) {
-        log::Warn(component_, "dropped {} events", dropped_);
-        dropped_ = 0;
-      }
+      ReportDropsLocked(false);
       lock.unlock();
       Write(item);
       lock.lock();
     }
+    ReportDropsLocked(true);
+  }
+
+  // Logs how many events were dropped since the last report, at most once per interval (or
+  // now, at the end).
+  void ReportDropsLocked(bool final) {
+    if (dropped_ == 0) return;
+    auto now = Clock::now();
+    if (!final && now < next_drop_report_) return;
+    log::Warn(component_, "event queue full: dropped {} event(s){}", dropped_,
+              final ? ""
+                    : fmt::format(" (reported at most every {} s)",
+                                  std::chrono::seconds(kDropReportInterval).count()));
+    dropped_ = 0;
+    next_drop_report_ = now + kDropReportInterval;
   }
 
   void Write(const Item& item) {
@@ -187,7 +203,8 @@ class RecorderImpl : public EventRecorder {
   std::deque<Item> queue_;                  // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
   Clock::time_point drain_until_;           // guarded by mu_
-  size_t dropped_ = 0;                      // guarded by mu_
+  size_t dropped_ = 0;                      // guarded by mu_; since the last report
+  Clock::time_point next_drop_report_;      // guarded by mu_
   std::map<std::string, Written> written_;  // recorder thread only
   std::thread thread_;
 };
