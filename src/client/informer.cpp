@@ -575,8 +575,8 @@ void InformerImpl::Apply(Objects fresh, const std::string& resource_version,
   last_resource_version_ = resource_version;
   StartWatch();
   log::Debug("informer",
-             "{}: listed {} objects in {} ms (after {} ms waiting for a lister), {} to apply, "
-             "{} ms for {} handler(s)",
+             "{}: listed {} objects in {} ms (after {} ms waiting for a lister); {} ms waiting "
+             "for the factory thread; {} ms storing and calling {} handler(s)",
              What(), count, Millis(listed - started), Millis(started - list_queued_),
              Millis(applying - listed), Millis(Clock::now() - applying), handlers_.size());
   // Synced after the watch started, so that a change made once WaitForSync returns is seen.
