@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "orch/json_path.h"
 #include "orch/log.h"
 #include "schema_loader.h"
 #include "strategies.h"
@@ -11,22 +12,14 @@
 namespace orch::api {
 namespace {
 
+using json_path::Field;
+
 constexpr char kCleanupFinalizer[] = "customresourcecleanup.apiextensions.k8s.io";
 constexpr char kResync[] = "";  // queue token: relist everything
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-const json& At(const json& obj, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* cur = &obj;
-  for (const char* p : path) {
-    if (!cur->is_object() || !cur->contains(p)) return kNull;
-    cur = &(*cur)[p];
-  }
-  return *cur;
 }
 
 json Condition(const std::string& type, const std::string& status, const std::string& reason,
@@ -50,13 +43,9 @@ json Condition(const std::string& type, const std::string& status, const std::st
 }  // namespace
 
 void ValidateCustomResourceDefinition(const json& crd, FieldErrors& errors) {
-  std::string group = At(crd, {"spec", "group"}).is_string() ? At(crd, {"spec", "group"}).get<std::string>() : "";
-  std::string plural = At(crd, {"spec", "names", "plural"}).is_string()
-                           ? At(crd, {"spec", "names", "plural"}).get<std::string>()
-                           : "";
-  std::string kind = At(crd, {"spec", "names", "kind"}).is_string()
-                         ? At(crd, {"spec", "names", "kind"}).get<std::string>()
-                         : "";
+  std::string group = json_path::String(crd, {"spec", "group"});
+  std::string plural = json_path::String(crd, {"spec", "names", "plural"});
+  std::string kind = json_path::String(crd, {"spec", "names", "kind"});
   if (group.empty()) errors.push_back(FieldRequired("spec.group"));
   if (plural.empty()) errors.push_back(FieldRequired("spec.names.plural"));
   if (kind.empty()) errors.push_back(FieldRequired("spec.names.kind"));
@@ -65,13 +54,14 @@ void ValidateCustomResourceDefinition(const json& crd, FieldErrors& errors) {
     errors.push_back(
         FieldInvalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
   }
-  const json& scope = At(crd, {"spec", "scope"});
+  const json& scope = Field(crd, {"spec", "scope"});
   if (!scope.is_string() || (scope != "Namespaced" && scope != "Cluster")) {
     errors.push_back(FieldNotSupported("spec.scope", scope, {"Cluster", "Namespaced"}));
   }
-  const json& versions = At(crd, {"spec", "versions"});
+  const json& versions = Field(crd, {"spec", "versions"});
   if (!versions.is_array() || versions.empty()) {
-    errors.push_back(FieldInvalid("spec.versions", versions, "must have exactly one version marked as storage version"));
+    errors.push_back(FieldInvalid("spec.versions", versions,
+                                  "must have exactly one version marked as storage version"));
     return;
   }
   int storage = 0;
@@ -83,7 +73,7 @@ void ValidateCustomResourceDefinition(const json& crd, FieldErrors& errors) {
       continue;
     }
     if (v.value("storage", false)) ++storage;
-    const json& schema = At(v, {"schema", "openAPIV3Schema"});
+    const json& schema = Field(v, {"schema", "openAPIV3Schema"});
     if (schema.is_null()) {
       errors.push_back(FieldRequired(path + ".schema.openAPIV3Schema", "schemas are required"));
       continue;
@@ -107,7 +97,9 @@ CrdController::CrdController(ResourceRegistry& registry,
       rest_(rest),
       crds_(builtins_->Find("apiextensions.k8s.io", "v1", "customresourcedefinitions")) {}
 
-CrdController::~CrdController() { Stop(); }
+CrdController::~CrdController() {
+  Stop();
+}
 
 Status CrdController::Start(WatchCache& cache) {
   auto listed = rest_.List(*crds_, "", {});
@@ -193,10 +185,9 @@ void CrdController::Sync(const std::string& name) {
   json crd = std::move(*got);
   WriteOptions write;
   write.field_manager = "orch-crd-controller";
-  const json& finalizers = At(crd, {"metadata", "finalizers"});
-  bool has_finalizer = finalizers.is_array() &&
-                       std::find(finalizers.begin(), finalizers.end(), kCleanupFinalizer) !=
-                           finalizers.end();
+  const json& finalizers = Field(crd, {"metadata", "finalizers"});
+  bool has_finalizer = finalizers.is_array() && std::find(finalizers.begin(), finalizers.end(),
+                                                          kCleanupFinalizer) != finalizers.end();
 
   if (IsDeleting(crd)) {
     // Remove every custom resource, then let the CRD go.
@@ -273,15 +264,16 @@ void CrdController::Sync(const std::string& name) {
       t->namespaced = spec.value("scope", "Namespaced") == "Namespaced";
       t->short_names = names.value("shortNames", std::vector<std::string>{});
       t->categories = names.value("categories", std::vector<std::string>{});
-      const json& subs = At(v, {"subresources"});
+      const json& subs = Field(v, {"subresources"});
       if (subs.is_object() && subs.contains("status")) {
         t->subresources.push_back({"status", "", "", "", {"get", "patch", "update"}});
       }
       if (subs.is_object() && subs.contains("scale")) {
-        t->subresources.push_back({"scale", "autoscaling", "v1", "Scale", {"get", "patch", "update"}});
+        t->subresources.push_back(
+            {"scale", "autoscaling", "v1", "Scale", {"get", "patch", "update"}});
       }
       auto set = std::make_shared<SchemaSet>();
-      const json& schema = At(v, {"schema", "openAPIV3Schema"});
+      const json& schema = Field(v, {"schema", "openAPIV3Schema"});
       if (!schema.is_null()) {
         auto root = AddCustomResourceSchema(*set, schema, group, t->version, kind, schemas_);
         if (!root.ok()) {
@@ -310,12 +302,14 @@ void CrdController::Sync(const std::string& name) {
   json previous = status.value("conditions", json::array());
   json conditions = json::array();
   if (conflict.empty()) {
-    conditions.push_back(Condition("NamesAccepted", "True", "NoConflicts", "no conflicts found", previous));
+    conditions.push_back(
+        Condition("NamesAccepted", "True", "NoConflicts", "no conflicts found", previous));
     conditions.push_back(Condition("Established", "True", "InitialNamesAccepted",
                                    "the initial names have been accepted", previous));
   } else {
     conditions.push_back(Condition("NamesAccepted", "False", "NameConflict", conflict, previous));
-    conditions.push_back(Condition("Established", "False", "NotAccepted", "not all names are accepted", previous));
+    conditions.push_back(
+        Condition("Established", "False", "NotAccepted", "not all names are accepted", previous));
   }
   json stored = status.value("storedVersions", json::array());
   if (!storage_version.empty() &&
