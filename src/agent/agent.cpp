@@ -147,7 +147,12 @@ class NodeAgent final : public Component {
 
     machine_ = agent::NewSystemMachine();
     events_ = EventRecorder::Create(client_, "kubelet", config_.node_name);
-    informers_ = InformerFactory::Create(client_);
+    // Nothing on the node reads managedFields (an update without them keeps the stored ones):
+    // each pod, node, Service and EndpointSlice is kept without them, as upstream's components
+    // do with their informers' transform.
+    InformerFactoryOptions informer_options;
+    informer_options.drop_managed_fields = true;
+    informers_ = InformerFactory::Create(client_, informer_options);
 
     // Pods get the node interface's MTU, less the overlay's headers with vxlan.
     int pod_mtu = 0;

@@ -8,13 +8,14 @@
 
 #include <fmt/format.h>
 
-#include <array>
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -272,14 +273,22 @@ class LoadBalancer final : public ApiLoadBalancer {
 
   // Copies one direction until it ends; the end of either direction ends both (TLS has no use
   // for a half-closed connection), and the second to finish forgets the pipe.
+  // It waits for data without a buffer and holds one only while bytes are in flight, sized to
+  // what arrived: most pipes carry watches that sit idle, and a buffer of kCopyBuffer in every
+  // direction of every pipe was 0.45 MB of the agent's heap (15 pipes, heaptrack).
   net::awaitable<void> Copy(std::shared_ptr<Pipe> pipe, tcp::socket& from, tcp::socket& to) {
-    std::array<char, kCopyBuffer> buffer;
     for (;;) {
       error_code ec;
-      size_t n = co_await from.async_read_some(net::buffer(buffer),
+      co_await from.async_wait(tcp::socket::wait_read, net::redirect_error(net::use_awaitable, ec));
+      if (ec) break;
+      // 0 at the end of the stream: the read of one byte then reports it.
+      size_t size = std::clamp<size_t>(from.available(ec), 1, kCopyBuffer);
+      if (ec) break;
+      auto buffer = std::make_unique_for_overwrite<char[]>(size);
+      size_t n = co_await from.async_read_some(net::buffer(buffer.get(), size),
                                                net::redirect_error(net::use_awaitable, ec));
       if (ec) break;
-      co_await net::async_write(to, net::buffer(buffer.data(), n),
+      co_await net::async_write(to, net::buffer(buffer.get(), n),
                                 net::redirect_error(net::use_awaitable, ec));
       if (ec) break;
     }

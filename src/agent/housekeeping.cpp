@@ -11,6 +11,10 @@ namespace {
 constexpr std::string_view kLog = "agent";
 // Start-up is over (informers synced, first heartbeats and relists done) this long after Start.
 constexpr auto kReleaseStartupPagesAfter = std::chrono::seconds(5);
+// Later releases (PageReleasePolicy): at most this often, and only after the resident code and
+// read-only data grew this much (a burst of 50 pod starts: 3 MiB; at rest: 0.4 MiB in 95 s).
+constexpr auto kReleasePagesInterval = std::chrono::seconds(30);
+constexpr size_t kReleasePagesMinGrowth = 1024 * 1024;
 // Free heap is looked at this often and given back from this much on: a burst of pod work
 // leaves megabytes free in the arenas, which malloc returns to the kernel only from their tops.
 constexpr auto kTrimPeriod = std::chrono::seconds(10);
@@ -50,7 +54,8 @@ void Housekeeping::Run() {
   auto next_gc =
       Clock::now() + std::min<Clock::duration>(settings_.image_gc_period, std::chrono::seconds(30));
   auto next_trim = Clock::now() + kReleaseStartupPagesAfter;
-  bool released = false;
+  PageReleasePolicy release(Clock::now(), kReleaseStartupPagesAfter, kReleasePagesInterval,
+                            kReleasePagesMinGrowth);
   std::unique_lock lock(mu_);
   while (!stopping_) {
     auto wake = std::min(next_logs, next_gc);
@@ -74,11 +79,12 @@ void Housekeeping::Run() {
       next_gc = Clock::now() + settings_.image_gc_period;
     }
     if (manage_process_memory_ && now >= next_trim) {
-      if (!released) {
-        released = true;
-        size_t bytes = ReleaseReadOnlyImagePages();
-        log::Debug(kLog, "dropped {} KiB of start-up code and read-only data from the mappings",
-                   bytes / 1024);
+      if (size_t before = ResidentFilePages(); release.Due(now, before)) {
+        ReleaseReadOnlyImagePages();
+        size_t after = ResidentFilePages();
+        release.Released(Clock::now(), after);
+        log::Debug(kLog, "dropped code and read-only data from the mappings: {} -> {} KiB resident",
+                   before / 1024, after / 1024);
       }
       TrimFreeHeap(kTrimMinFreeBytes);
       next_trim = Clock::now() + kTrimPeriod;

@@ -20,7 +20,8 @@ class Housekeeping {
   // `on_gc_shortfall` gets the kubelet's message when image collection could not free enough
   // (the agent records it as the node's FreeDiskSpaceFailed event); may be empty. With
   // `manage_process_memory`, free heap goes back to the kernel every few seconds and the
-  // start-up pages of code are dropped from the mappings once, soon after Start.
+  // start-up pages of code are dropped from the mappings soon after Start, and again after the
+  // agent touched much more code (PageReleasePolicy in process_memory.h).
   Housekeeping(cri::Runtime& runtime, const KubeletSettings& settings,
                std::function<void(const std::string&)> on_gc_shortfall,
                bool manage_process_memory = false);

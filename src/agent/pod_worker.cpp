@@ -567,10 +567,13 @@ PodView PodWorker::ViewOf(
 }
 
 Status PodWorker::WriteStatus(const json& pod, PodState& state, const json& status) {
-  if (status == At(pod, {"status"}) || status == state.last_status) {
-    state.last_status = status;
+  // What the API shows needs no copy here (4 KB of JSON per pod, kept for every running pod);
+  // a written status is remembered only until the informer shows it.
+  if (status == At(pod, {"status"})) {
+    state.last_status = nullptr;
     return Status::Ok();
   }
+  if (status == state.last_status) return Status::Ok();
   const std::string ns = Str(pod, {"metadata", "namespace"});
   const std::string name = Str(pod, {"metadata", "name"});
   json object = pod;

@@ -86,7 +86,7 @@ class PodWorker {
   // Per pod, kept between passes; touched only by the thread syncing that pod.
   struct PodState {
     bool terminal = false;   // reached Succeeded/Failed: nothing is started again
-    json last_status;        // what was last written, to skip identical writes
+    json last_status;        // written but not yet seen in the informer: skips identical writes
     std::string sandbox_id;  // the sandbox whose addresses are cached below
     std::vector<std::string> pod_ips;
   };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #include "orch/agent.h"
 
@@ -86,6 +87,28 @@ size_t ReleaseReadOnlyImagePages() {
   // The loader's lock is held during the walk: no object is unloaded under us.
   ::dl_iterate_phdr(ReleaseObject, &state);
   return state.advised;
+}
+
+size_t ResidentFilePages() {
+  // "size resident shared text lib data dt", in pages; "shared" is RssFile + RssShmem.
+  std::FILE* f = std::fopen("/proc/self/statm", "re");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0, shared = 0;
+  int n = std::fscanf(f, "%lu %lu %lu", &size, &resident, &shared);
+  std::fclose(f);
+  if (n != 3) return 0;
+  return static_cast<size_t>(shared) * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+bool PageReleasePolicy::Due(Clock::time_point now, size_t file_bytes) const {
+  if (!released_) return now >= first_at_;
+  return now - last_ >= min_interval_ && file_bytes >= baseline_ + min_growth_;
+}
+
+void PageReleasePolicy::Released(Clock::time_point now, size_t file_bytes) {
+  released_ = true;
+  last_ = now;
+  baseline_ = file_bytes;
 }
 
 }  // namespace agent

@@ -108,4 +108,7 @@ class VolumeManager {
 // Mount points at or under `prefix`, from /proc/self/mountinfo, deepest first.
 std::vector<std::string> MountPointsUnder(const std::string& prefix);
 
+// Whether `path` (not following a last symlink) is the root of a mount.
+bool IsMountPoint(const std::string& path);
+
 }  // namespace orch::agent

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -69,4 +70,36 @@ TEST_CASE("free heap is given back only above the threshold") {
   void* p = std::malloc(100);
   CHECK(p != nullptr);
   std::free(p);
+}
+
+TEST_CASE("resident file pages are read from statm") {
+  // Both once first: after the test above dropped the read-only pages, the code reading them
+  // faults back in (64 KiB around each fault) and would grow RssFile between the two reads.
+  (void)ResidentFilePages();
+  (void)RssFileKib();
+  long kib = RssFileKib();
+  size_t file = ResidentFilePages();
+  CHECK(file > 0);
+  // statm's "shared" is RssFile plus shared memory: at least RssFile, read a moment before.
+  if (kib > 0) CHECK(file + 256 * 1024 >= static_cast<size_t>(kib) * 1024);
+}
+
+TEST_CASE("image pages are released after start-up, then only after growth and an interval") {
+  using namespace std::chrono_literals;
+  using Clock = PageReleasePolicy::Clock;
+  const size_t mib = 1024 * 1024;
+  Clock::time_point t0{};
+  PageReleasePolicy policy(t0, 5s, 30s, mib);
+  // Start-up: not before 5 s, then whatever the size.
+  CHECK_FALSE(policy.Due(t0 + 4s, 100 * mib));
+  CHECK(policy.Due(t0 + 5s, 0));
+  policy.Released(t0 + 5s, 10 * mib);
+  // Growth without the interval, the interval without growth: nothing.
+  CHECK_FALSE(policy.Due(t0 + 20s, 20 * mib));
+  CHECK_FALSE(policy.Due(t0 + 60s, 10 * mib + mib / 2));
+  // Both: release, and the new baseline counts from after it.
+  CHECK(policy.Due(t0 + 60s, 11 * mib));
+  policy.Released(t0 + 60s, 9 * mib);
+  CHECK_FALSE(policy.Due(t0 + 120s, 9 * mib + mib / 2));
+  CHECK(policy.Due(t0 + 120s, 10 * mib));
 }

@@ -1,9 +1,11 @@
 // The node agent's volumes in a temp folder (no root: tmpfs off): the atomic writer, configMap
 // and secret payloads with their errors, emptyDir, hostPath type checks, volumeMounts, and
 // downwardAPI and projected volumes.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -443,4 +445,32 @@ TEST_CASE("downwardAPI and projected volumes through the volume manager") {
   CHECK(missing.status().message() ==
         "MountVolume.SetUp failed for volume \"all\" : secret \"absent\" not found");
   REQUIRE(volumes.TearDown("u-4").ok());
+}
+
+TEST_CASE("IsMountPoint agrees with the mount table") {
+  TempDir dir;
+  CHECK_FALSE(IsMountPoint(dir.path));
+  CHECK_FALSE(IsMountPoint(dir.path + "/missing"));
+  // "/" and /proc are mount roots wherever the tests run; the table lists both.
+  for (const std::string path : {"/", "/proc"}) {
+    auto listed = MountPointsUnder(path);
+    CHECK(std::find(listed.begin(), listed.end(), path) != listed.end());
+    CHECK(IsMountPoint(path));
+  }
+  // Deepest first, every entry under the prefix.
+  auto under_proc = MountPointsUnder("/proc/");
+  REQUIRE_FALSE(under_proc.empty());
+  CHECK(under_proc.back() == "/proc");
+  for (const auto& m : under_proc) CHECK((m == "/proc" || m.rfind("/proc/", 0) == 0));
+}
+
+TEST_CASE("IsMountPoint sees a tmpfs mounted on a folder (root only)") {
+  TempDir dir;
+  if (::geteuid() != 0 || ::mount("tmpfs", dir.path.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    WARN("not root or no tmpfs here: skipped");
+    return;
+  }
+  CHECK(IsMountPoint(dir.path));
+  ::umount2(dir.path.c_str(), MNT_DETACH);
+  CHECK_FALSE(IsMountPoint(dir.path));
 }
