@@ -8,6 +8,7 @@
 #include <future>
 #include <mutex>
 
+#include "concurrency_gauge.h"
 #include "fake_api_client.h"
 
 namespace {
@@ -350,34 +351,17 @@ namespace {
 // most that were.
 class SideBySideLists : public FakeApiClient {
  public:
-  explicit SideBySideLists(int want) : want_(want) {}
+  explicit SideBySideLists(int want) : gauge_(want) {}
 
   orch::Result<orch::ObjectList> List(const orch::ResourceRef& ref, const std::string& ns,
                                       const orch::ListOptions& options) override {
-    {
-      std::unique_lock lock(mu_);
-      ++in_flight_;
-      most_ = std::max(most_, in_flight_);
-      cv_.notify_all();
-      cv_.wait_for(lock, std::chrono::seconds(10), [&] { return most_ >= want_; });
-    }
-    auto result = FakeApiClient::List(ref, ns, options);
-    std::lock_guard lock(mu_);
-    --in_flight_;
-    return result;
+    return gauge_.Run([&] { return FakeApiClient::List(ref, ns, options); });
   }
 
-  int Most() {
-    std::lock_guard lock(mu_);
-    return most_;
-  }
+  int Most() { return gauge_.Most(); }
 
  private:
-  const int want_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int in_flight_ = 0;
-  int most_ = 0;
+  orch::testing::ConcurrencyGauge gauge_;
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "concurrency_gauge.h"
 #include "fake_api_client.h"
 #include "orch/events.h"
 #include "orch/informer.h"
@@ -263,36 +264,19 @@ namespace {
 // Holds each binding until `want` are in flight together (or 10 s passed); records the most.
 class SlowBindings : public orch::testing::FakeApiClient {
  public:
-  explicit SlowBindings(int want) : want_(want) {}
+  explicit SlowBindings(int want) : gauge_(want) {}
 
   orch::Result<json> Post(const orch::ResourceRef& ref, const std::string& ns,
                           const std::string& name, const std::string& subresource,
                           const json& body) override {
     if (subresource != "binding") return FakeApiClient::Post(ref, ns, name, subresource, body);
-    {
-      std::unique_lock lock(mu_);
-      ++in_flight_;
-      most_ = std::max(most_, in_flight_);
-      cv_.notify_all();
-      cv_.wait_for(lock, 10s, [&] { return most_ >= want_; });
-    }
-    auto result = FakeApiClient::Post(ref, ns, name, subresource, body);
-    std::lock_guard lock(mu_);
-    --in_flight_;
-    return result;
+    return gauge_.Run([&] { return FakeApiClient::Post(ref, ns, name, subresource, body); });
   }
 
-  int Most() {
-    std::lock_guard lock(mu_);
-    return most_;
-  }
+  int Most() { return gauge_.Most(); }
 
  private:
-  const int want_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int in_flight_ = 0;
-  int most_ = 0;
+  orch::testing::ConcurrencyGauge gauge_;
 };
 
 }  // namespace
