@@ -274,10 +274,25 @@ class ApiServerImpl : public ApiServer {
   // The `kube-dns` Service that pods' resolv.conf names. It has no selector and no endpoints:
   // every agent serves DNS itself and redirects the ClusterIP to its own listener
   // (network/node_network.cpp); the Service reserves the address and tells clients it exists.
+  // With `--disable dns` the one orch made is removed, as k3s removes a disabled add-on; a
+  // kube-dns Service of the user's own (their CoreDNS, without orch's annotation) is left alone.
   Status EnsureClusterDnsService(const ApiServerOptions& options, const api::ResourceType& services,
                                  const api::WriteOptions& write) {
-    if (options.cluster_dns.empty()) return Status::Ok();
-    if (rest_->Get(services, "kube-system", "kube-dns").ok()) return Status::Ok();
+    static constexpr const char* kOwner = "orch.io/cluster-dns";
+    auto existing = rest_->Get(services, "kube-system", "kube-dns");
+    if (options.cluster_dns.empty()) {
+      if (!existing.ok() || !(*existing)["metadata"].contains("annotations") ||
+          !(*existing)["metadata"]["annotations"].contains(kOwner)) {
+        return Status::Ok();
+      }
+      auto deleted = rest_->Delete(services, "kube-system", "kube-dns", {});
+      if (!deleted.ok() && deleted.error().code != 404) {
+        return Unavailable("remove the kube-dns service of the disabled cluster DNS: " +
+                           deleted.error().message);
+      }
+      return Status::Ok();
+    }
+    if (existing.ok()) return Status::Ok();
     json ports = json::array();
     for (const auto& [name, protocol] : {std::pair{"dns", "UDP"}, {"dns-tcp", "TCP"}}) {
       ports.push_back({{"name", name}, {"port", 53}, {"protocol", protocol}, {"targetPort", 53}});
@@ -288,6 +303,7 @@ class ApiServerImpl : public ApiServer {
         {"metadata",
          {{"name", "kube-dns"},
           {"namespace", "kube-system"},
+          {"annotations", {{kOwner, "true"}}},
           {"labels",
            {{"k8s-app", "kube-dns"},
             {"kubernetes.io/cluster-service", "true"},

@@ -3,7 +3,8 @@
 # on the node's DNS port, there is no kube-dns Service and the cluster DNS address gets no answer.
 # Started again without the flag, the listener, the Service and the redirect are there, and a name
 # whose answer the node's upstream truncates over UDP (tests/e2e/dns_truncating_upstream.py as
-# the node's only nameserver) comes back whole: the forwarder asked again over TCP.
+# the node's only nameserver) comes back whole: the forwarder asked again over TCP. Disabled
+# again after that, the kube-dns Service orch made is removed.
 #
 #   tests/e2e/node_dns_test.sh BUILD_DIR
 set -euo pipefail
@@ -72,4 +73,15 @@ expect_contains "$(ask "$NODE_IP" big.example.org udp)" "tc=1" "UDP query withou
 expect_eq "$(grep -c 'big.example.org' "$E2E_TMP/upstream.queries")" 2 "queries upstream in all"
 
 stop_bg "$upstream" TERM 10
+
+echo "--- restarted with --disable dns again: the kube-dns Service orch made is removed"
+stop_bg "$AGENT_SERVER" TERM 30
+expect_eq "$BG_RC" 0 "server exit code after SIGTERM"
+agent_start_server server3 --disable dns
+kube_dns_gone() { [[ "$(kube_dns)" == *NotFound* ]]; }
+wait_for 30 "the kube-dns Service to be removed" kube_dns_gone
+wait_jp 90 "node/$NODE" '{.status.conditions[?(@.type=="Ready")].status}' True
+wait_for 60 "the service proxy's rules" proxy_synced
+expect_eq "$(dns_sockets)" "" "sockets on port 53 after restarting with --disable dns"
+expect_not_contains "$(in_ns iptables-save -t nat)" "-A ORCH-DNS" "DNS redirect after restarting with --disable dns"
 agent_finish
