@@ -270,8 +270,14 @@ class Bindings {
     handler.on_event = [this](orch::WatchEvent event) {
       if (event.type == orch::WatchEvent::Type::kAdded ||
           event.type == orch::WatchEvent::Type::kModified) {
-        See(event.object);
+        See(event.Object());
       }
+    };
+    // A watch the server drops would otherwise leave Wait counting nothing until its timeout.
+    handler.on_end = [this](orch::Status status) {
+      std::lock_guard lock(mu_);
+      ended_ = status.ok() ? "closed by the server" : status.ToString();
+      cv_.notify_all();
     };
     auto watch = client_->StartWatch(resources::kPods, kNs, options, std::move(handler));
     if (!watch.ok()) server.Die("watch: " + watch.status().ToString());
@@ -279,11 +285,16 @@ class Bindings {
   }
   ~Bindings() { watch_->Stop(); }
 
-  // True when every expected pod was bound within `timeout`.
+  // True when every expected pod was bound within `timeout`; false at the timeout or as soon as
+  // the watch ends (said on stderr: the counts are then incomplete).
   bool Wait(Clock::duration timeout) {
     std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout,
-                        [&] { return static_cast<int>(bound_.size()) >= expected_; });
+    cv_.wait_for(lock, timeout, [&] { return Complete() || !ended_.empty(); });
+    if (!Complete() && !ended_.empty()) {
+      fmt::print(stderr, "sched_bench: the watch of the pods ended early ({}) after {} of {}\n",
+                 ended_, bound_.size(), expected_);
+    }
+    return Complete();
   }
   size_t Count() {
     std::lock_guard lock(mu_);
@@ -313,12 +324,15 @@ class Bindings {
     }
   }
 
+  bool Complete() const { return static_cast<int>(bound_.size()) >= expected_; }
+
   std::unique_ptr<orch::ApiClient> client_;
   const int expected_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Clock::time_point> bound_;  // guarded by mu_
   std::map<std::string, int> per_node_;             // guarded by mu_
+  std::string ended_;                               // why the watch ended; guarded by mu_
   std::unique_ptr<orch::Watch> watch_;
 };
 
