@@ -201,6 +201,25 @@ class GarbageCollector : public Component {
     size_t i = AddKind({resource, group + "/" + version, kind}, informer);
     AddHandler(i);
     log::Info("garbagecollector", "watching custom resource {}.{}", plural, group);
+    // Dependents judged while this kind was unknown were taken to have a living owner: judge
+    // them again, now that their owner can be looked up (it may be gone already).
+    EnqueueDependentsOfKind(group, kind);
+  }
+
+  void EnqueueDependentsOfKind(const std::string& group, const std::string& kind) {
+    for (size_t i = 0; i < KindCount(); ++i) {
+      for (const ObjectPtr& o : InformerOf(i).List()) {
+        const json& refs = OwnerRefsOf(*o);
+        if (!refs.is_array()) continue;
+        for (const json& ref : refs) {
+          if (StringField(ref, {"kind"}) == kind &&
+              GroupOf(StringField(ref, {"apiVersion"})) == group) {
+            loop_.Add(KeyOf(i, *o));
+            break;
+          }
+        }
+      }
+    }
   }
   // A dependent found through the owner index: which kind it is, and the object.
   struct Dependent {
@@ -299,6 +318,12 @@ class GarbageCollector : public Component {
   Result<OwnerState> LookUpOwner(const json& ref, const std::string& dependent_ns) {
     auto kind = KindOf(ref);
     if (!kind) return OwnerState::kSolid;  // a kind we cannot see: assume it is there
+    // A new custom kind's informer has not listed yet: an owner deleted before that list would
+    // never be reported deleted, so decide only once it has (the key is retried with back-off).
+    if (!InformerOf(*kind).HasSynced()) {
+      return Unavailable(
+          fmt::format("the informer of {} has not synced yet", ResourceOf(*kind).resource));
+    }
     if (ObjectPtr cached = CachedOwner(*kind, dependent_ns, ref)) {
       return IsWaitingForDependents(*cached) ? OwnerState::kWaiting : OwnerState::kSolid;
     }
