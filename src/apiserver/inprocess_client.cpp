@@ -8,6 +8,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -139,7 +140,7 @@ class InProcessWatch : public orch::Watch,
 
  private:
   bool Queue(std::function<void()> work);  // one frame or event; false when refused
-  void Close();  // releases the server side of the watch
+  void Close();                            // releases the server side of the watch
   void Post(std::function<void()> work);
 
   DeliveryThread& delivery_;
@@ -269,6 +270,15 @@ void InProcessWatch::Stop() {
   Close();
 }
 
+// The watch event type a frame's "type" names; nothing for ERROR (and anything unknown).
+std::optional<orch::WatchEvent::Type> EventTypeOf(std::string_view name) {
+  if (name == "ADDED") return orch::WatchEvent::Type::kAdded;
+  if (name == "MODIFIED") return orch::WatchEvent::Type::kModified;
+  if (name == "DELETED") return orch::WatchEvent::Type::kDeleted;
+  if (name == "BOOKMARK") return orch::WatchEvent::Type::kBookmark;
+  return std::nullopt;
+}
+
 void InProcessWatch::Deliver(const std::string& frames) {
   {
     std::lock_guard lock(mu_);
@@ -284,16 +294,9 @@ void InProcessWatch::Deliver(const std::string& frames) {
     json frame = json::parse(frames.begin() + start, frames.begin() + end, nullptr, false);
     start = end + 1;
     if (!frame.is_object()) continue;
-    const std::string type = frame.value("type", "");
     orch::WatchEvent event;
-    if (type == "ADDED") {
-      event.type = orch::WatchEvent::Type::kAdded;
-    } else if (type == "MODIFIED") {
-      event.type = orch::WatchEvent::Type::kModified;
-    } else if (type == "DELETED") {
-      event.type = orch::WatchEvent::Type::kDeleted;
-    } else if (type == "BOOKMARK") {
-      event.type = orch::WatchEvent::Type::kBookmark;
+    if (auto type = EventTypeOf(frame.value("type", ""))) {
+      event.type = *type;
     } else {  // ERROR: a Status
       const json& status = frame["object"];
       stopped_ = true;
@@ -317,18 +320,9 @@ void InProcessWatch::DeliverObject(const char* type, std::shared_ptr<const json>
   std::lock_guard lock(callback_mu_);
   if (stopped_) return;
   orch::WatchEvent event;
-  const std::string_view name = type;
-  if (name == "ADDED") {
-    event.type = orch::WatchEvent::Type::kAdded;
-  } else if (name == "MODIFIED") {
-    event.type = orch::WatchEvent::Type::kModified;
-  } else if (name == "DELETED") {
-    event.type = orch::WatchEvent::Type::kDeleted;
-  } else if (name == "BOOKMARK") {
-    event.type = orch::WatchEvent::Type::kBookmark;
-  } else {
-    return;  // errors come as text frames (Write)
-  }
+  auto event_type = EventTypeOf(type);
+  if (!event_type) return;  // errors come as text frames (Write)
+  event.type = *event_type;
   event.shared = std::move(object);
   if (handler_.on_event) handler_.on_event(std::move(event));
 }
@@ -364,7 +358,7 @@ class InProcessClient : public ApiClient {
   }
 
   Result<orch::ObjectList> List(const orch::ResourceRef& ref, const std::string& ns,
-                          const orch::ListOptions& options) override {
+                                const orch::ListOptions& options) override {
     auto body = DecodeObject(
         Call(MakeRequest("GET", ref.CollectionPath(ns),
                          {{"labelSelector", options.label_selector},
@@ -451,9 +445,10 @@ class InProcessClient : public ApiClient {
     return DecodeObject(Call(std::move(r)));
   }
 
-  Result<std::unique_ptr<orch::Watch>> StartWatch(const orch::ResourceRef& ref, const std::string& ns,
-                                            const orch::WatchOptions& options,
-                                            orch::WatchHandler handler) override {
+  Result<std::unique_ptr<orch::Watch>> StartWatch(const orch::ResourceRef& ref,
+                                                  const std::string& ns,
+                                                  const orch::WatchOptions& options,
+                                                  orch::WatchHandler handler) override {
     Request r =
         MakeRequest("GET", ref.CollectionPath(ns),
                     {{"watch", "1"},
@@ -487,7 +482,8 @@ class InProcessClient : public ApiClient {
     std::shared_ptr<InProcessWatch> watch_;
   };
 
-  std::vector<std::pair<std::string, std::string>> WriteQuery(const orch::WriteOptions& options) const {
+  std::vector<std::pair<std::string, std::string>> WriteQuery(
+      const orch::WriteOptions& options) const {
     return {
         {"fieldManager", options.field_manager.empty() ? field_manager_ : options.field_manager},
         {"dryRun", options.dry_run ? "All" : ""}};
