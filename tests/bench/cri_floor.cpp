@@ -105,11 +105,10 @@ Flags ParseFlags(int argc, char** argv) {
   return f;
 }
 
+// A file's contents, "" when it cannot be read (a process that just exited).
 std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = orch::ReadFileToString(path.string());
+  return text.ok() ? std::move(*text) : std::string();
 }
 
 // --- CPU of the runtime's processes ---
